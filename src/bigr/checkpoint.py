@@ -1,0 +1,103 @@
+"""The package's own checkpoint format: a directory with `config.json` + `model.safetensors`.
+
+Owns atomic writes (a temporary sibling directory renamed into place, so an interrupted save
+never leaves a half-written model) and loading without unpickling anything. A name that is not
+a local directory is looked up on the Hugging Face hub when `huggingface_hub` is installed
+(never in tests). Model classes live in `model.py` and `tokenizer.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import Config, config_from_json, config_to_json
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, of another kind, or inconsistent."""
+
+
+def save_directory(
+    path: str | Path, config: Config, state_dict: dict[str, torch.Tensor], extra: dict | None = None
+) -> Path:
+    """Write config and weights to `path` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        meta = config_to_json(config)
+        if extra:
+            meta["extra"] = extra
+        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+        save_file(
+            tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "bigr_kind": meta["kind"]}
+        )
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def resolve(path_or_name: str | Path) -> Path:
+    """A local directory, or a hub repository id fetched with huggingface_hub."""
+    path = Path(path_or_name)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(
+            f"{path} is a file, not a bigr model directory "
+            "(official checkpoints are imported with `bigr convert`)"
+        )
+    text = str(path_or_name)
+    if text.count("/") == 1 and not text.startswith((".", "/")):
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise CheckpointError(
+                f"{text}: no such directory (install huggingface_hub to fetch hub ids)"
+            ) from None
+        return Path(snapshot_download(text, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE]))
+    raise CheckpointError(f"{text}: no such model directory")
+
+
+def load_directory(
+    path_or_name: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Config, dict[str, torch.Tensor]]:
+    path = resolve(path_or_name)
+    config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+    for f in (config_file, weights_file):
+        if not f.is_file():
+            raise CheckpointError(f"{path} is not a bigr model directory: {f.name} is missing")
+    try:
+        config = config_from_json(json.loads(config_file.read_text()))
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{config_file}: {err}") from None
+    return config, load_file(str(weights_file), device=str(device))
+
+
+def read_config(path_or_name: str | Path) -> Config:
+    path = resolve(path_or_name)
+    try:
+        return config_from_json(json.loads((path / CONFIG_FILE).read_text()))
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{path} is not a bigr model directory: {CONFIG_FILE} is missing"
+        ) from None

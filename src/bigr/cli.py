@@ -1,0 +1,153 @@
+"""The `bigr` command line: the only argparse in the package.
+
+Each subcommand is a small function that parses nothing itself and calls into the library.
+Bad input ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """An error whose message is all the user needs to see."""
+
+
+# -- convert -----------------------------------------------------------------------------------
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    import torch
+
+    from .config import BiGRConfig, apply_overrides, get_preset
+    from .model import BiGR, save_tokenizer
+    from .official import convert_state_dict, load_official_file
+    from .tokenizer import BinaryAutoencoder
+
+    try:
+        config = get_preset(args.preset)
+    except KeyError as err:
+        raise CLIError(str(err.args[0])) from None
+    want_bigr = args.kind == "bigr"
+    if isinstance(config, BiGRConfig) != want_bigr:
+        raise CLIError(
+            f"preset {args.preset!r} is not a {'BiGR' if want_bigr else 'tokenizer'} preset"
+        )
+    config = apply_overrides(config, args.set or [])
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+        args.dtype
+    ]
+    state = load_official_file(args.file, args.kind, args.key)
+    converted, report = convert_state_dict(state, config, dtype=dtype)
+    extra = {
+        "source": Path(args.file).name,
+        "converted_by": "bigr convert",
+        "report": report.summary(),
+    }
+    with torch.device("meta"):
+        model = BiGR(config) if want_bigr else BinaryAutoencoder(config)
+    model.load_state_dict(converted, strict=True, assign=True)
+    if want_bigr:
+        out = model.save_pretrained(args.out, extra=extra)
+    else:
+        out = save_tokenizer(model, args.out, extra=extra)
+    print(report.summary())
+    if report.dead_dropped:
+        print(
+            f"dropped dead tensors: {', '.join(report.dead_dropped[:6])}"
+            + (" ..." if len(report.dead_dropped) > 6 else "")
+        )
+    print(f"wrote {out}")
+    return 0
+
+
+# -- parity ------------------------------------------------------------------------------------
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from .parity import format_rows, run_parity
+
+    path = Path(args.reference)
+    if not path.is_file():
+        raise CLIError(f"{path}: no such file")
+    if not path.with_suffix(".pt").is_file():
+        raise CLIError(f"{path.with_suffix('.pt')}: reference tensors not found next to the JSON")
+    rows = run_parity(path)
+    text = format_rows(rows)
+    if args.failures_only:
+        text = "\n".join(line for line in text.splitlines() if "FAIL" in line or "entries:" in line)
+    print(text)
+    return 0 if all(r.passed for r in rows) else 1
+
+
+# -- presets -----------------------------------------------------------------------------------
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    import torch
+
+    from .config import PRESETS, config_kind
+    from .model import build_model, count_parameters
+
+    for name, config in PRESETS.items():
+        with torch.device("meta"):
+            n = count_parameters(build_model(config))
+        print(f"{name:<16} {config_kind(config):<10} {n / 1e6:10.2f} M parameters")
+    return 0
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bigr", description="BiGR: binary latent codes for image generation"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("convert", help="import an official BiGR (.pt) or B-AE (.th) checkpoint")
+    p.add_argument("kind", choices=["bigr", "bae"])
+    p.add_argument("file", help="official checkpoint file")
+    p.add_argument(
+        "--preset", required=True, help="configuration of the checkpoint (see `bigr presets`)"
+    )
+    p.add_argument(
+        "--out", required=True, help="output directory (config.json + model.safetensors)"
+    )
+    p.add_argument("--key", default="ema", help="entry of a BiGR .pt file holding the weights")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("parity", help="recompute an official reference file and compare")
+    p.add_argument("reference", help="a *_reference.json file (its .pt lies next to it)")
+    p.add_argument("--failures-only", action="store_true", help="print only failing rows")
+    p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("presets", help="list the model presets")
+    p.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("bigr: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, OSError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"bigr {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(err, CLIError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

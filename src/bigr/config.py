@@ -1,0 +1,336 @@
+"""Configuration dataclasses and the table of presets.
+
+Owns: the frozen configs of the binary autoencoder (`TokenizerConfig`), of BiGR
+(`BiGRConfig` with its `HeadConfig`), their dict round trip, `--set a.b=v` overrides and
+`PRESETS`, which holds every released model of the official BiGR release plus small
+configurations for tests and benchmarks. Sizes of the released models come from the
+state-dict manifests recorded from the official code (see `bigr-spec.md` §2.2 and §1.5).
+
+Leaves to others: any torch code (models are built from these configs elsewhere).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerConfig:
+    """Binary autoencoder (B-AE): convolutional encoder, K-bit binarizer, decoder.
+
+    The encoder halves the resolution `len(channel_mult) - 1` times; attention blocks sit at
+    every level whose spatial size is in `attn_resolutions`, plus one in the middle.
+    """
+
+    in_channels: int = 3
+    base_channels: int = 128
+    channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    res_blocks: int = 2
+    decoder_res_blocks: int | None = None  # None: same as the encoder (official gen_mul = 1)
+    attn_resolutions: tuple[int, ...] = (16,)
+    latent_channels: int = 256
+    code_bits: int = 24
+    image_size: int = 256
+    norm_first: bool = True  # the decoder starts with a GroupNorm on its input
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.channel_mult) - 1)
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.downsample_factor
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid_size**2
+
+    @property
+    def num_decoder_res_blocks(self) -> int:
+        return self.res_blocks if self.decoder_res_blocks is None else self.decoder_res_blocks
+
+    def validate(self) -> None:
+        if self.image_size % self.downsample_factor:
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of the downsample factor "
+                f"{self.downsample_factor}"
+            )
+        widths = [self.base_channels * m for m in self.channel_mult] + [self.latent_channels]
+        if any(w % 32 for w in widths):
+            raise ValueError(f"every width must be a multiple of 32 (GroupNorm): {widths}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeadConfig:
+    """Binary transcoder: a per-token adaLN MLP trained as a Bernoulli-diffusion denoiser.
+
+    Loss knobs follow the release: `predict_flip` (the network predicts which bits of x_t
+    flip), `focal_gamma` (None = plain BCE; a number selects the focal family, 0 in the
+    release), `alpha` (-1 = class-balanced weights, the paper's wBCE; 0 = none; in (0, 1) the
+    focal alpha) and `aux_weight` for the variational-bound term (0 in the release).
+    """
+
+    width: int = 1024
+    depth: int = 3
+    diffusion_steps: int = 256
+    predict_flip: bool = True
+    focal_gamma: float | None = 0.0
+    alpha: float = -1.0
+    aux_weight: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BiGRConfig:
+    """Bidirectional LLaMA-style transformer on binary codes plus the Bernoulli head."""
+
+    dim: int = 1024
+    depth: int = 24
+    heads: int = 16
+    kv_heads: int | None = None
+    multiple_of: int = 256
+    ffn_multiplier: float | None = None
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+    code_bits: int = 24
+    grid_size: int = 16
+    num_classes: int = 1000
+    class_tokens: int = 1
+    class_dropout: float = 0.1
+    use_adaln: bool = True
+    token_dropout: float = 0.0
+    attn_dropout: float = 0.0
+    resid_dropout: float = 0.1
+    ffn_dropout: float = 0.1
+    drop_path: float = 0.0
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def num_kv_heads(self) -> int:
+        return self.heads if self.kv_heads is None else self.kv_heads
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid_size**2
+
+    @property
+    def null_class(self) -> int:
+        """Row of the class table used for the unconditional branch and label dropout."""
+        return self.num_classes
+
+    @property
+    def has_null_class(self) -> bool:
+        # The official class table only gets the extra row when label dropout is on.
+        return self.class_dropout > 0
+
+    @property
+    def ffn_hidden(self) -> int:
+        hidden = int(2 * (4 * self.dim) / 3)
+        if self.ffn_multiplier is not None:
+            hidden = int(self.ffn_multiplier * hidden)
+        return -(-hidden // self.multiple_of) * self.multiple_of
+
+    def validate(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if self.head_dim % 4:
+            raise ValueError(f"head_dim {self.head_dim} must be a multiple of 4 for 2-D RoPE")
+        if self.heads % self.num_kv_heads:
+            raise ValueError(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+
+
+Config = TokenizerConfig | BiGRConfig
+
+
+# ---------------------------------------------------------------------------------------------
+# dict round trip and overrides
+
+
+def config_kind(config: Config) -> str:
+    return "tokenizer" if isinstance(config, TokenizerConfig) else "bigr"
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-able dict of a config (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Inverse of `to_dict`; unknown keys are an error so typos never pass silently."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_to_json(config: Config) -> dict[str, Any]:
+    return {"format_version": FORMAT_VERSION, "kind": config_kind(config), **to_dict(config)}
+
+
+def config_from_json(data: dict[str, Any]) -> Config:
+    data = dict(data)
+    version = data.pop("format_version", FORMAT_VERSION)
+    if version > FORMAT_VERSION:
+        raise ValueError(f"config format {version} is newer than this bigr ({FORMAT_VERSION})")
+    kind = data.pop("kind", None)
+    data.pop("extra", None)  # provenance written beside the config (source file, training run)
+    classes = {"tokenizer": TokenizerConfig, "bigr": BiGRConfig}
+    if kind not in classes:
+        raise ValueError(f"config kind must be one of {sorted(classes)}, got {kind!r}")
+    return from_dict(classes[kind], data)
+
+
+def _parse_value(text: str, current: Any) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    if isinstance(current, bool) and isinstance(value, str):
+        value = value.lower() in ("1", "true", "yes", "on")
+    elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    elif isinstance(current, tuple) and isinstance(value, int):
+        value = (value,)
+    return value
+
+
+def apply_overrides(config: Any, overrides: list[str]) -> Any:
+    """Apply `a.b=value` strings (values parsed as JSON where possible) to a config."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        path, text = item.split("=", 1)
+        config = _set_path(config, path.strip().split("."), text.strip())
+    return config
+
+
+def _set_path(config: Any, path: list[str], text: str) -> Any:
+    names = {f.name for f in dataclasses.fields(config)}
+    if path[0] not in names:
+        raise ValueError(f"{type(config).__name__} has no field {path[0]!r}")
+    current = getattr(config, path[0])
+    if len(path) > 1:
+        return dataclasses.replace(config, **{path[0]: _set_path(current, path[1:], text)})
+    return dataclasses.replace(config, **{path[0]: _parse_value(text, current)})
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+
+
+def _bigr(**kwargs: Any) -> BiGRConfig:
+    return BiGRConfig(**kwargs)
+
+
+PRESETS: dict[str, Config] = {
+    # Released BiGR models (bigr-spec.md §2.2, §7.3); all 1000-class, T = 256, flip prediction.
+    "bigr-l-d24": _bigr(
+        dim=1024,
+        depth=24,
+        heads=16,
+        code_bits=24,
+        grid_size=16,
+        head=HeadConfig(width=1024, depth=3),
+    ),
+    "bigr-xl-d24": _bigr(
+        dim=1280,
+        depth=36,
+        heads=20,
+        code_bits=24,
+        grid_size=16,
+        head=HeadConfig(width=1280, depth=6),
+    ),
+    "bigr-xxl-d24": _bigr(
+        dim=1536,
+        depth=48,
+        heads=24,
+        code_bits=24,
+        grid_size=16,
+        head=HeadConfig(width=1536, depth=8),
+    ),
+    "bigr-xxl-d32": _bigr(
+        dim=1536,
+        depth=48,
+        heads=24,
+        code_bits=32,
+        grid_size=16,
+        head=HeadConfig(width=1536, depth=8),
+    ),
+    "bigr-l-d32-512": _bigr(
+        dim=1024,
+        depth=24,
+        heads=16,
+        code_bits=32,
+        grid_size=32,
+        head=HeadConfig(width=1280, depth=6),
+    ),
+    # Released binary autoencoders (bigr-spec.md §1.1).
+    "bae-d24": TokenizerConfig(code_bits=24, image_size=256),
+    "bae-d32": TokenizerConfig(code_bits=32, image_size=256),
+    "bae-d32-512": TokenizerConfig(code_bits=32, image_size=512),
+    # Random-weight benchmark model of the sampling issue: released settings at a CPU size.
+    "bench": _bigr(
+        dim=512, depth=8, heads=8, code_bits=24, grid_size=16, head=HeadConfig(width=512, depth=3)
+    ),
+    # Tiny models for tests (4x4 grid of 16-bit codes, 10 classes, 16 px images).
+    "bigr-tiny": _bigr(
+        dim=64,
+        depth=2,
+        heads=4,
+        code_bits=16,
+        grid_size=4,
+        num_classes=10,
+        resid_dropout=0.0,
+        ffn_dropout=0.0,
+        head=HeadConfig(width=64, depth=2),
+    ),
+    "bae-tiny": TokenizerConfig(
+        base_channels=32,
+        channel_mult=(1, 1, 2),
+        attn_resolutions=(4,),
+        latent_channels=32,
+        code_bits=16,
+        image_size=16,
+    ),
+}
+
+# Which tokenizer each released generator was trained with (bigr-spec.md §7.3).
+TOKENIZER_FOR = {
+    "bigr-l-d24": "bae-d24",
+    "bigr-xl-d24": "bae-d24",
+    "bigr-xxl-d24": "bae-d24",
+    "bigr-xxl-d32": "bae-d32",
+    "bigr-l-d32-512": "bae-d32-512",
+    "bench": "bae-d24",
+    "bigr-tiny": "bae-tiny",
+}
+
+RELEASED_BIGR = ("bigr-l-d24", "bigr-xl-d24", "bigr-xxl-d24", "bigr-xxl-d32", "bigr-l-d32-512")
+RELEASED_TOKENIZERS = ("bae-d24", "bae-d32", "bae-d32-512")
+
+
+def get_preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]

@@ -1,0 +1,271 @@
+"""The binary transcoder: a Bernoulli-diffusion head on the backbone's per-token vector `z`.
+
+Implements bigr-spec.md §2.5 and §3.2-3.3: a DiT-style adaLN MLP (`Denoiser`) that reads noisy
+bits x_t (mapped to ±1), the diffusion time and the condition z, and outputs K logits. With
+`predict_flip` the logits say which bits of x_t flip to give x_0 (the released setting). The
+loss family is the release's: plain BCE, or the focal family whose gamma = 0, alpha = -1 member
+is the paper's class-balanced wBCE, plus the optional variational-bound term. `sample` runs the
+reverse chain with classifier-free guidance on logits and returns P(x_0 = 1).
+
+The head never learns which tokens are masked or in which order they are revealed: it sees
+rows of `z` (M, D) and bits (M, K). Time t runs over 1..T; the network is called with t - 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import schedules
+from .config import HeadConfig
+from .draws import Draws, TorchDraws
+from .layers import modulate
+
+FREQUENCY_FEATURES = 256
+
+
+def timestep_features(
+    t: Tensor, dim: int = FREQUENCY_FEATURES, max_period: float = 10000.0
+) -> Tensor:
+    """Sinusoidal features (M, dim) ordered [cos, sin], frequencies exp(-ln(P) k / (dim/2))."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+    )
+    args = t[:, None].float() * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(FREQUENCY_FEATURES, width), nn.SiLU(), nn.Linear(width, width)
+        )
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(timestep_features(t).to(self.mlp[0].weight.dtype))
+
+
+class DenoiseBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        shift, scale, gate = self.adaLN_modulation(cond).chunk(3, dim=-1)
+        return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, width: int, code_bits: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(width, code_bits)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        shift, scale = self.adaLN_modulation(cond).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))
+
+
+class Denoiser(nn.Module):
+    """Per-token adaLN MLP: logits (M, K) from bits x_t (M, K), t - 1 (M,), condition (M, D)."""
+
+    def __init__(self, code_bits: int, cond_dim: int, width: int, depth: int) -> None:
+        super().__init__()
+        self.t_embedder = TimestepEmbedder(width)
+        self.x_embedder = nn.Linear(code_bits, width)
+        self.c_embedder = nn.Linear(cond_dim, width)
+        self.blocks = nn.ModuleList(DenoiseBlock(width) for _ in range(depth))
+        self.final_layer = FinalLayer(width, code_bits)
+
+    def forward(self, x_t: Tensor, t_index: Tensor, c: Tensor) -> Tensor:
+        return self.forward_embedded(x_t, self.c_embedder(c) + self.t_embedder(t_index))
+
+    def forward_embedded(self, x_t: Tensor, cond: Tensor) -> Tensor:
+        """The network after the condition embedding: `cond` = c_embedder(c) + t_embedder(t-1),
+        so a sampler can embed the condition once and the time once per step."""
+        x = self.x_embedder((x_t - 0.5) * 2)  # bits to ±1
+        for block in self.blocks:
+            x = block(x, cond)
+        return self.final_layer(x, cond)
+
+    def reset_parameters(self) -> None:
+        """The release's initialisation: outputs start at exactly zero (bigr-spec.md §2.6)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+        for block in self.blocks:
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        for layer in (self.final_layer.adaLN_modulation[-1], self.final_layer.linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+def x0_logits(raw: Tensor, x_t: Tensor, predict_flip: bool) -> Tensor:
+    """Logits of x_0 = 1: with flip prediction, (1 - 2 x_t) * raw."""
+    return (1 - 2 * x_t) * raw if predict_flip else raw
+
+
+def bit_loss(
+    raw: Tensor,
+    x0: Tensor,
+    x_t: Tensor,
+    *,
+    predict_flip: bool,
+    focal_gamma: float | None,
+    alpha: float,
+) -> tuple[Tensor, Tensor]:
+    """Per-element loss (M, K) and bit accuracy of the release's loss family.
+
+    - focal_gamma None: plain BCE of the x_0 logits against x_0 (with flip prediction this is
+      BCE(raw, x_0 xor x_t)).
+    - focal_gamma g >= 0: BCE(raw, target) (1 - p_t)^g with target = x_0 xor x_t under flip
+      prediction, else x_0. Weights under flip prediction: alpha = -1 gives the per-token class
+      balance (1 - rho) y + rho (1 - y) + 1/K, rho the fraction of ones in the token's target;
+      alpha > 0 the focal alpha. Without flip prediction the release uses no weights.
+    """
+    logits0 = x0_logits(raw, x_t, predict_flip)
+    acc = ((logits0 > 0).to(x0.dtype) == x0).float().mean()
+    if focal_gamma is None:
+        return F.binary_cross_entropy_with_logits(logits0, x0, reduction="none"), acc
+    target = torch.logical_xor(x0 > 0.5, x_t > 0.5).to(raw.dtype) if predict_flip else x0
+    loss = F.binary_cross_entropy_with_logits(raw, target, reduction="none")
+    if focal_gamma != 0:
+        p = torch.sigmoid(raw)
+        miss = (1 - (p * target + (1 - p) * (1 - target))).clamp(1e-6, 1 - 1e-6)
+        loss = loss * miss**focal_gamma
+    if predict_flip and alpha == -1:
+        rho = target.mean(-1, keepdim=True)
+        loss = loss * ((1 - rho) * target + rho * (1 - target) + 1 / target.shape[-1])
+    elif predict_flip and alpha > 0:
+        loss = loss * (alpha * target + (1 - alpha) * (1 - target))
+    return loss, acc
+
+
+class BernoulliHead(nn.Module):
+    """Bernoulli diffusion on K-bit codes, conditioned per token on z (M, D)."""
+
+    def __init__(self, config: HeadConfig, code_bits: int, cond_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.code_bits = code_bits
+        self.denoiser = Denoiser(code_bits, cond_dim, config.width, config.depth)
+        self.denoiser.reset_parameters()
+        self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        """(Re)compute the noise tables on the device of the parameters."""
+        tables = schedules.noise_tables(self.config.diffusion_steps)
+        device = self.denoiser.x_embedder.weight.device
+        for name, table in tables.items():
+            self.register_buffer(name, table.to(device), persistent=False)
+        # Host copy so the sampling loop never reads a device tensor back.
+        self.beta_host = tables["beta"].tolist()
+
+    # -- training ------------------------------------------------------------------------------
+
+    def loss(
+        self,
+        z: Tensor,
+        x0: Tensor,
+        *,
+        t: Tensor | None = None,
+        x_t: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Mean loss over rows of z (M, D) with targets x0 (M, K); t (M,) in 1..T and the noisy
+        bits x_t are drawn unless given."""
+        cfg = self.config
+        if t is None:
+            t = torch.randint(
+                1, cfg.diffusion_steps + 1, (x0.shape[0],), device=x0.device, generator=generator
+            )
+        if x_t is None:
+            probs = schedules.q_prob(x0, self.k_final[t, None], self.b_final[t, None])
+            x_t = TorchDraws(generator).bernoulli(probs)
+        raw = self.denoiser(x_t, t - 1, z)
+        loss_all, acc = bit_loss(
+            raw.float(),
+            x0.float(),
+            x_t.float(),
+            predict_flip=cfg.predict_flip,
+            focal_gamma=cfg.focal_gamma,
+            alpha=cfg.alpha,
+        )
+        bce = loss_all.mean()
+        out = {"loss": bce, "bce_loss": bce, "acc": acc}
+        if cfg.aux_weight > 0:
+            out["aux_loss"] = self._aux_loss(raw.float(), x0.float(), x_t.float(), t)
+            out["loss"] = bce + cfg.aux_weight * out["aux_loss"]
+        return out
+
+    def _aux_loss(self, raw: Tensor, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """The release's variational-bound term: BCE between the one-step posteriors implied by
+        the predicted and the true x_0 (the prediction itself at t = 1)."""
+        p0 = torch.sigmoid(x0_logits(raw, x_t, self.config.predict_flip))
+        k_prev, b_prev = self.k_final[t - 1, None], self.b_final[t - 1, None]
+        keep = self.beta[t, None]
+
+        def posterior(p: Tensor) -> Tensor:
+            a1, a0 = k_prev * p + b_prev, k_prev * (1 - p) + b_prev
+            q1, q0 = schedules.one_step(x_t, keep), schedules.one_step(1 - x_t, keep)
+            return a1 * q1 / (a1 * q1 + a0 * q0 + 1e-6)
+
+        first = (t == 1)[:, None]
+        predicted = torch.where(first, p0, posterior(p0))
+        target = posterior(x0)
+        return F.binary_cross_entropy(predicted.clamp(1e-6, 1 - 1e-6), target.clamp(0, 1))
+
+    # -- sampling ------------------------------------------------------------------------------
+
+    def sample(
+        self,
+        z: Tensor,
+        z_uncond: Tensor | None = None,
+        *,
+        guidance: float = 1.0,
+        steps: int = 100,
+        temperature: float = 1.0,
+        draws: Draws | None = None,
+    ) -> Tensor:
+        """P(x_0 = 1) (M, K) after the reverse chain from pure noise.
+
+        With `z_uncond` (M, D) each step mixes logits as l_u + guidance (l_c - l_u), both
+        divided by `temperature` first; the chain state x is shared by the two branches. The
+        condition embedding is computed once, the time embedding once per step.
+        """
+        draws = draws or TorchDraws()
+        rows = z.shape[0]
+        guided = z_uncond is not None
+        c = self.denoiser.c_embedder(torch.cat([z, z_uncond]) if guided else z)
+        times = schedules.sampling_timesteps(self.config.diffusion_steps, steps)
+        x = draws.bernoulli(torch.full((rows, self.code_bits), 0.5, device=z.device, dtype=c.dtype))
+        for i, t in enumerate(times):
+            t_index = torch.full((1,), t - 1, device=z.device, dtype=torch.long)
+            cond = c + self.denoiser.t_embedder(t_index)
+            logits = self.denoiser.forward_embedded(torch.cat([x, x]) if guided else x, cond)
+            logits = logits.float() / temperature
+            if guided:
+                l_c, l_u = logits.chunk(2)
+                logits = l_u + guidance * (l_c - l_u)
+            p0 = torch.sigmoid(logits)
+            if self.config.predict_flip:
+                p0 = x * (1 - p0) + (1 - x) * p0
+            if t == 1:
+                break
+            t_prev = times[i + 1]
+            keep = schedules.transition_keep(self.beta_host, t, t_prev)
+            probs = schedules.posterior_prob(
+                p0, x, self.k_final[t_prev], self.b_final[t_prev], keep
+            )
+            x = draws.bernoulli(probs).to(c.dtype)
+        return p0

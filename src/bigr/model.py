@@ -1,0 +1,148 @@
+"""BiGR = bidirectional transformer backbone + Bernoulli head, and model loading.
+
+Owns the masked-modelling training loss (bigr-spec.md §3.1, §3.3), with the head run only on
+the masked tokens (the release computes it on all tokens and discards the rest: the same
+gradient for more work), the pooled representation (§5), and `from_pretrained` /
+`save_pretrained` for BiGR and the tokenizer. Optimisers and data live elsewhere.
+
+Conventions: `codes` (B, L, K) in {0,1}; `mask` (B, L) bool, True = masked (to predict);
+`labels` (B,) int64 with `config.null_class` the unconditional class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from . import schedules
+from .checkpoint import CheckpointError, load_directory, save_directory
+from .config import BiGRConfig, Config, TokenizerConfig
+from .diffusion_head import BernoulliHead
+from .tokenizer import BinaryAutoencoder
+from .transformer import BiGRTransformer
+
+
+def sample_training_mask(
+    batch: int,
+    num_tokens: int,
+    *,
+    per_sample: bool = False,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """The release's mask draw: a step s ~ U{0..L-1}, mask max(1, floor(L cos(pi/2 s/L))) tokens
+    at the positions of smallest uniform noise. The release draws one s per batch;
+    `per_sample` draws one per sample (lower gradient variance, same marginal)."""
+    draws = batch if per_sample else 1
+    steps = torch.randint(0, num_tokens, (draws,), generator=generator).tolist()
+    counts = torch.tensor(
+        [schedules.training_mask_count(s, num_tokens) for s in steps], device=device
+    )
+    noise = torch.rand(batch, num_tokens, generator=generator).to(device)
+    ranks = noise.argsort(dim=1).argsort(dim=1)
+    return ranks < counts.view(-1, 1)
+
+
+class BiGR(nn.Module):
+    def __init__(self, config: BiGRConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = BiGRTransformer(config)
+        self.head = BernoulliHead(config.head, config.code_bits, config.dim)
+
+    def training_loss(
+        self,
+        codes: Tensor,
+        labels: Tensor,
+        *,
+        mask: Tensor | None = None,
+        t: Tensor | None = None,
+        x_t: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Masked-modelling loss: mean over masked tokens and all their bits.
+
+        `mask` defaults to the release's draw; labels are dropped to the null class with
+        probability `class_dropout` in train mode. `t` (B, L) and `x_t` (B, L, K) fix the
+        diffusion noise (for tests and parity); only their masked entries are used.
+        """
+        b, l, _ = codes.shape
+        if mask is None:
+            mask = sample_training_mask(b, l, generator=generator, device=codes.device)
+        if self.training and self.config.class_dropout > 0:
+            labels = self.transformer.drop_labels(labels, generator)
+        z = self.transformer(codes, labels, mask)
+        return self.head.loss(
+            z[mask],
+            codes[mask].float(),
+            t=None if t is None else t[mask],
+            x_t=None if x_t is None else x_t[mask],
+            generator=generator,
+        )
+
+    @torch.no_grad()
+    def pooled_features(self, codes: Tensor, layer: int, labels: Tensor | None = None) -> Tensor:
+        """(B, D) average over tokens of the hidden state after block `layer` (null class)."""
+        return self.transformer.features(codes, layer, labels).float().mean(1)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save_pretrained(self, path: str | Path, extra: dict | None = None) -> Path:
+        return save_directory(path, self.config, self.state_dict(), extra)
+
+    @classmethod
+    def from_pretrained(cls, path_or_name: str | Path, device: str | torch.device = "cpu") -> BiGR:
+        return _load(path_or_name, BiGRConfig, device)
+
+
+def save_tokenizer(model: BinaryAutoencoder, path: str | Path, extra: dict | None = None) -> Path:
+    return save_directory(path, model.config, model.state_dict(), extra)
+
+
+def load_tokenizer(
+    path_or_name: str | Path, device: str | torch.device = "cpu"
+) -> BinaryAutoencoder:
+    return _load(path_or_name, TokenizerConfig, device)
+
+
+def build_model(config: Config) -> BiGR | BinaryAutoencoder:
+    return BiGR(config) if isinstance(config, BiGRConfig) else BinaryAutoencoder(config)
+
+
+def _load(path_or_name: str | Path, expected: type, device: str | torch.device):
+    config, state = load_directory(path_or_name, device)
+    if not isinstance(config, expected):
+        wanted = "a BiGR generator" if expected is BiGRConfig else "a tokenizer"
+        raise CheckpointError(f"{path_or_name} holds a {type(config).__name__}, not {wanted}")
+    with torch.device("meta"):
+        model = build_model(config)
+    model.to_empty(device=device)
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path_or_name}: weights do not match the config "
+            f"(missing: {_names(missing)}; unexpected: {_names(unexpected)})"
+        )
+    _restore_buffers(model)
+    return model.eval()
+
+
+def _restore_buffers(model: nn.Module) -> None:
+    """Non-persistent buffers (rotary table, noise tables) are recomputed, never stored."""
+    for module in model.modules():
+        reset = getattr(module, "reset_buffers", None)
+        if reset is not None:
+            reset()
+
+
+def _names(keys: list[str], limit: int = 8) -> str:
+    if not keys:
+        return "none"
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,152 @@
+"""The BiGR backbone: binary codes + class condition + token mask -> per-token condition `z`.
+
+Implements bigr-spec.md §2.3: a class token from a table with a null row, a linear projection
+of the raw {0,1} bits, a learned mask embedding at masked positions, LLaMA-style blocks with
+bidirectional attention, 2-D RoPE and a shared adaLN (one projection of the class embedding,
+plus a learned per-layer offset), a final RMSNorm, and a learned position embedding added to
+the grid tokens. `features` is the representation path (§5): hidden state after any block, no
+mask tokens, no final norm.
+
+Conventions: `codes` (B, L, K) in {0,1}, token n at grid row n // G, column n % G;
+`mask` (B, L) bool, True = unknown (replaced by the mask embedding); `labels` (B,) int64 with
+`config.null_class` as the unconditional class, or (B, J) together with `label_weights` (B, J)
+for a weighted mix of class embeddings (class interpolation). Output `z` is (B, L, D).
+Leaves the Bernoulli head and the sampling loop to `diffusion_head.py` and `sampler.py`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .config import BiGRConfig
+from .layers import Attention, DropPath, FeedForward, RMSNorm, modulate, rope_table_2d
+
+
+class Block(nn.Module):
+    """Pre-norm block; with adaLN the six modulation vectors are the shared projection of the
+    class embedding plus this block's own learned offset `ada_gss`."""
+
+    def __init__(self, config: BiGRConfig, drop_path: float) -> None:
+        super().__init__()
+        d = config.dim
+        self.attention_norm = RMSNorm(d, config.norm_eps)
+        self.attention = Attention(
+            d, config.heads, config.num_kv_heads, config.resid_dropout, config.attn_dropout
+        )
+        self.ffn_norm = RMSNorm(d, config.norm_eps)
+        self.feed_forward = FeedForward(d, config.ffn_hidden, config.ffn_dropout)
+        self.drop_path = DropPath(drop_path)
+        self.ada_gss = nn.Parameter(torch.randn(1, 1, 6, d) / d**0.5) if config.use_adaln else None
+
+    def forward(self, x: Tensor, rope: Tensor, adaln: Tensor | None) -> Tensor:
+        if self.ada_gss is None:
+            x = x + self.drop_path(self.attention(self.attention_norm(x), rope))
+            return x + self.drop_path(self.feed_forward(self.ffn_norm(x)))
+        shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = (adaln + self.ada_gss).unbind(2)
+        h = modulate(self.attention_norm(x), shift_a, scale_a)
+        x = x + self.drop_path(gate_a * self.attention(h, rope))
+        h = modulate(self.ffn_norm(x), shift_f, scale_f)
+        return x + self.drop_path(gate_f * self.feed_forward(h))
+
+
+class BiGRTransformer(nn.Module):
+    def __init__(self, config: BiGRConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        d = config.dim
+        self.class_embed = nn.Embedding(config.num_classes + int(config.has_null_class), d)
+        self.token_embed = nn.Linear(config.code_bits, d)
+        self.mask_token = nn.Parameter(torch.randn(1, d))
+        self.token_dropout = nn.Dropout(config.token_dropout)
+        self.adaln = nn.Linear(d, 6 * d) if config.use_adaln else None
+        rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
+        self.layers = nn.ModuleList(Block(config, r) for r in rates)
+        self.norm = RMSNorm(d, config.norm_eps)
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.num_tokens, d))
+        self.reset_buffers()
+        self.reset_parameters()
+
+    def reset_buffers(self) -> None:
+        """(Re)compute the rotary table on the device of the parameters."""
+        c = self.config
+        rope = rope_table_2d(c.grid_size, c.head_dim, c.rope_base, c.class_tokens)
+        self.register_buffer("rope", rope.to(self.mask_token.device), persistent=False)
+
+    def reset_parameters(self) -> None:
+        """The release's initialisation (bigr-spec.md §2.6)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        nn.init.normal_(self.class_embed.weight, std=0.02)
+        nn.init.normal_(self.pos_embed, std=0.02)
+        if self.adaln is not None:
+            nn.init.zeros_(self.adaln.weight)
+            nn.init.zeros_(self.adaln.bias)
+
+    # -- conditioning -----------------------------------------------------------------------
+
+    def drop_labels(self, labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Replace each label by the null class with probability `class_dropout` (training)."""
+        drop = torch.rand(labels.shape, device=labels.device, generator=generator)
+        return torch.where(drop < self.config.class_dropout, self.config.null_class, labels)
+
+    def embed_classes(self, labels: Tensor, label_weights: Tensor | None = None) -> Tensor:
+        """(B,) labels -> (B, D); or (B, J) labels mixed with (B, J) weights -> (B, D)."""
+        if label_weights is None:
+            return self.class_embed(labels)
+        table = self.class_embed(labels)  # (B, J, D)
+        return (label_weights.to(table.dtype).unsqueeze(-1) * table).sum(1)
+
+    def embed_tokens(self, codes: Tensor, mask: Tensor | None) -> Tensor:
+        tokens = self.token_embed(codes.to(self.token_embed.weight.dtype))  # (B, L, D)
+        if mask is None:
+            return tokens
+        return torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
+
+    # -- forward passes ---------------------------------------------------------------------
+
+    def hidden_states(
+        self, codes: Tensor, class_emb: Tensor, mask: Tensor | None, upto: int | None = None
+    ) -> Tensor:
+        """Run the blocks on [class tokens; tokens]; stop after block `upto` if given.
+
+        Returns (B, class_tokens + L, D), before the final norm.
+        """
+        prefix = class_emb.unsqueeze(1).expand(-1, self.config.class_tokens, -1)
+        h = torch.cat([prefix, self.embed_tokens(codes, mask)], dim=1)
+        h = self.token_dropout(h)
+        adaln = None
+        if self.adaln is not None:
+            adaln = self.adaln(nn.functional.silu(class_emb)).view(-1, 1, 6, self.config.dim)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, self.rope, adaln)
+            if upto is not None and i >= upto:
+                break
+        return h
+
+    def forward(
+        self,
+        codes: Tensor,
+        labels: Tensor,
+        mask: Tensor | None = None,
+        *,
+        label_weights: Tensor | None = None,
+    ) -> Tensor:
+        """Per-token condition z (B, L, D) for the Bernoulli head."""
+        class_emb = self.embed_classes(labels, label_weights)
+        h = self.norm(self.hidden_states(codes, class_emb, mask))
+        return h[:, self.config.class_tokens :] + self.pos_embed
+
+    def features(self, codes: Tensor, layer: int, labels: Tensor | None = None) -> Tensor:
+        """Representation: hidden state (B, L, D) after block `layer` (0-based; >= depth means
+        after the last block), nothing masked, no final norm. Default condition: null class."""
+        if labels is None:
+            labels = torch.full(
+                (codes.shape[0],), self.config.null_class, dtype=torch.long, device=codes.device
+            )
+        h = self.hidden_states(codes, self.embed_classes(labels), None, upto=layer)
+        return h[:, self.config.class_tokens :]

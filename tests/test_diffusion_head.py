@@ -1,0 +1,124 @@
+import math
+
+import torch
+import torch.nn.functional as F
+
+from bigr.config import HeadConfig
+from bigr.diffusion_head import BernoulliHead, bit_loss, timestep_features
+from bigr.draws import TorchDraws
+
+
+def _head(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    head = BernoulliHead(HeadConfig(width=32, depth=2, **kwargs), code_bits=8, cond_dim=16).eval()
+    return head
+
+
+def _randomise(head):
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return head
+
+
+def test_release_initialisation_outputs_zero_logits():
+    head = _head()
+    logits = head.denoiser(torch.randint(0, 2, (5, 8)).float(), torch.arange(5), torch.randn(5, 16))
+    assert torch.count_nonzero(logits) == 0
+
+
+def test_timestep_features_are_cos_then_sin():
+    f = timestep_features(torch.tensor([0, 3]))
+    assert f.shape == (2, 256)
+    assert torch.allclose(f[0, :128], torch.ones(128)) and torch.allclose(
+        f[0, 128:], torch.zeros(128)
+    )
+    assert math.isclose(f[1, 0].item(), math.cos(3.0), abs_tol=1e-6)
+    assert math.isclose(f[1, 128].item(), math.sin(3.0), abs_tol=1e-6)
+
+
+def test_class_balanced_weights_follow_the_formula():
+    raw = torch.randn(3, 4)
+    x0 = torch.tensor([[1.0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
+    x_t = torch.zeros(3, 4)  # target y = x0 xor x_t = x0
+    loss, _ = bit_loss(raw, x0, x_t, predict_flip=True, focal_gamma=0.0, alpha=-1)
+    rho = x0.mean(-1, keepdim=True)
+    weights = (1 - rho) * x0 + rho * (1 - x0) + 1 / 4
+    assert torch.allclose(
+        loss, F.binary_cross_entropy_with_logits(raw, x0, reduction="none") * weights
+    )
+    # the rare class gets the larger weight: one flipped bit of four weighs 0.75 + 0.25
+    assert math.isclose(weights[0, 0].item(), 1.0) and math.isclose(weights[0, 1].item(), 0.5)
+
+
+def test_flip_prediction_plain_bce_equals_bce_on_flips():
+    raw, x0, x_t = (
+        torch.randn(6, 8),
+        torch.randint(0, 2, (6, 8)).float(),
+        torch.randint(0, 2, (6, 8)).float(),
+    )
+    loss, acc = bit_loss(raw, x0, x_t, predict_flip=True, focal_gamma=None, alpha=-1)
+    flips = (x0 != x_t).float()
+    assert torch.allclose(
+        loss, F.binary_cross_entropy_with_logits(raw, flips, reduction="none"), atol=1e-6
+    )
+    logits0 = (1 - 2 * x_t) * raw
+    assert math.isclose(acc.item(), ((logits0 > 0).float() == x0).float().mean().item())
+
+
+def test_focal_factor_downweights_easy_bits():
+    raw = torch.tensor([[5.0, -5.0]])
+    x0 = torch.tensor([[1.0, 1.0]])
+    plain, _ = bit_loss(raw, x0, torch.zeros(1, 2), predict_flip=False, focal_gamma=None, alpha=0)
+    focal, _ = bit_loss(raw, x0, torch.zeros(1, 2), predict_flip=False, focal_gamma=2.0, alpha=0)
+    assert focal[0, 0] < plain[0, 0] * 1e-3 and focal[0, 1] > plain[0, 1] * 0.9
+
+
+def test_loss_is_differentiable_and_includes_the_aux_term():
+    head = _randomise(_head(aux_weight=0.5))
+    head.train()
+    z, x0 = torch.randn(10, 16), torch.randint(0, 2, (10, 8)).float()
+    out = head.loss(z, x0, generator=torch.Generator().manual_seed(0))
+    assert out["loss"] > out["bce_loss"] and "aux_loss" in out
+    out["loss"].backward()
+    assert head.denoiser.c_embedder.weight.grad.abs().sum() > 0
+
+
+def test_sample_returns_probabilities_and_is_reproducible():
+    head = _randomise(_head())
+    z = torch.randn(7, 16)
+    a = head.sample(z, steps=10, draws=TorchDraws(torch.Generator().manual_seed(0)))
+    b = head.sample(z, steps=10, draws=TorchDraws(torch.Generator().manual_seed(0)))
+    assert a.shape == (7, 8) and torch.equal(a, b) and bool(((a >= 0) & (a <= 1)).all())
+
+
+def test_guidance_one_equals_the_conditional_pass():
+    head = _randomise(_head())
+    z, zu = torch.randn(4, 16), torch.randn(4, 16)
+    single = head.sample(z, steps=5, draws=TorchDraws(torch.Generator().manual_seed(1)))
+    guided = head.sample(
+        z, zu, guidance=1.0, steps=5, draws=TorchDraws(torch.Generator().manual_seed(1))
+    )
+    assert torch.allclose(single, guided, atol=1e-6)
+    other = head.sample(
+        z, zu, guidance=3.0, steps=5, draws=TorchDraws(torch.Generator().manual_seed(1))
+    )
+    assert not torch.allclose(single, other)
+
+
+def test_trained_denoiser_recovers_clean_bits_from_the_chain():
+    # A denoiser that always predicts "flip exactly the noisy bits that differ from x0" is the
+    # oracle; build it by hand: the head's posterior chain must then end at x0.
+    head = _head(diffusion_steps=16)
+    x0 = torch.randint(0, 2, (64, 8)).float()
+
+    class Oracle(torch.nn.Module):
+        def forward_embedded(self, x_t, cond):
+            flips = (x_t != x0).float()
+            return (flips * 2 - 1) * 30.0
+
+    head.denoiser.forward_embedded = Oracle().forward_embedded
+    p0 = head.sample(
+        torch.zeros(64, 16), steps=16, draws=TorchDraws(torch.Generator().manual_seed(0))
+    )
+    assert torch.equal((p0 > 0.5).float(), x0)

@@ -1,0 +1,112 @@
+import dataclasses
+
+import torch
+
+from bigr.config import PRESETS
+from bigr.model import BiGR, load_tokenizer, sample_training_mask, save_tokenizer
+
+
+def _batch(config, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 2, (4, config.num_tokens, config.code_bits), generator=g).float()
+    labels = torch.randint(0, config.num_classes, (4,), generator=g)
+    return codes, labels
+
+
+def test_training_mask_counts_follow_the_cosine_draw():
+    g = torch.Generator().manual_seed(0)
+    mask = sample_training_mask(8, 16, generator=g)
+    counts = mask.sum(1)
+    assert (counts == counts[0]).all() and 1 <= counts[0] <= 16  # one ratio per batch, as released
+    per_sample = sample_training_mask(64, 16, per_sample=True, generator=g).sum(1)
+    assert len(per_sample.unique()) > 1
+
+
+def test_loss_uses_only_masked_tokens(random_bigr):
+    tiny_bigr = random_bigr
+    codes, labels = _batch(tiny_bigr.config)
+    mask = torch.zeros(4, 16, dtype=torch.bool)
+    mask[:, :5] = True
+    t = torch.randint(1, 257, (4, 16), generator=torch.Generator().manual_seed(1))
+    x_t = torch.randint(0, 2, (4, 16, 16), generator=torch.Generator().manual_seed(2)).float()
+    base = tiny_bigr.training_loss(codes, labels, mask=mask, t=t, x_t=x_t)["loss"]
+    # the diffusion noise of unmasked tokens plays no part...
+    t2, x2 = t.clone(), x_t.clone()
+    t2[:, 5:], x2[:, 5:] = 1, 1 - x2[:, 5:]
+    assert torch.equal(
+        base, tiny_bigr.training_loss(codes, labels, mask=mask, t=t2, x_t=x2)["loss"]
+    )
+    # ...while unmasked codes matter as context, and masked codes as targets
+    context = codes.clone()
+    context[:, 5:] = 1 - context[:, 5:]
+    target = codes.clone()
+    target[:, :5] = 1 - target[:, :5]
+    for other in (context, target):
+        assert not torch.allclose(
+            base, tiny_bigr.training_loss(other, labels, mask=mask, t=t, x_t=x_t)["loss"]
+        )
+
+
+def test_save_and_load_give_identical_outputs(tmp_path, tiny_bigr):
+    codes, labels = _batch(tiny_bigr.config)
+    mask = torch.rand(4, 16, generator=torch.Generator().manual_seed(3)) < 0.5
+    path = tiny_bigr.save_pretrained(tmp_path / "model")
+    loaded = BiGR.from_pretrained(path)
+    assert loaded.config == tiny_bigr.config
+    assert torch.equal(
+        loaded.transformer(codes, labels, mask), tiny_bigr.transformer(codes, labels, mask)
+    )
+    assert torch.equal(loaded.transformer.rope, tiny_bigr.transformer.rope)
+    assert torch.equal(loaded.head.k_final, tiny_bigr.head.k_final)
+
+
+def test_tokenizer_round_trip_and_kind_check(tmp_path, tiny_tokenizer, tiny_bigr):
+    import pytest
+
+    from bigr.checkpoint import CheckpointError
+
+    path = save_tokenizer(tiny_tokenizer, tmp_path / "tok")
+    images = torch.rand(2, 3, 16, 16)
+    loaded = load_tokenizer(path)
+    assert torch.equal(
+        loaded.encode(images, stochastic=False).codes,
+        tiny_tokenizer.encode(images, stochastic=False).codes,
+    )
+    with pytest.raises(CheckpointError, match="not a BiGR generator"):
+        BiGR.from_pretrained(path)
+    with pytest.raises(CheckpointError, match="no such model directory"):
+        BiGR.from_pretrained(tmp_path / "missing")
+
+
+def test_a_tiny_model_overfits_one_batch():
+    # Fully masked, so the model must memorise every bit of both samples from label and position.
+    torch.manual_seed(0)
+    model = BiGR(dataclasses.replace(PRESETS["bigr-tiny"], class_dropout=0.0))
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 2, (2, 16, 16), generator=g).float()
+    labels, mask = torch.arange(2), torch.ones(2, 16, dtype=torch.bool)
+    ge = torch.Generator().manual_seed(5)  # fixed evaluation draw of times and noisy bits
+    probe = dict(
+        t=torch.randint(1, 257, (2, 16), generator=ge),
+        x_t=torch.randint(0, 2, (2, 16, 16), generator=ge).float(),
+    )
+
+    def evaluate() -> float:
+        model.eval()
+        with torch.no_grad():
+            return model.training_loss(codes, labels, mask=mask, **probe)["loss"].item()
+
+    before = evaluate()
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
+    model.train()
+    for _ in range(800):
+        loss = model.training_loss(codes, labels, mask=mask, generator=g)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert evaluate() < 0.2 * before
+
+
+def test_pooled_features_shape(tiny_bigr):
+    codes, _ = _batch(tiny_bigr.config)
+    assert tiny_bigr.pooled_features(codes, layer=0).shape == (4, 64)

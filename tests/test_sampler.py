@@ -1,0 +1,144 @@
+import dataclasses
+
+import pytest
+import torch
+
+from bigr.config import PRESETS
+from bigr.draws import TorchDraws
+from bigr.model import BiGR
+from bigr.sampler import SamplerConfig, plan_steps, sample_codes, token_scores
+
+FAST = SamplerConfig(steps=4, head_steps=5, guidance=2.0, gumbel=0.5)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_plan_reveals_every_unknown_token_once():
+    for unknown in ([16, 16], [10, 3], [0, 16]):
+        for budget in ("unknown", "official"):
+            plan = plan_steps(unknown, 16, SamplerConfig(steps=5, budget=budget))
+            totals = [sum(step.counts[i] for step in plan) for i in range(len(unknown))]
+            assert totals == unknown
+
+
+def test_official_budget_schedules_the_kept_count_then_fills():
+    # 10 unknown of 16: the release schedules the 6 kept tokens over the loop, then fills
+    plan = plan_steps([10], 16, SamplerConfig(steps=3, schedule="linear", budget="official"))
+    assert [s.counts[0] for s in plan] == [2, 2, 2, 4]
+    assert plan[-1].order == "raster" and plan[-1].gumbel == 0.0
+
+
+def test_known_tokens_never_change(random_bigr):
+    g = _gen(0)
+    known = torch.randint(0, 2, (3, 16, 16), generator=g).float()
+    keep = torch.rand(3, 16, generator=g) < 0.5
+    for config in (
+        FAST,
+        dataclasses.replace(FAST, budget="official"),
+        dataclasses.replace(FAST, head_tokens="all"),
+    ):
+        out = sample_codes(
+            random_bigr,
+            torch.tensor([1, 2, 3]),
+            config,
+            known_codes=known,
+            known_mask=keep,
+            generator=_gen(1),
+        )
+        assert torch.equal(out[keep], known[keep])
+        assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_same_seed_same_codes_other_seed_other_codes(random_bigr):
+    labels = torch.tensor([0, 5])
+    a = sample_codes(random_bigr, labels, FAST, generator=_gen(3))
+    b = sample_codes(random_bigr, labels, FAST, generator=_gen(3))
+    c = sample_codes(random_bigr, labels, FAST, generator=_gen(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("guidance", [0.0, 1.0, 4.0])
+def test_guidance_zero_and_one_run_a_single_pass(random_bigr, guidance):
+    calls = []
+    hook = random_bigr.transformer.register_forward_hook(
+        lambda m, a, out: calls.append(out.shape[0])
+    )
+    try:
+        sample_codes(
+            random_bigr,
+            torch.tensor([1, 2]),
+            dataclasses.replace(FAST, guidance=guidance),
+            generator=_gen(0),
+        )
+    finally:
+        hook.remove()
+    assert set(calls) == ({4} if guidance == 4.0 else {2})
+
+
+def test_head_runs_only_on_unknown_tokens(random_bigr):
+    rows = []
+    original = random_bigr.head.sample
+    random_bigr.head.sample = lambda z, *a, **k: rows.append(z.shape[0]) or original(z, *a, **k)
+    try:
+        sample_codes(
+            random_bigr,
+            torch.tensor([1]),
+            dataclasses.replace(FAST, steps=3, guidance=1.0),
+            generator=_gen(0),
+        )
+        assert rows == [16, 13, 8]  # cosine counts for 16 tokens in 3 steps: 3, 5, 8
+        rows.clear()
+        sample_codes(
+            random_bigr,
+            torch.tensor([1]),
+            dataclasses.replace(FAST, steps=3, guidance=1.0, head_tokens="all"),
+            generator=_gen(0),
+        )
+        assert rows == [16, 16, 16]
+    finally:
+        random_bigr.head.sample = original
+
+
+def test_entropy_and_confidence_orders_differ_where_they_should():
+    # token 0: bits (1.0, 0.55): mean confidence 0.55, entropy 0.69 nats
+    # token 1: bits (0.8, 0.8):  mean confidence 0.60, entropy 1.00 nats
+    probs = torch.tensor([[[1.0, 0.55], [0.8, 0.8]]])
+    unknown = torch.ones(1, 2, dtype=torch.bool)
+    draws = TorchDraws(_gen(0))
+    assert token_scores("confidence", probs, unknown, draws).argmax().item() == 1
+    assert token_scores("entropy", probs, unknown, draws).argmax().item() == 0
+    assert token_scores("raster", probs, unknown, draws).argmax().item() == 0
+    known = torch.tensor([[False, True]])
+    assert token_scores("entropy", probs, known, draws)[0, 0] == float("-inf")
+
+
+@pytest.mark.parametrize("grid", [8, 16, 32])
+def test_any_grid_size_samples(grid):
+    config = dataclasses.replace(PRESETS["bigr-tiny"], grid_size=grid)
+    torch.manual_seed(0)
+    model = BiGR(config).eval()
+    out = sample_codes(
+        model,
+        torch.tensor([1]),
+        dataclasses.replace(FAST, steps=3, head_steps=2),
+        generator=_gen(0),
+    )
+    assert out.shape == (1, grid * grid, 16)
+
+
+def test_bad_options_are_refused(random_bigr):
+    with pytest.raises(ValueError, match="order"):
+        sample_codes(random_bigr, torch.tensor([1]), SamplerConfig(order="spiral"))
+    with pytest.raises(ValueError, match="guidance"):
+        sample_codes(random_bigr, torch.tensor([1]), SamplerConfig(guidance=-1))
+
+
+def test_threshold_bits_and_label_mixing_run(random_bigr):
+    config = dataclasses.replace(FAST, bits="threshold", order="entropy", gumbel_schedule="down")
+    pair = torch.tensor([[1, 2]])
+    out = sample_codes(
+        random_bigr, pair, config, label_weights=torch.tensor([[0.3, 0.7]]), generator=_gen(0)
+    )
+    assert out.shape == (1, 16, 16)
