@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from bigr.config import HeadConfig
-from bigr.diffusion_head import BernoulliHead, bit_loss, timestep_features
+from bigr.denoiser import timestep_features
+from bigr.diffusion_head import BernoulliHead, bit_loss
 from bigr.draws import TorchDraws
 
 
@@ -106,19 +107,31 @@ def test_guidance_one_equals_the_conditional_pass():
     assert not torch.allclose(single, other)
 
 
-def test_trained_denoiser_recovers_clean_bits_from_the_chain():
-    # A denoiser that always predicts "flip exactly the noisy bits that differ from x0" is the
-    # oracle; build it by hand: the head's posterior chain must then end at x0.
+def test_an_oracle_denoiser_makes_the_chain_end_at_the_clean_bits(monkeypatch):
+    # A network that predicts exactly which bits of x_t differ from x0 is the oracle: the
+    # posterior chain must then end at x0, whatever the noise.
+    import bigr.diffusion_head as dh
+
     head = _head(diffusion_steps=16)
     x0 = torch.randint(0, 2, (64, 8)).float()
 
-    class Oracle(torch.nn.Module):
-        def forward_embedded(self, x_t, cond):
-            flips = (x_t != x0).float()
-            return (flips * 2 - 1) * 30.0
+    class Oracle:
+        def logits(self, x_t, t_index):
+            return ((x_t != x0).float() * 2 - 1).unsqueeze(0) * 30.0
 
-    head.denoiser.forward_embedded = Oracle().forward_embedded
+    monkeypatch.setattr(dh, "FusedDenoiser", lambda *args, **kwargs: Oracle())
     p0 = head.sample(
         torch.zeros(64, 16), steps=16, draws=TorchDraws(torch.Generator().manual_seed(0))
     )
     assert torch.equal((p0 > 0.5).float(), x0)
+
+
+def test_fused_sampling_form_matches_the_module():
+    from bigr.denoiser import FusedDenoiser
+
+    net = _randomise(_head()).denoiser
+    x, c = torch.randint(0, 2, (9, 8)).float(), torch.randn(18, 16)  # two condition copies
+    expected = net(torch.cat([x, x]), torch.full((18,), 37), c).view(2, 9, 8)
+    for chunk in (4, 7, 1024):  # several chunks (even or not), or one
+        fused = FusedDenoiser(net, net.c_embedder(c), copies=2, chunk_rows=chunk).logits(x, 37)
+        assert torch.allclose(fused, expected, atol=1e-5)

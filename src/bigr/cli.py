@@ -101,6 +101,47 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench -------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .evaluation.bench import bench_sample
+
+    if args.what != "sample":
+        raise CLIError("only `bigr bench sample` exists so far")
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    result = bench_sample(
+        args.preset,
+        batch=args.batch,
+        steps=args.steps,
+        head_steps=args.head_steps,
+        guidance=args.guidance,
+        paths=tuple(args.paths.split(",")),
+        device=args.device,
+        dtype=dtype,
+        repeats=args.repeats,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"{args.preset}: batch {args.batch}, {args.steps} steps, {args.head_steps} head steps, "
+        f"guidance {args.guidance}, {args.dtype} on {args.device}"
+    )
+    print(f"matmul: {result['matmul_gflops']:.0f} GFLOP/s")
+    for name, r in result["paths"].items():
+        print(
+            f"{name:>14}: {r['seconds_per_image']:.2f} s/image, "
+            f"{r['gflop_per_image']:.0f} GFLOP/image, "
+            f"{r['achieved_gflops']:.0f} GFLOP/s ({100 * r['fraction_of_matmul']:.0f}% of matmul)"
+        )
+    return 0
+
+
 # -- entry point -------------------------------------------------------------------------------
 
 
@@ -128,6 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reference", help="a *_reference.json file (its .pt lies next to it)")
     p.add_argument("--failures-only", action="store_true", help="print only failing rows")
     p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("bench", help="benchmarks that print numbers")
+    p.add_argument("what", choices=["sample"])
+    p.add_argument("--preset", default="bench")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--head-steps", type=int, default=100)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument(
+        "--paths", default="default,official_work", help="comma list: default, official_work"
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("presets", help="list the model presets")
     p.set_defaults(func=cmd_presets)

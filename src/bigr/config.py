@@ -61,7 +61,9 @@ class TokenizerConfig:
                 f"image_size {self.image_size} is not a multiple of the downsample factor "
                 f"{self.downsample_factor}"
             )
-        widths = [self.base_channels * m for m in self.channel_mult] + [self.latent_channels]
+        widths = [self.base_channels * m for m in self.channel_mult]
+        if self.norm_first:  # the decoder's first GroupNorm acts on the latent channels
+            widths.append(self.latent_channels)
         if any(w % 32 for w in widths):
             raise ValueError(f"every width must be a multiple of 32 (GroupNorm): {widths}")
 

@@ -13,101 +13,14 @@ rows of `z` (M, D) and bits (M, K). Time t runs over 1..T; the network is called
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import schedules
 from .config import HeadConfig
+from .denoiser import Denoiser, FusedDenoiser
 from .draws import Draws, TorchDraws
-from .layers import modulate
-
-FREQUENCY_FEATURES = 256
-
-
-def timestep_features(
-    t: Tensor, dim: int = FREQUENCY_FEATURES, max_period: float = 10000.0
-) -> Tensor:
-    """Sinusoidal features (M, dim) ordered [cos, sin], frequencies exp(-ln(P) k / (dim/2))."""
-    half = dim // 2
-    freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
-    )
-    args = t[:, None].float() * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-class TimestepEmbedder(nn.Module):
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(FREQUENCY_FEATURES, width), nn.SiLU(), nn.Linear(width, width)
-        )
-
-    def forward(self, t: Tensor) -> Tensor:
-        return self.mlp(timestep_features(t).to(self.mlp[0].weight.dtype))
-
-
-class DenoiseBlock(nn.Module):
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
-
-    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        shift, scale, gate = self.adaLN_modulation(cond).chunk(3, dim=-1)
-        return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
-
-
-class FinalLayer(nn.Module):
-    def __init__(self, width: int, code_bits: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.linear = nn.Linear(width, code_bits)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
-
-    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        shift, scale = self.adaLN_modulation(cond).chunk(2, dim=-1)
-        return self.linear(modulate(self.norm(x), shift, scale))
-
-
-class Denoiser(nn.Module):
-    """Per-token adaLN MLP: logits (M, K) from bits x_t (M, K), t - 1 (M,), condition (M, D)."""
-
-    def __init__(self, code_bits: int, cond_dim: int, width: int, depth: int) -> None:
-        super().__init__()
-        self.t_embedder = TimestepEmbedder(width)
-        self.x_embedder = nn.Linear(code_bits, width)
-        self.c_embedder = nn.Linear(cond_dim, width)
-        self.blocks = nn.ModuleList(DenoiseBlock(width) for _ in range(depth))
-        self.final_layer = FinalLayer(width, code_bits)
-
-    def forward(self, x_t: Tensor, t_index: Tensor, c: Tensor) -> Tensor:
-        return self.forward_embedded(x_t, self.c_embedder(c) + self.t_embedder(t_index))
-
-    def forward_embedded(self, x_t: Tensor, cond: Tensor) -> Tensor:
-        """The network after the condition embedding: `cond` = c_embedder(c) + t_embedder(t-1),
-        so a sampler can embed the condition once and the time once per step."""
-        x = self.x_embedder((x_t - 0.5) * 2)  # bits to ±1
-        for block in self.blocks:
-            x = block(x, cond)
-        return self.final_layer(x, cond)
-
-    def reset_parameters(self) -> None:
-        """The release's initialisation: outputs start at exactly zero (bigr-spec.md §2.6)."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
-        for block in self.blocks:
-            nn.init.zeros_(block.adaLN_modulation[-1].weight)
-            nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        for layer in (self.final_layer.adaLN_modulation[-1], self.final_layer.linear):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
 
 
 def x0_logits(raw: Tensor, x_t: Tensor, predict_flip: bool) -> Tensor:
@@ -244,22 +157,21 @@ class BernoulliHead(nn.Module):
         condition embedding is computed once, the time embedding once per step.
         """
         draws = draws or TorchDraws()
+        net = self.denoiser
         rows = z.shape[0]
         guided = z_uncond is not None
-        c = self.denoiser.c_embedder(torch.cat([z, z_uncond]) if guided else z)
+        c = net.c_embedder(torch.cat([z, z_uncond]) if guided else z)  # (M or 2M, W), once
+        fused = FusedDenoiser(net, c, copies=2 if guided else 1)
         times = schedules.sampling_timesteps(self.config.diffusion_steps, steps)
         x = draws.bernoulli(torch.full((rows, self.code_bits), 0.5, device=z.device, dtype=c.dtype))
         for i, t in enumerate(times):
-            t_index = torch.full((1,), t - 1, device=z.device, dtype=torch.long)
-            cond = c + self.denoiser.t_embedder(t_index)
-            logits = self.denoiser.forward_embedded(torch.cat([x, x]) if guided else x, cond)
-            logits = logits.float() / temperature
-            if guided:
-                l_c, l_u = logits.chunk(2)
-                logits = l_u + guidance * (l_c - l_u)
-            p0 = torch.sigmoid(logits)
+            logits = fused.logits(x, t - 1).float()  # (1 or 2, M, K); branches share the chain
+            if temperature != 1.0:
+                logits = logits / temperature
+            # guidance: l_u + g (l_c - l_u)
+            p0 = torch.sigmoid(torch.lerp(logits[1], logits[0], guidance) if guided else logits[0])
             if self.config.predict_flip:
-                p0 = x * (1 - p0) + (1 - x) * p0
+                p0 = (p0 - x).abs_()  # P(x_0 = 1): p where x_t = 0, 1 - p where x_t = 1
             if t == 1:
                 break
             t_prev = times[i + 1]

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from . import schedules
-from .diffusion_head import bit_loss, timestep_features
+from .denoiser import timestep_features
+from .diffusion_head import bit_loss
 from .draws import RecordedDraws
 from .layers import apply_rope
 from .model import BiGR

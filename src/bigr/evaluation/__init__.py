@@ -1,0 +1,4 @@
+"""Evaluation: benchmarks, and (later) FID/IS/precision-recall and the linear probe.
+
+Every evaluator returns a plain dict of numbers.
+"""

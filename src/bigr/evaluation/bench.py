@@ -1,0 +1,177 @@
+"""Sampling benchmark: seconds per image, analytic FLOPs, and the machine's matmul rate.
+
+`bench_sample` times the default sampling path (head on still-unknown tokens only) and a path
+doing the release's amount of head work (every token, every unmasking step), on a preset with
+random weights, and measures fp32 matmul GFLOP/s of the same machine in the same run (best of
+several timings of the head's dominant product shape, before and after the sampling runs), so
+the achieved rate can be read as a fraction of what the machine delivers.
+
+FLOPs are counted analytically from the configuration (2 per multiply-add; matrix products
+only: norms, activations, softmax and sampling are not counted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import time
+
+import torch
+
+from ..config import BiGRConfig, get_preset
+from ..model import BiGR
+from ..sampler import SamplerConfig, plan_steps, sample_codes
+
+
+def matmul_gflops(
+    m: int = 1024,
+    k: int = 512,
+    n: int = 1536,
+    seconds: float = 1.5,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """Best observed GFLOP/s of an (m, k) x (k, n) product (the head's modulation shape)."""
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    for _ in range(3):
+        a @ b
+    while time.perf_counter() < deadline:
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * m * k * n / best / 1e9
+
+
+def _sync(device: str | torch.device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def transformer_flops(config: BiGRConfig, rows: int) -> float:
+    """One backbone forward on `rows` sequences."""
+    d, l = config.dim, config.num_tokens + config.class_tokens
+    kv = config.num_kv_heads * config.head_dim
+    per_layer = 2 * l * (d * (d + 2 * kv) + d * d + 3 * d * config.ffn_hidden) + 4 * l * l * d
+    embed = 2 * config.num_tokens * config.code_bits * d + (
+        2 * d * 6 * d if config.use_adaln else 0
+    )
+    return rows * (config.depth * per_layer + embed)
+
+
+def head_flops(config: BiGRConfig, tokens: int, copies: int, head_steps: int) -> float:
+    """The Bernoulli head on `tokens` rows (x `copies` for guidance), over `head_steps` steps."""
+    w, k, d = config.head.width, config.code_bits, config.dim
+    per_row_step = 2 * (config.head.depth * (3 * w * w + 2 * w * w) + w * (w + k) + w * k)
+    per_step = copies * tokens * per_row_step + 2 * tokens * k * w + 2 * (256 * w + w * w)
+    return copies * tokens * 2 * d * w + head_steps * per_step
+
+
+def sampling_flops(config: BiGRConfig, sampler: SamplerConfig, batch: int) -> dict[str, float]:
+    """Analytic FLOPs of one `sample_codes` call generating `batch` images from scratch."""
+    n = config.num_tokens
+    plan = plan_steps([n] * batch, n, sampler)
+    transformer = head = 0.0
+    for step in plan:
+        copies = 1 if step.guidance in (0.0, 1.0) else 2
+        tokens = n if sampler.head_tokens == "all" else max(step.unknown_before)
+        transformer += transformer_flops(config, copies * batch)
+        head += head_flops(config, batch * tokens, copies, sampler.head_steps)
+    return {"transformer": transformer, "head": head, "total": transformer + head}
+
+
+def random_model(config: BiGRConfig, seed: int = 0, device: str | torch.device = "cpu") -> BiGR:
+    """Release initialisation plus small noise, so no layer is exactly zero."""
+    torch.manual_seed(seed)
+    model = BiGR(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return model.to(device).eval()
+
+
+def bench_sample(
+    preset: str = "bench",
+    *,
+    batch: int = 4,
+    steps: int = 20,
+    head_steps: int = 100,
+    guidance: float = 3.0,
+    gumbel: float = 0.01,
+    paths: tuple[str, ...] = ("default", "official_work"),
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 1,
+) -> dict:
+    config = get_preset(preset)
+    if not isinstance(config, BiGRConfig):
+        raise ValueError(f"preset {preset!r} is not a BiGR generator")
+    model = random_model(config, device=device).to(dtype)
+    labels = torch.arange(batch, device=device) % config.num_classes
+    base = SamplerConfig(steps=steps, head_steps=head_steps, guidance=guidance, gumbel=gumbel)
+    variants = {"default": base, "official_work": dataclasses.replace(base, head_tokens="all")}
+    matmul_before = matmul_gflops(device=device, dtype=dtype)
+    results = {}
+    for name in paths:
+        sampler = variants[name]
+        flops = sampling_flops(config, sampler, batch)
+        times = []
+        for r in range(repeats):
+            generator = torch.Generator(device).manual_seed(r)
+            _sync(device)
+            start = time.perf_counter()
+            with torch.autocast(
+                torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32
+            ):
+                sample_codes(model, labels, sampler, generator=generator)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        seconds = min(times)
+        results[name] = {
+            "seconds_per_image": seconds / batch,
+            "images_per_second": batch / seconds,
+            "gflop_per_image": flops["total"] / batch / 1e9,
+            "gflop_per_image_head": flops["head"] / batch / 1e9,
+            "achieved_gflops": flops["total"] / seconds / 1e9,
+        }
+    matmul = max(matmul_before, matmul_gflops(device=device, dtype=dtype))
+    for entry in results.values():
+        entry["fraction_of_matmul"] = entry["achieved_gflops"] / matmul
+    out = {
+        "preset": preset,
+        "settings": {
+            "batch": batch,
+            "steps": steps,
+            "head_steps": head_steps,
+            "guidance": guidance,
+            "gumbel": gumbel,
+            "order": base.order,
+            "dtype": str(dtype).replace("torch.", ""),
+            "repeats": repeats,
+        },
+        "machine": _machine(device),
+        "matmul_gflops": matmul,
+        "paths": results,
+    }
+    if "default" in results and "official_work" in results:
+        out["speedup_vs_official_work"] = (
+            results["official_work"]["seconds_per_image"] / results["default"]["seconds_per_image"]
+        )
+    return out
+
+
+def _machine(device: str) -> dict:
+    info = {
+        "device": device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info

@@ -1,0 +1,110 @@
+"""Image files and tensors, with Pillow and plain torch only (no torchvision).
+
+Owns: reading images and masks as the release prepares them (ADM `center_crop_arr`: box-halve
+while the short side is at least twice the target, bicubic-resize the short side to the
+target, centre-crop), converting to and from tensors in [0, 1], writing PNGs and grids.
+Errors a user can cause (missing file, unreadable image) raise `ImageError` with one line.
+
+Conventions: images are float tensors (3, H, W) or (B, 3, H, W) in [0, 1]; masks are bool
+(H, W), True = the pixel is to be regenerated.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image (missing, unreadable, wrong size)."""
+
+
+def open_image(path: str | Path) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageError(f"{path}: cannot read as an image ({err})") from None
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    """The release's centre crop to size x size (ADM `center_crop_arr`)."""
+    while min(image.size) >= 2 * size:
+        image = image.resize(tuple(x // 2 for x in image.size), resample=Image.BOX)
+    scale = size / min(image.size)
+    image = image.resize(tuple(round(x * scale) for x in image.size), resample=Image.BICUBIC)
+    arr = np.asarray(image)
+    top, left = (arr.shape[0] - size) // 2, (arr.shape[1] - size) // 2
+    return Image.fromarray(arr[top : top + size, left : left + size])
+
+
+def to_tensor(image: Image.Image) -> Tensor:
+    """PIL image -> (3, H, W) float in [0, 1] (RGB)."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255)
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """[0, 1] floats -> uint8 with rounding, clamped (what the release's PNG writer does)."""
+    return images.detach().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """(3, H, W) in [0, 1] -> PIL RGB image."""
+    return Image.fromarray(to_uint8(image).permute(1, 2, 0).cpu().numpy())
+
+
+def load_image(path: str | Path, size: int) -> Tensor:
+    """(3, size, size) in [0, 1], centre-cropped as the release does."""
+    return to_tensor(center_crop(open_image(path).convert("RGB"), size))
+
+
+def load_mask(path: str | Path, size: int) -> Tensor:
+    """(size, size) bool, True where the mask is bright (> 127): the region to regenerate.
+
+    The mask goes through the same centre crop as the image, so a mask drawn on the original
+    photo lines up with the cropped image.
+    """
+    mask = open_image(path).convert("L")
+    if min(mask.size) < size:
+        raise ImageError(f"{path}: mask is {mask.size[0]}x{mask.size[1]}, smaller than {size}")
+    cropped = np.asarray(center_crop(mask, size))
+    return torch.from_numpy(cropped > 127)
+
+
+def save_image(image: Tensor, path: str | Path) -> Path:
+    """Write (3, H, W) in [0, 1] as a PNG (values outside [0, 1] are clamped)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(image).save(path)
+    return path
+
+
+def make_grid(
+    images: Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0
+) -> Tensor:
+    """(B, 3, H, W) -> (3, H', W') grid with `nrow` images per row."""
+    b, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(b))
+    rows = math.ceil(b / nrow)
+    grid = torch.full(
+        (c, rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value
+    )
+    for i in range(b):
+        r, col = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, top : top + h, left : left + w] = images[i].detach().cpu().float()
+    return grid
+
+
+def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    return save_image(make_grid(images.clamp(0, 1), nrow=nrow), path)
