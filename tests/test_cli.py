@@ -1,7 +1,10 @@
+import dataclasses
 import subprocess
 import sys
 
+import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from bigr.cli import main
 from bigr.model import BiGR, load_tokenizer
@@ -91,3 +94,162 @@ def test_errors_are_one_line_without_traceback(reference_dir, tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
         assert lines[0].startswith(f"bigr {args[0]}: error:")
+
+
+@pytest.fixture(scope="module")
+def workdir(reference_dir, tmp_path_factory):
+    """A converted official tiny pair (model with its tokenizer inside) and a photo-like image."""
+    from bigr.config import PRESETS
+    from bigr.model import save_tokenizer
+    from bigr.tokenizer import BinaryAutoencoder
+
+    d = tmp_path_factory.mktemp("cli")
+    assert (
+        main(
+            [
+                "convert",
+                "bigr",
+                str(reference_dir / "tiny" / "tiny_bigr_ckpt.pt"),
+                "--preset",
+                "bigr-tiny",
+                "--out",
+                str(d / "m"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "convert",
+                "bae",
+                str(reference_dir / "tiny_bae" / "tiny_binaryae_ema.th"),
+                "--preset",
+                "bae-tiny",
+                "--out",
+                str(d / "m" / "tokenizer"),
+            ]
+        )
+        == 0
+    )
+    save_tokenizer(
+        BinaryAutoencoder(dataclasses.replace(PRESETS["bae-tiny"], code_bits=8)), d / "tok8"
+    )
+    image = Image.new("RGB", (64, 48), (30, 120, 200))
+    ImageDraw.Draw(image).ellipse((10, 5, 50, 40), fill=(250, 200, 0))
+    image.save(d / "img.png")
+    mask = Image.new("L", (64, 48), 0)
+    ImageDraw.Draw(mask).rectangle((20, 10, 44, 30), fill=255)
+    mask.save(d / "mask.png")
+    Image.new("L", (64, 48), 0).save(d / "empty.png")
+    Image.new("L", (32, 32), 255).save(d / "small.png")
+    return d
+
+
+FAST = ["--steps", "3", "--head-steps", "5"]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "outputs"),
+    [
+        ("sample", ["--classes", "1,2", "--num", "3"], ["out.png"]),
+        (
+            "inpaint",
+            ["--image", "img.png", "--mask", "mask.png", "--num", "2"],
+            ["out.png", "out_compare.png"],
+        ),
+        ("outpaint", ["--image", "img.png"], ["out.png", "out_compare.png"]),
+        (
+            "edit",
+            ["--image", "img.png", "--mask", "mask.png", "--class", "4"],
+            ["out.png", "out_compare.png"],
+        ),
+        ("interpolate", ["--classes", "1,5", "--num", "4"], ["out.png"]),
+        ("enrich", ["--image", "img.png", "--rounds", "1"], ["out.png", "out_rounds.png"]),
+    ],
+)
+def test_every_app_writes_images_a_person_can_open(workdir, tmp_path, command, extra, outputs):
+    args = [command, "--model", str(workdir / "m"), "--out", str(tmp_path / "out.png"), *FAST]
+    args += [str(workdir / a) if a.endswith(".png") else a for a in extra]
+    assert main(args) == 0
+    for name in outputs:
+        with Image.open(tmp_path / name) as img:
+            assert img.mode == "RGB" and min(img.size) >= 16
+
+
+def test_same_seed_same_image(workdir, tmp_path):
+    for name, seed in (("a.png", "7"), ("b.png", "7"), ("c.png", "8")):
+        main(
+            [
+                "sample",
+                "--model",
+                str(workdir / "m"),
+                "--classes",
+                "3",
+                "--num",
+                "2",
+                "--out",
+                str(tmp_path / name),
+                "--seed",
+                seed,
+                *FAST,
+            ]
+        )
+    a, b, c = ((tmp_path / n).read_bytes() for n in ("a.png", "b.png", "c.png"))
+    assert a == b and a != c
+
+
+def test_app_errors_are_one_line(workdir, tmp_path):
+    m, out = str(workdir / "m"), str(tmp_path / "x.png")
+    cases = [
+        [
+            "inpaint",
+            "--model",
+            m,
+            "--image",
+            str(workdir / "img.png"),
+            "--mask",
+            str(workdir / "small.png"),
+        ],
+        [
+            "inpaint",
+            "--model",
+            m,
+            "--image",
+            str(workdir / "img.png"),
+            "--mask",
+            str(workdir / "empty.png"),
+        ],
+        [
+            "inpaint",
+            "--model",
+            m,
+            "--image",
+            str(workdir / "mask.txt"),
+            "--mask",
+            str(workdir / "mask.png"),
+        ],
+        [
+            "edit",
+            "--model",
+            m,
+            "--image",
+            str(workdir / "img.png"),
+            "--mask",
+            str(workdir / "mask.png"),
+            "--class",
+            "10",
+        ],
+        ["sample", "--model", m, "--tokenizer", str(workdir / "tok8"), "--classes", "1"],
+    ]
+    expected = [
+        "mask is 32x32 but the image is 64x48",
+        "mask is empty",
+        "no such file",
+        "out of range",
+        "16-bit codes; the tokenizer makes 8-bit",
+    ]
+    for args, text in zip(cases, expected, strict=True):
+        result = _run(*args, "--out", out)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and text in lines[0], result.stderr

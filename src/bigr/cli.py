@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failures-only", action="store_true", help="print only failing rows")
     p.set_defaults(func=cmd_parity)
 
+    from .commands.generate import add_generation_commands
+
+    add_generation_commands(sub)
+
     p = sub.add_parser("bench", help="benchmarks that print numbers")
     p.add_argument("what", choices=["sample"])
     p.add_argument("--preset", default="bench")

@@ -1,0 +1,361 @@
+"""Handlers of `bigr sample`, `inpaint`, `outpaint`, `edit`, `interpolate` and `enrich`.
+
+Each reads the parsed arguments, loads models and images, calls one function of `bigr.apps`
+or `bigr.sampler`, and writes PNGs, printing what it wrote. Argument parsing stays in `cli.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..apps import (
+    EDIT_SAMPLER,
+    ENRICH_SAMPLER,
+    INTERPOLATE_SAMPLER,
+    box_mask,
+    edit,
+    enrich,
+    inpaint,
+    interpolate,
+    outpaint,
+)
+from ..apps.common import check_class, check_pair
+from ..images import ImageError, load_image, load_mask, open_image, save_grid, save_image
+from ..model import BiGR, load_tokenizer
+from ..sampler import SamplerConfig, sample_codes
+from ..tokenizer import BinaryAutoencoder
+
+SAMPLER_FLAGS = {  # argparse dest -> SamplerConfig field
+    "steps": "steps",
+    "schedule": "schedule",
+    "order": "order",
+    "guidance": "guidance",
+    "guidance_schedule": "guidance_schedule",
+    "gumbel": "gumbel",
+    "gumbel_schedule": "gumbel_schedule",
+    "head_steps": "head_steps",
+    "head_temperature": "head_temperature",
+    "bits": "bits",
+}
+
+
+def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("sampling (defaults: the release's settings for this command)")
+    g.add_argument("--steps", type=int, help="unmasking steps")
+    g.add_argument(
+        "--schedule", choices=["cosine", "linear", "square", "sqrt"], help="reveal schedule"
+    )
+    g.add_argument(
+        "--order", choices=["entropy", "confidence", "random", "raster"], help="token order"
+    )
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
+    g.add_argument("--guidance-schedule", choices=["constant", "linear"])
+    g.add_argument("--gumbel", type=float, help="Gumbel temperature of the token order")
+    g.add_argument("--gumbel-schedule", choices=["constant", "down", "up"])
+    g.add_argument("--head-steps", type=int, help="Bernoulli diffusion steps of the head")
+    g.add_argument("--head-temperature", type=float)
+    g.add_argument("--bits", choices=["bernoulli", "threshold"], help="how revealed bits are drawn")
+    g.add_argument("--seed", type=int, default=0, help="the same seed reproduces an output exactly")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sampler_from_args(args: argparse.Namespace, default: SamplerConfig) -> SamplerConfig:
+    changes = {
+        field: getattr(args, dest)
+        for dest, field in SAMPLER_FLAGS.items()
+        if getattr(args, dest, None) is not None
+    }
+    config = SamplerConfig(**{**default.__dict__, **changes})
+    config.validate()
+    return config
+
+
+def load_pair(
+    args: argparse.Namespace, need_tokenizer: bool = True
+) -> tuple[BiGR, BinaryAutoencoder | None]:
+    model = BiGR.from_pretrained(args.model, device=args.device)
+    tokenizer_dir = args.tokenizer or (
+        Path(args.model) / "tokenizer" if (Path(args.model) / "tokenizer").is_dir() else None
+    )
+    if tokenizer_dir is None:
+        if need_tokenizer:
+            raise ValueError("no tokenizer: pass --tokenizer DIR (or put one in MODEL/tokenizer)")
+        return model, None
+    tokenizer = load_tokenizer(tokenizer_dir, device=args.device)
+    check_pair(model, tokenizer)
+    return model, tokenizer
+
+
+class Progress:
+    """A tqdm bar fed by a (done, total) callback; created at the first report, so that a
+    command failing before any work prints nothing but its error."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.description, unit="step", leave=False)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _generator(args: argparse.Namespace) -> torch.Generator:
+    return torch.Generator(args.device).manual_seed(args.seed)
+
+
+def _written(*paths: Path) -> int:
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def parse_ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    model, tokenizer = load_pair(args, need_tokenizer=not args.codes_only)
+    classes = parse_ints(args.classes, "--classes")
+    for c in classes:
+        check_class(model, c)
+    labels = torch.tensor(classes, device=args.device).repeat_interleave(args.num)
+    sampler = sampler_from_args(args, SamplerConfig())
+    progress = Progress("sampling")
+    codes = sample_codes(model, labels, sampler, generator=_generator(args), progress=progress)
+    progress.close()
+    out = Path(args.out)
+    written = []
+    if args.codes_out:
+        torch.save(codes.cpu(), args.codes_out)
+        written.append(Path(args.codes_out))
+    if tokenizer is not None:
+        with torch.no_grad():
+            images = tokenizer.decode(codes).clamp(0, 1).cpu()
+        written.append(save_grid(images, out, nrow=args.num))
+    return _written(*written)
+
+
+def _load_image_and_mask(args: argparse.Namespace, size: int, required: bool = True):
+    image = load_image(args.image, size)
+    if args.mask is None:
+        if required:
+            raise ValueError("--mask is required")
+        return image, None
+    w, h = open_image(args.image).size
+    mw, mh = open_image(args.mask).size
+    if (w, h) != (mw, mh):
+        raise ImageError(f"{args.mask}: the mask is {mw}x{mh} but the image is {w}x{h}")
+    mask = load_mask(args.mask, size)
+    if not mask.any():
+        raise ValueError(f"{args.mask}: the mask is empty (white marks the region)")
+    return image, mask
+
+
+def _save_edit(result, args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    main = (
+        save_image(result.images[0], out)
+        if len(result.images) == 1
+        else save_grid(result.images, out)
+    )
+    masked = result.original.clone()
+    masked[:, result.pixel_mask] = 0.5
+    compare = torch.cat(
+        [result.original[None], masked[None], result.reconstruction[None], result.images]
+    )
+    side = save_grid(compare, out.with_name(out.stem + "_compare.png"), nrow=len(compare))
+    return _written(main, side)
+
+
+def _edit_kwargs(args: argparse.Namespace) -> dict:
+    return dict(
+        num=args.num,
+        sampler=sampler_from_args(args, EDIT_SAMPLER),
+        rule=args.rule,
+        blend_result=not args.no_blend,
+        feather_radius=args.feather,
+        stochastic_codes=args.stochastic_codes,
+        generator=_generator(args),
+    )
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    model, tokenizer = load_pair(args)
+    image, mask = _load_image_and_mask(args, tokenizer.config.image_size)
+    progress = Progress("inpainting")
+    result = inpaint(model, tokenizer, image, mask, progress=progress, **_edit_kwargs(args))
+    progress.close()
+    return _save_edit(result, args)
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    model, tokenizer = load_pair(args)
+    image, mask = _load_image_and_mask(args, tokenizer.config.image_size)
+    progress = Progress("editing")
+    result = edit(
+        model, tokenizer, image, mask, args.class_id, progress=progress, **_edit_kwargs(args)
+    )
+    progress.close()
+    return _save_edit(result, args)
+
+
+def cmd_outpaint(args: argparse.Namespace) -> int:
+    model, tokenizer = load_pair(args)
+    size = tokenizer.config.image_size
+    image, keep = _load_image_and_mask(args, size, required=False)
+    if keep is None:
+        keep = box_mask(size, (0.25, 0.25, 0.75, 0.75))  # keep the central half
+    progress = Progress("outpainting")
+    result = outpaint(model, tokenizer, image, keep, progress=progress, **_edit_kwargs(args))
+    progress.close()
+    return _save_edit(result, args)
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    model, tokenizer = load_pair(args)
+    classes = parse_ints(args.classes, "--classes")
+    if len(classes) != 2:
+        raise ValueError("--classes takes exactly two classes, e.g. 284,388")
+    if args.num < 2:
+        raise ValueError("--num must be at least 2 (the two end points)")
+    weights = [i / (args.num - 1) for i in range(args.num)]
+    progress = Progress("interpolating")
+    images, _ = interpolate(
+        model,
+        tokenizer,
+        classes[0],
+        classes[1],
+        weights,
+        sampler=sampler_from_args(args, INTERPOLATE_SAMPLER),
+        seed=args.seed,
+        progress=progress,
+    )
+    progress.close()
+    return _written(save_grid(images, args.out, nrow=len(images)))
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    model, tokenizer = load_pair(args)
+    size = tokenizer.config.image_size
+    if size % args.ds:
+        raise ValueError(f"--ds {args.ds} does not divide the image size {size}")
+    small = load_image(args.image, size // args.ds)
+    progress = Progress("enriching")
+    result = enrich(
+        model,
+        tokenizer,
+        small,
+        ds=args.ds,
+        rounds=args.rounds,
+        sampler=sampler_from_args(args, ENRICH_SAMPLER),
+        seed=args.seed,
+        progress=progress,
+    )
+    progress.close()
+    out = Path(args.out)
+    main = save_image(result.images[-1], out)
+    side = save_grid(
+        torch.cat([result.low_res[None], result.images]),
+        out.with_name(out.stem + "_rounds.png"),
+        nrow=len(result.images) + 1,
+    )
+    return _written(main, side)
+
+
+def add_generation_commands(sub: argparse._SubParsersAction) -> None:
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, help="bigr model directory")
+        p.add_argument("--tokenizer", help="tokenizer directory (default: MODEL/tokenizer)")
+        p.add_argument("--out", required=True, help="output PNG")
+
+    def edit_args(p: argparse.ArgumentParser, mask_help: str, mask_required: bool = True) -> None:
+        p.add_argument(
+            "--image",
+            required=True,
+            help="input image (centre-cropped and resized as the release does)",
+        )
+        p.add_argument("--mask", required=mask_required, help=mask_help)
+        p.add_argument("--num", type=int, default=1, help="variants to generate")
+        p.add_argument(
+            "--rule",
+            default="any",
+            choices=["any", "all", "majority", "official"],
+            help="when a partly masked token is regenerated (see bigr.apps.masks)",
+        )
+        p.add_argument(
+            "--no-blend",
+            action="store_true",
+            help="do not paste the original back outside the mask",
+        )
+        p.add_argument(
+            "--feather", type=int, default=0, help="soften the blend over this many pixels"
+        )
+        p.add_argument(
+            "--stochastic-codes",
+            action="store_true",
+            help="encode the input with Bernoulli codes, as the release does (default: p > 0.5)",
+        )
+
+    p = sub.add_parser("sample", help="class-conditional generation")
+    model_args(p)
+    p.add_argument("--classes", required=True, help="comma-separated class ids, e.g. 207,360")
+    p.add_argument("--num", type=int, default=1, help="images per class (one grid row per class)")
+    p.add_argument("--codes-out", help="also save the codes (B, L, K) with torch.save")
+    p.add_argument("--codes-only", action="store_true", help="do not decode (no tokenizer needed)")
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("inpaint", help="regenerate the white region of a mask")
+    model_args(p)
+    edit_args(p, "mask image of the same size as --image; white = regenerate")
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("outpaint", help="keep the white region of a mask, regenerate the rest")
+    model_args(p)
+    edit_args(
+        p,
+        "mask of the same size; white = keep (default: keep the central half)",
+        mask_required=False,
+    )
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_outpaint)
+
+    p = sub.add_parser("edit", help="regenerate the white region of a mask as a given class")
+    model_args(p)
+    edit_args(p, "mask image of the same size as --image; white = regenerate")
+    p.add_argument("--class", dest="class_id", type=int, required=True, help="target class id")
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("interpolate", help="generate along a mix of two classes")
+    model_args(p)
+    p.add_argument("--classes", required=True, help="two class ids, e.g. 284,388")
+    p.add_argument("--num", type=int, default=7, help="frames, end points included")
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("enrich", help="add detail to a low-resolution image")
+    model_args(p)
+    p.add_argument("--image", required=True)
+    p.add_argument("--ds", type=int, default=2, help="down-sampling factor of the input")
+    p.add_argument("--rounds", type=int, default=4)
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_enrich)

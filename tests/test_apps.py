@@ -1,0 +1,158 @@
+import dataclasses
+
+import pytest
+import torch
+
+from bigr.apps import (
+    box_mask,
+    edit,
+    enrich,
+    inpaint,
+    interpolate,
+    lattice_groups,
+    outpaint,
+    token_mask,
+)
+from bigr.apps.common import encode
+from bigr.config import PRESETS, TokenizerConfig
+from bigr.model import BiGR
+from bigr.official import load_official
+from bigr.sampler import SamplerConfig, sample_codes
+from bigr.tokenizer import BinaryAutoencoder
+
+FAST = SamplerConfig(steps=3, head_steps=4, guidance=2.0, gumbel=0.0, schedule="linear")
+
+
+@pytest.fixture(scope="module")
+def pair(reference_dir):
+    """The converted official tiny checkpoints: a matching 16 px, 4x4-grid, 16-bit pair."""
+    model, _ = load_official(reference_dir / "tiny" / "tiny_bigr_ckpt.pt", PRESETS["bigr-tiny"])
+    tokenizer, _ = load_official(
+        reference_dir / "tiny_bae" / "tiny_binaryae_ema.th", PRESETS["bae-tiny"]
+    )
+    return model, tokenizer
+
+
+def _image(seed=0, size=16):
+    return torch.rand(3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_token_mask_rules():
+    mask = torch.zeros(16, 16, dtype=torch.bool)
+    mask[0:4, 0:4] = True  # token 0 fully
+    mask[4:6, 4:8] = True  # half of token 5 (its top rows)
+    mask[9, 9] = True  # one pixel of token 10
+    assert token_mask(mask, 4, "any").nonzero().flatten().tolist() == [0, 5, 10]
+    assert token_mask(mask, 4, "all").nonzero().flatten().tolist() == [0]
+    assert token_mask(mask, 4, "majority").nonzero().flatten().tolist() == [0, 5]
+    assert token_mask(mask, 4, "official").nonzero().flatten().tolist() == [0, 5]  # top-left pixels
+    with pytest.raises(ValueError, match="rule"):
+        token_mask(mask, 4, "some")
+
+
+def test_inpaint_keeps_known_tokens_and_blends_outside(pair):
+    model, tokenizer = pair
+    image, mask = _image(), box_mask(16, (0.25, 0.25, 0.75, 0.75))
+    result = inpaint(
+        model,
+        tokenizer,
+        image,
+        mask,
+        num=3,
+        sampler=FAST,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert result.images.shape == (3, 3, 16, 16)
+    known = ~result.regenerated
+    original_codes = encode(tokenizer, image)[0]
+    assert torch.equal(result.codes[:, known], original_codes[known].expand(3, -1, -1))
+    assert torch.equal(result.images[:, :, ~mask], image[:, ~mask].expand(3, -1, -1))
+    assert not torch.equal(result.codes[0], result.codes[1])  # three different fills
+
+
+def test_outpaint_regenerates_around_the_kept_region(pair):
+    model, tokenizer = pair
+    keep = box_mask(16, (0.25, 0.25, 0.75, 0.75))
+    result = outpaint(
+        model, tokenizer, _image(), keep, sampler=FAST, generator=torch.Generator().manual_seed(0)
+    )
+    assert result.regenerated.view(4, 4)[1:3, 1:3].logical_not().all()  # the centre is kept
+    assert result.regenerated.sum() == 12
+
+
+def test_edit_checks_the_class_and_uses_it(pair):
+    model, tokenizer = pair
+    image, mask = _image(), box_mask(16, (0.0, 0.0, 0.5, 1.0))
+    with pytest.raises(ValueError, match="out of range"):
+        edit(model, tokenizer, image, mask, label=10, sampler=FAST)
+    a = edit(
+        model,
+        tokenizer,
+        image,
+        mask,
+        label=1,
+        sampler=FAST,
+        generator=torch.Generator().manual_seed(0),
+    )
+    b = edit(
+        model,
+        tokenizer,
+        image,
+        mask,
+        label=8,
+        sampler=FAST,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert not torch.equal(a.codes, b.codes)
+
+
+def test_interpolation_endpoints_equal_plain_class_samples(pair):
+    model, tokenizer = pair
+    config = dataclasses.replace(FAST, schedule="cosine")
+    images, codes = interpolate(model, tokenizer, 2, 7, [0.0, 0.5, 1.0], sampler=config, seed=3)
+    assert images.shape == (3, 3, 16, 16)
+    for frame, label in ((0, 2), (2, 7)):
+        plain = sample_codes(
+            model, torch.tensor([label]), config, generator=torch.Generator().manual_seed(3)
+        )
+        assert torch.equal(codes[frame], plain[0])
+
+
+def test_lattice_groups_partition_the_grid():
+    groups = lattice_groups(8, 2, 4, torch.Generator().manual_seed(0))
+    assert len(groups) == 4 and all(g.sum() == 16 for g in groups)
+    assert torch.stack(groups).sum(0).eq(1).all()
+    cell = groups[0].view(8, 8)[:2, :2]
+    assert cell.sum() == 1  # one sub-position per cell in each group
+
+
+def test_enrich_runs_rounds(pair):
+    model, tokenizer = pair
+    result = enrich(model, tokenizer, _image(size=8), ds=2, rounds=2, sampler=FAST, seed=0)
+    assert result.images.shape == (3, 3, 16, 16) and result.codes.shape == (1, 16, 16)
+
+
+def test_mismatched_pair_is_refused(pair):
+    model, _ = pair
+    other = BinaryAutoencoder(dataclasses.replace(PRESETS["bae-tiny"], code_bits=8))
+    with pytest.raises(ValueError, match="16-bit codes; the tokenizer makes 8-bit"):
+        inpaint(model, other, _image(), box_mask(16, (0, 0, 0.5, 0.5)), sampler=FAST)
+
+
+def test_apps_work_on_an_8x8_grid():
+    torch.manual_seed(0)
+    tokenizer = BinaryAutoencoder(
+        TokenizerConfig(
+            base_channels=32,
+            channel_mult=(1, 1, 2),
+            attn_resolutions=(),
+            latent_channels=32,
+            code_bits=16,
+            image_size=32,
+        )
+    ).eval()
+    model = BiGR(dataclasses.replace(PRESETS["bigr-tiny"], grid_size=8)).eval()
+    result = inpaint(
+        model, tokenizer, _image(size=32), box_mask(32, (0.5, 0.5, 1.0, 1.0)), sampler=FAST
+    )
+    assert result.regenerated.sum() == 16 and result.images.shape == (1, 3, 32, 32)
