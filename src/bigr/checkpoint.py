@@ -101,3 +101,55 @@ def read_config(path_or_name: str | Path) -> Config:
         raise CheckpointError(
             f"{path} is not a bigr model directory: {CONFIG_FILE} is missing"
         ) from None
+
+
+# -- training state ----------------------------------------------------------------------------
+
+
+def save_state(path: str | Path, state: dict) -> Path:
+    """Write a resume state (tensors and plain Python values only) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """Read a resume state without unpickling code."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such training state") from None
+
+
+class EMA:
+    """Exponential moving average of a model's parameters, kept in float32.
+
+    As in the release, buffers are not averaged and the average starts as a copy.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {n: p.detach().float().clone() for n, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for name, param in model.named_parameters():
+            self.shadow[name].lerp_(param.detach().float(), 1.0 - self.decay)
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        for name, param in model.named_parameters():
+            param.copy_(self.shadow[name].to(param.dtype))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.shadow)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(self.shadow) - set(state)
+        if missing:
+            raise CheckpointError(f"EMA state lacks {sorted(missing)[:3]}")
+        for name in self.shadow:
+            self.shadow[name].copy_(state[name])

@@ -171,8 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parity)
 
     from .commands.generate import add_generation_commands
+    from .commands.train import add_training_commands
 
     add_generation_commands(sub)
+    add_training_commands(sub)
 
     p = sub.add_parser("bench", help="benchmarks that print numbers")
     p.add_argument("what", choices=["sample"])

@@ -93,10 +93,18 @@ class BernoulliHead(nn.Module):
         *,
         t: Tensor | None = None,
         x_t: Tensor | None = None,
+        noise: Tensor | None = None,
+        normalizer: float | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
-        """Mean loss over rows of z (M, D) with targets x0 (M, K); t (M,) in 1..T and the noisy
-        bits x_t are drawn unless given."""
+        """Loss over rows of z (M, D) with targets x0 (M, K).
+
+        t (M,) in 1..T is drawn unless given; the noisy bits are `x_t` if given, else
+        (noise < q(x_t = 1 | x0)) with `noise` (M, K) uniforms, drawn unless given. The loss is
+        the mean over rows and bits, or its sum divided by `normalizer` (a trainer splitting a
+        batch over devices passes the global element count, so that the pieces add up to the
+        mean of the whole batch).
+        """
         cfg = self.config
         if t is None:
             t = torch.randint(
@@ -104,7 +112,9 @@ class BernoulliHead(nn.Module):
             )
         if x_t is None:
             probs = schedules.q_prob(x0, self.k_final[t, None], self.b_final[t, None])
-            x_t = TorchDraws(generator).bernoulli(probs)
+            if noise is None:
+                noise = torch.rand(probs.shape, device=probs.device, generator=generator)
+            x_t = (noise < probs).to(x0.dtype)
         raw = self.denoiser(x_t, t - 1, z)
         loss_all, acc = bit_loss(
             raw.float(),
@@ -114,10 +124,14 @@ class BernoulliHead(nn.Module):
             focal_gamma=cfg.focal_gamma,
             alpha=cfg.alpha,
         )
-        bce = loss_all.mean()
+
+        def reduce(values: Tensor) -> Tensor:
+            return values.mean() if normalizer is None else values.sum() / normalizer
+
+        bce = reduce(loss_all)
         out = {"loss": bce, "bce_loss": bce, "acc": acc}
         if cfg.aux_weight > 0:
-            out["aux_loss"] = self._aux_loss(raw.float(), x0.float(), x_t.float(), t)
+            out["aux_loss"] = reduce(self._aux_loss(raw.float(), x0.float(), x_t.float(), t))
             out["loss"] = bce + cfg.aux_weight * out["aux_loss"]
         return out
 
@@ -136,7 +150,9 @@ class BernoulliHead(nn.Module):
         first = (t == 1)[:, None]
         predicted = torch.where(first, p0, posterior(p0))
         target = posterior(x0)
-        return F.binary_cross_entropy(predicted.clamp(1e-6, 1 - 1e-6), target.clamp(0, 1))
+        return F.binary_cross_entropy(
+            predicted.clamp(1e-6, 1 - 1e-6), target.clamp(0, 1), reduction="none"
+        )
 
     # -- sampling ------------------------------------------------------------------------------
 

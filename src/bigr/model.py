@@ -60,18 +60,25 @@ class BiGR(nn.Module):
         mask: Tensor | None = None,
         t: Tensor | None = None,
         x_t: Tensor | None = None,
+        noise: Tensor | None = None,
+        drop_labels: bool | None = None,
+        normalizer: float | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """Masked-modelling loss: mean over masked tokens and all their bits.
 
-        `mask` defaults to the release's draw; labels are dropped to the null class with
-        probability `class_dropout` in train mode. `t` (B, L) and `x_t` (B, L, K) fix the
-        diffusion noise (for tests and parity); only their masked entries are used.
+        `mask` defaults to the release's draw. Labels are dropped to the null class with
+        probability `class_dropout` when `drop_labels` (default: in train mode); a trainer that
+        drops them itself passes False. `t` (B, L), and `x_t` (B, L, K) or uniforms `noise`
+        (B, L, K), fix the diffusion noise; only their masked entries are used. `normalizer`:
+        see `BernoulliHead.loss` (the global count of masked bits for a split batch).
         """
         b, l, _ = codes.shape
         if mask is None:
             mask = sample_training_mask(b, l, generator=generator, device=codes.device)
-        if self.training and self.config.class_dropout > 0:
+        if drop_labels is None:
+            drop_labels = self.training
+        if drop_labels and self.config.class_dropout > 0:
             labels = self.transformer.drop_labels(labels, generator)
         z = self.transformer(codes, labels, mask)
         return self.head.loss(
@@ -79,8 +86,14 @@ class BiGR(nn.Module):
             codes[mask].float(),
             t=None if t is None else t[mask],
             x_t=None if x_t is None else x_t[mask],
+            noise=None if noise is None else noise[mask],
+            normalizer=normalizer,
             generator=generator,
         )
+
+    def forward(self, codes: Tensor, labels: Tensor, **kwargs) -> dict[str, Tensor]:
+        """The training loss (so that DDP/FSDP wrappers see a forward call)."""
+        return self.training_loss(codes, labels, **kwargs)
 
     @torch.no_grad()
     def pooled_features(self, codes: Tensor, layer: int, labels: Tensor | None = None) -> Tensor:

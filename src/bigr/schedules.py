@@ -155,3 +155,27 @@ def posterior_prob(
     q1 = keep * x_t + 0.5 * (1 - keep)
     q0 = keep * (1 - x_t) + 0.5 * (1 - keep)
     return a1 * q1 / (a1 * q1 + a0 * q0)
+
+
+# -- optimisation ------------------------------------------------------------------------------
+
+
+def learning_rate(
+    step: int,
+    base: float,
+    *,
+    warmup: int = 0,
+    total: int = 1,
+    schedule: str = "constant",
+    minimum: float = 0.0,
+) -> float:
+    """Linear warmup over `warmup` steps, then constant (the release) or cosine decay to
+    `minimum` at step `total`."""
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    if schedule == "constant":
+        return base
+    if schedule == "cosine":
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")

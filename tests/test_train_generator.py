@@ -1,0 +1,138 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from bigr import schedules
+from bigr.config import PRESETS
+from bigr.model import BiGR
+from bigr.shards import ShardMeta, write_codes
+from bigr.train.generator import batch_indices, param_groups
+
+ARGS = ["--preset", "bigr-tiny", "--batch-size", "16", "--lr", "1e-3", "--log-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def codes(tmp_path_factory):
+    """64 images of random 16-bit codes on a 4x4 grid, two stochastic variants each."""
+    d = tmp_path_factory.mktemp("codes") / "codes"
+    g = torch.Generator().manual_seed(0)
+    meta = ShardMeta(
+        code_bits=16,
+        grid_size=4,
+        count=64,
+        shard_size=32,
+        samples_per_image=2,
+        include_flips=False,
+        stochastic=True,
+        seed=0,
+        classes=[str(i) for i in range(10)],
+        source="random",
+        tokenizer={},
+    )
+    write_codes(
+        d,
+        torch.randint(0, 2, (64, 2, 16, 16), generator=g),
+        torch.randint(0, 10, (64,), generator=g),
+        meta,
+    )
+    return d
+
+
+def _train(*args: str, torchrun: int = 0, wait: bool = True):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    head = (
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={torchrun}"]
+        if torchrun
+        else [sys.executable]
+    )
+    cmd = [*head, "-m", "bigr", "train", *args]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def _state(run):
+    return torch.load(run / "state.pt", weights_only=True)
+
+
+def _max_diff(a, b):
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def test_two_gloo_processes_match_one_process(codes, tmp_path):
+    common = ["--codes", str(codes), *ARGS, "--steps", "6", "--checkpoint-every", "6"]
+    _train(*common, "--out", str(tmp_path / "one"))
+    _train(*common, "--out", str(tmp_path / "two"), torchrun=2)
+    _train(*common, "--out", str(tmp_path / "accum"), "--grad-accum", "4")
+    one, two, accum = (_state(tmp_path / n) for n in ("one", "two", "accum"))
+    assert _max_diff(one["model"], two["model"]) < 1e-5
+    assert _max_diff(one["model"], accum["model"]) < 1e-5
+    assert _max_diff(one["model"], _state_at_init()) > 1e-3  # training moved the weights
+    losses = [
+        [json.loads(line)["loss"] for line in (tmp_path / n / "log.jsonl").read_text().splitlines()]
+        for n in ("one", "two")
+    ]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def _state_at_init():
+    torch.manual_seed(0)
+    return BiGR(PRESETS["bigr-tiny"]).state_dict()
+
+
+def test_killed_run_resumes_to_the_uninterrupted_weights(codes, tmp_path):
+    common = ["--codes", str(codes), *ARGS, "--steps", "30", "--checkpoint-every", "2"]
+    _train(*common, "--out", str(tmp_path / "straight"))
+    run = tmp_path / "killed"
+    proc = _train(*common, "--out", str(run), wait=False)
+    deadline = time.time() + 120
+    while not (run / "state.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _state(run)["step"]
+    assert 0 < killed_at < 30  # it really was interrupted
+    _train(*common, "--out", str(run), "--resume")
+    a, b = _state(tmp_path / "straight"), _state(run)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+    assert (run / "log.jsonl").read_text().count("\n") == 30
+    assert BiGR.from_pretrained(run / "model").config == PRESETS["bigr-tiny"]
+
+
+def test_weight_decay_groups_follow_the_release():
+    model = BiGR(PRESETS["bigr-tiny"])
+    decay, no_decay = param_groups(model, 0.02)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert "transformer.mask_token" in decayed and "transformer.layers.0.ada_gss" in decayed
+    assert "transformer.class_embed.weight" in decayed and "transformer.adaln.weight" in decayed
+    assert not any(n.startswith("head.") for n in decayed)
+    assert not any(n.endswith(".bias") or "norm" in n for n in decayed)
+    assert no_decay["weight_decay"] == 0.0
+
+
+def test_batches_walk_through_epochs_without_repeats():
+    seen = torch.cat([batch_indices(s, 10, 25, seed=3) for s in range(5)])  # 2 epochs of 25
+    assert sorted(seen[:25].tolist()) == list(range(25)) and sorted(seen[25:].tolist()) == list(
+        range(25)
+    )
+    assert torch.equal(batch_indices(3, 10, 25, seed=3), batch_indices(3, 10, 25, seed=3))
+
+
+def test_learning_rate_warmup_and_cosine():
+    assert schedules.learning_rate(0, 1.0, warmup=4) == 0.25
+    assert schedules.learning_rate(10, 1.0, warmup=4) == 1.0
+    assert schedules.learning_rate(4, 1.0, warmup=4, total=14, schedule="cosine") == 1.0
+    assert schedules.learning_rate(
+        14, 1.0, warmup=4, total=14, schedule="cosine", minimum=0.1
+    ) == pytest.approx(0.1)
