@@ -149,7 +149,8 @@ class FusedDenoiser:
             # Balanced chunks of rows; the copies of a chunk's rows are stored together so that
             # one pass over the weights serves all of them.
             m = cond.shape[0] // copies
-            n_chunks = max(1, -(-copies * m // chunk_rows))
+            # about `chunk_rows` rows per chunk: round, so 1.4 x chunk_rows stays one chunk
+            n_chunks = max(1, round(copies * m / chunk_rows))
             per_chunk = -(-m // n_chunks) if m else 1
             by_copy = cond.view(copies, m, width)
             self.chunks = [

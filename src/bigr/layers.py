@@ -23,9 +23,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # Normalise in float32 whatever the compute dtype, as the release does.
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return xf.type_as(x) * self.weight
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
 
 class FeedForward(nn.Module):
@@ -67,13 +65,11 @@ def rope_table_2d(
 
 
 def apply_rope(x: Tensor, table: Tensor) -> Tensor:
-    """Rotate consecutive pairs (2m, 2m+1) of x (B, L, H, Dh) by table (L, Dh/2, 2)."""
-    pairs = x.float().reshape(*x.shape[:-1], -1, 2)  # (B, L, H, Dh/2, 2)
-    rot = table.view(1, pairs.size(1), 1, pairs.size(3), 2)
-    x0, x1 = pairs[..., 0], pairs[..., 1]
-    cos, sin = rot[..., 0], rot[..., 1]
-    out = torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-1)
-    return out.flatten(3).type_as(x)
+    """Rotate consecutive pairs (2m, 2m+1) of x (B, L, H, Dh) by table (L, Dh/2, 2), in float32:
+    (x0 cos - x1 sin, x1 cos + x0 sin), i.e. a complex product per pair."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, L, H, Dh/2)
+    rot = torch.view_as_complex(table.contiguous()).view(1, pairs.size(1), 1, pairs.size(3))
+    return torch.view_as_real(pairs * rot).flatten(3).type_as(x)
 
 
 class Attention(nn.Module):
@@ -110,7 +106,7 @@ class Attention(nn.Module):
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return x * (1 + scale) + shift
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 class DropPath(nn.Module):

@@ -45,9 +45,14 @@ class Block(nn.Module):
             return x + self.drop_path(self.feed_forward(self.ffn_norm(x)))
         shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = (adaln + self.ada_gss).unbind(2)
         h = modulate(self.attention_norm(x), shift_a, scale_a)
-        x = x + self.drop_path(gate_a * self.attention(h, rope))
+        x = self._residual(x, gate_a, self.attention(h, rope))
         h = modulate(self.ffn_norm(x), shift_f, scale_f)
-        return x + self.drop_path(gate_f * self.feed_forward(h))
+        return self._residual(x, gate_f, self.feed_forward(h))
+
+    def _residual(self, x: Tensor, gate: Tensor, branch: Tensor) -> Tensor:
+        if self.drop_path.p > 0 and self.training:
+            return x + self.drop_path(gate * branch)
+        return torch.addcmul(x, gate, branch)
 
 
 class BiGRTransformer(nn.Module):
