@@ -171,10 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parity)
 
     from .commands.generate import add_generation_commands
-    from .commands.train import add_training_commands
+    from .commands.train import add_tokenizer_training_command, add_training_commands
 
     add_generation_commands(sub)
     add_training_commands(sub)
+    add_tokenizer_training_command(sub)
 
     p = sub.add_parser("bench", help="benchmarks that print numbers")
     p.add_argument("what", choices=["sample"])

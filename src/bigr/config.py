@@ -295,6 +295,27 @@ PRESETS: dict[str, Config] = {
     "bench": _bigr(
         dim=512, depth=8, heads=8, code_bits=24, grid_size=16, head=HeadConfig(width=512, depth=3)
     ),
+    # The embedded default: Fashion-MNIST padded to 32 px, an 8x8 grid of 16-bit codes.
+    "bae-fashion": TokenizerConfig(
+        base_channels=32,
+        channel_mult=(1, 2, 2),
+        res_blocks=1,
+        attn_resolutions=(8,),
+        latent_channels=64,
+        code_bits=16,
+        image_size=32,
+    ),
+    "bigr-fashion": _bigr(
+        dim=192,
+        depth=6,
+        heads=3,
+        code_bits=16,
+        grid_size=8,
+        num_classes=10,
+        resid_dropout=0.0,
+        ffn_dropout=0.0,
+        head=HeadConfig(width=192, depth=3),
+    ),
     # Tiny models for tests (4x4 grid of 16-bit codes, 10 classes, 16 px images).
     "bigr-tiny": _bigr(
         dim=64,
@@ -326,6 +347,7 @@ TOKENIZER_FOR = {
     "bigr-l-d32-512": "bae-d32-512",
     "bench": "bae-d24",
     "bigr-tiny": "bae-tiny",
+    "bigr-fashion": "bae-fashion",
 }
 
 RELEASED_BIGR = ("bigr-l-d24", "bigr-xl-d24", "bigr-xxl-d24", "bigr-xxl-d32", "bigr-l-d32-512")

@@ -149,3 +149,81 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint-every", type=int)
     g.add_argument("--sample-every", type=int)
     p.set_defaults(func=cmd_train)
+
+
+TOKENIZER_FLAGS = {  # argparse dest -> TokenizerTrainConfig field
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "perceptual_weight": "perceptual_weight",
+    "perceptual_resolution": "perceptual_resolution",
+    "disc_start": "disc_start",
+    "disc_weight_max": "disc_weight_max",
+    "ema_decay": "ema_decay",
+    "ema_every": "ema_every",
+    "precision": "precision",
+    "seed": "seed",
+    "log_every": "log_every",
+    "checkpoint_every": "checkpoint_every",
+    "eval_every": "eval_every",
+}
+
+
+def cmd_train_tokenizer(args: argparse.Namespace) -> int:
+    from ..config import TokenizerConfig
+    from ..data import open_dataset
+    from ..train.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+    config = get_preset(args.preset)
+    if not isinstance(config, TokenizerConfig):
+        raise ValueError(f"preset {args.preset!r} is not a tokenizer preset")
+    config = apply_overrides(config, args.set or [])
+    data = open_dataset(args.data, config.image_size)
+    held_out = open_dataset(args.eval_data, config.image_size) if args.eval_data else None
+    changes = {
+        f: getattr(args, d) for d, f in TOKENIZER_FLAGS.items() if getattr(args, d) is not None
+    }
+    if args.no_flip:
+        changes["flip"] = False
+    train = TokenizerTrainConfig(**changes)
+    stats = train_tokenizer(
+        config, data, args.out, train, held_out=held_out, resume=args.resume, device=args.device
+    )
+    if os.environ.get("RANK", "0") != "0":
+        return 0
+    if stats:
+        extra = f", held-out PSNR {stats['psnr']:.2f} dB" if "psnr" in stats else ""
+        print(f"step {stats['step']}: L1 {stats['l1']:.4f}{extra}")
+    print(f"wrote {Path(args.out) / 'model'} (EMA tokenizer), {Path(args.out) / 'loss.png'}")
+    return 0
+
+
+def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-tokenizer", help="train a binary autoencoder (also under torchrun)")
+    p.add_argument("--data", required=True, help="fashion-mnist, or a folder of images")
+    p.add_argument("--eval-data", help="held-out data for PSNR and reconstruction grids")
+    p.add_argument("--preset", required=True, help="tokenizer preset (see `bigr presets`)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--device")
+    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    g = p.add_argument_group("optimisation")
+    for flag, kind in [
+        ("--steps", int),
+        ("--batch-size", int),
+        ("--lr", float),
+        ("--perceptual-weight", float),
+        ("--perceptual-resolution", int),
+        ("--disc-start", int),
+        ("--disc-weight-max", float),
+        ("--ema-decay", float),
+        ("--ema-every", int),
+        ("--seed", int),
+        ("--log-every", int),
+        ("--checkpoint-every", int),
+        ("--eval-every", int),
+    ]:
+        g.add_argument(flag, type=kind)
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    p.set_defaults(func=cmd_train_tokenizer)

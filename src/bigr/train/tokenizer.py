@@ -1,0 +1,316 @@
+"""Training the binary autoencoder (the B-AE objective of bigr-spec.md §1.7, inherited from BLD).
+
+Loss = L1 reconstruction + perceptual (an LPIPS-style distance on the FID Inception, the
+network available offline; the release used VGG16 LPIPS) + adaptive-weight hinge GAN term from
+a PatchGAN discriminator switched on at `disc_start`, + an optional code regulariser
+mean(p (1 - p)) (the release applied the sigmoid twice there; weight 0 by default). The
+discriminator trains with the hinge loss. EMA of the autoencoder; bf16 autocast on GPUs.
+
+Like generator training, every random draw of a step (images, flips, code samples) comes from
+generators seeded by (seed, step), so a killed run resumes exactly. Under torchrun the models
+are wrapped in DDP; the adaptive weight uses each rank's own gradients, as the release does.
+
+Outputs in the run folder: `model/` (EMA tokenizer, `load_tokenizer`), `state.pt`, `log.jsonl`,
+`loss.png`, `recon/step_*.png` (held-out images over their reconstructions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import distributed
+from ..checkpoint import EMA, load_state, save_state
+from ..config import TokenizerConfig, config_to_json
+from ..model import save_tokenizer
+from ..tokenizer import BinaryAutoencoder
+from .generator import batch_indices
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerTrainConfig:
+    steps: int = 10000
+    batch_size: int = 32  # global
+    lr: float = 1e-4
+    disc_lr: float | None = None  # None: same as lr
+    perceptual_weight: float = 1.0
+    perceptual_resolution: int = 128
+    disc_start: int = 2000
+    disc_weight_max: float = 1.0
+    disc_layers: int = 3
+    disc_channels: int = 64
+    code_weight: float = 0.0
+    ema_decay: float = 0.995
+    ema_every: int = 10  # the release's EMA: beta 0.995 every 10 steps
+    flip: bool = True
+    precision: str = "auto"
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    eval_every: int = 500
+    eval_images: int = 64  # held-out images for PSNR and the reconstruction grid
+
+
+class PatchDiscriminator(nn.Module):
+    """The 3-layer PatchGAN of the release (4x4 convs, BatchNorm, LeakyReLU 0.2)."""
+
+    def __init__(self, in_channels: int = 3, channels: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        seq: list[nn.Module] = [nn.Conv2d(in_channels, channels, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < layers else 1
+            seq += [
+                nn.Conv2d(channels * prev, channels * mult, 4, stride, 1, bias=False),
+                nn.BatchNorm2d(channels * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
+        seq.append(nn.Conv2d(channels * mult, 1, 4, 1, 1))
+        self.main = nn.Sequential(*seq)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.main(x)
+
+
+def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (F.relu(1 - real).mean() + F.relu(1 + fake).mean())
+
+
+def adaptive_weight(nll: Tensor, g_loss: Tensor, last: Tensor, maximum: float) -> Tensor:
+    """||grad nll|| / (||grad g|| + 1e-4) at the decoder's last layer, clamped to [0, max]."""
+    g_nll = torch.autograd.grad(nll, last, retain_graph=True)[0]
+    g_gan = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
+    return (g_nll.norm() / (g_gan.norm() + 1e-4)).clamp(0, maximum).detach()
+
+
+def psnr(a: Tensor, b: Tensor) -> Tensor:
+    """(B,) peak signal-to-noise ratio in dB of images in [0, 1]."""
+    mse = (a.clamp(0, 1) - b.clamp(0, 1)).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
+
+
+def _images(dataset, indices: Tensor, flips: Tensor | None) -> Tensor:
+    batch = torch.stack([dataset[int(i)][0] for i in indices])
+    if flips is not None:
+        batch = torch.where(flips.view(-1, 1, 1, 1), batch.flip(-1), batch)
+    return batch
+
+
+@torch.no_grad()
+def evaluate_reconstruction(model: BinaryAutoencoder, images: Tensor) -> tuple[float, Tensor]:
+    """Mean PSNR of deterministic-code reconstructions, and the reconstructions."""
+    device = next(model.parameters()).device
+    recon = model.decode(model.encode(images.to(device), stochastic=False).codes).clamp(0, 1).cpu()
+    return float(psnr(images, recon).mean()), recon
+
+
+def train_tokenizer(
+    config: TokenizerConfig,
+    dataset,
+    out_dir: str | Path,
+    train: TokenizerTrainConfig,
+    *,
+    held_out=None,
+    resume: bool = False,
+    device: str | None = None,
+    perceptual: nn.Module | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train from scratch (or resume); `held_out` (a dataset) feeds PSNR and recon grids."""
+    ctx = distributed.setup(device)
+    if train.batch_size % ctx.world_size:
+        raise ValueError(
+            f"global batch {train.batch_size} is not divisible by {ctx.world_size} ranks"
+        )
+    out = Path(out_dir)
+    torch.manual_seed(train.seed)
+    model = BinaryAutoencoder(config).to(ctx.device).train()
+    disc = (
+        PatchDiscriminator(config.in_channels, train.disc_channels, train.disc_layers)
+        .to(ctx.device)
+        .train()
+    )
+    if perceptual is None and train.perceptual_weight > 0:
+        from ..perceptual import InceptionPerceptual
+
+        perceptual = InceptionPerceptual(resolution=train.perceptual_resolution)
+    if perceptual is not None:
+        perceptual = perceptual.to(ctx.device)
+    ema = EMA(model, train.ema_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=train.lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=train.disc_lr or train.lr)
+    start = 0
+    if resume and (out / "state.pt").is_file():
+        state = load_state(out / "state.pt", ctx.device)
+        model.load_state_dict(state["model"])
+        disc.load_state_dict(state["disc"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        opt_d.load_state_dict(state["opt_d"])
+        start = state["step"]
+    net, dnet = model, disc
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        net, dnet = DDP(model, device_ids=ids), DDP(disc, device_ids=ids)
+    log = [r for r in _read_log(out / "log.jsonl") if r["step"] <= start]
+    eval_images = None
+    if held_out is not None and len(held_out):
+        count = min(train.eval_images, len(held_out))
+        eval_images = torch.stack([held_out[i][0] for i in range(count)])
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    bar = None
+    if progress and ctx.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=train.steps, initial=start, desc="train-tokenizer", unit="step")
+    use_bf16 = train.precision == "bf16" or (
+        train.precision == "auto" and ctx.device.type == "cuda"
+    )
+    autocast = (
+        (lambda: torch.autocast(ctx.device.type, dtype=torch.bfloat16))
+        if use_bf16
+        else contextlib.nullcontext
+    )
+    per_rank = train.batch_size // ctx.world_size
+    last_layer = model.decoder.blocks[-1].weight
+    stats: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for step in range(start, train.steps):
+        g = distributed.generator("cpu", train.seed, "tokenizer-step", step)
+        indices = batch_indices(step, train.batch_size, len(dataset), train.seed)
+        flips = torch.rand(train.batch_size, generator=g) < 0.5 if train.flip else None
+        rows = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
+        x = _images(dataset, indices[rows], None if flips is None else flips[rows]).to(ctx.device)
+        code_gen = distributed.generator(ctx.device, train.seed, "codes", step, ctx.rank)
+        with autocast():
+            recon, enc = net(x, generator=code_gen)
+            rec = (x - recon.float()).abs().mean()
+            p_loss = (
+                perceptual(x, recon.float()).mean() if perceptual is not None else rec.new_zeros(())
+            )
+            nll = rec + train.perceptual_weight * p_loss
+            loss = nll
+            gan_on = step >= train.disc_start
+            g_loss = d_weight = rec.new_zeros(())
+            if gan_on:
+                g_loss = -dnet(recon.float()).mean()
+                d_weight = adaptive_weight(nll, g_loss, last_layer, train.disc_weight_max)
+                loss = loss + d_weight * g_loss
+            if train.code_weight > 0:
+                loss = loss + train.code_weight * (enc.probs * (1 - enc.probs)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        d_loss = rec.new_zeros(())
+        if gan_on:
+            with autocast():
+                d_loss = hinge_d_loss(dnet(x), dnet(recon.detach().float()))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        if (step + 1) % train.ema_every == 0:
+            ema.update(model)
+        done = step + 1
+        values = (
+            torch.stack([loss, rec, p_loss, g_loss, d_weight, d_loss]).detach().float().tolist()
+        )
+        names = ("loss", "l1", "perceptual", "g_loss", "d_weight", "d_loss")
+        stats = {"step": done, **dict(zip(names, values, strict=True))}
+        if ctx.is_main:
+            if eval_images is not None and (done % train.eval_every == 0 or done == train.steps):
+                stats["psnr"] = _evaluate(out, done, model, ema, eval_images)
+            if done % train.log_every == 0 or done == train.steps or "psnr" in stats:
+                stats["seconds"] = time.perf_counter() - t0
+                log.append(stats)
+                with open(out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(stats) + "\n")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(l1=f"{stats['l1']:.4f}")
+            if done % train.checkpoint_every == 0 or done == train.steps:
+                _save(out, done, model, disc, ema, opt, opt_d, train, log)
+        distributed.barrier(ctx)
+    if bar is not None:
+        bar.close()
+    distributed.teardown(ctx)
+    return stats
+
+
+def _ema_model(model: BinaryAutoencoder, ema: EMA) -> BinaryAutoencoder:
+    export = BinaryAutoencoder(model.config).to(next(model.parameters()).device)
+    export.load_state_dict(model.state_dict())
+    ema.copy_to(export)
+    return export.eval()
+
+
+def _evaluate(out: Path, step: int, model: BinaryAutoencoder, ema: EMA, images: Tensor) -> float:
+    from ..images import save_grid
+
+    value, recon = evaluate_reconstruction(_ema_model(model, ema), images)
+    n = min(len(images), 16)
+    save_grid(torch.cat([images[:n], recon[:n]]), out / "recon" / f"step_{step:07d}.png", nrow=n)
+    return value
+
+
+def _save(
+    out: Path,
+    step: int,
+    model,
+    disc,
+    ema: EMA,
+    opt,
+    opt_d,
+    train: TokenizerTrainConfig,
+    log: list[dict],
+) -> None:
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "disc": disc.state_dict(),
+        "ema": ema.state_dict(),
+        "opt": opt.state_dict(),
+        "opt_d": opt_d.state_dict(),
+        "train": json.loads(json.dumps(train.__dict__)),
+        "config": config_to_json(model.config),
+    }
+    save_state(out / "state.pt", state)
+    save_tokenizer(
+        _ema_model(model, ema),
+        out / "model",
+        extra={"trained_steps": step, "trained_by": "bigr train-tokenizer"},
+    )
+    if log:
+        from ..plots import plot_curves
+
+        steps = [r["step"] for r in log]
+        series = {"L1": (steps, [r["l1"] for r in log])}
+        if any(r["perceptual"] for r in log):
+            series["perceptual"] = (steps, [r["perceptual"] for r in log])
+        plot_curves(out / "loss.png", series, title="tokenizer training", ylabel="loss", logy=True)
+        with_psnr = [r for r in log if "psnr" in r and math.isfinite(r["psnr"])]
+        if with_psnr:
+            plot_curves(
+                out / "psnr.png",
+                {"held-out PSNR": ([r["step"] for r in with_psnr], [r["psnr"] for r in with_psnr])},
+                title="reconstruction quality (EMA, deterministic codes)",
+                ylabel="PSNR (dB)",
+            )
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
