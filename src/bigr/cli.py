@@ -101,6 +101,20 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- demo --------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    result = run_demo(args.out, seed=args.seed, device=args.device)
+    print(
+        f"wrote {Path(result['out_dir']) / 'index.html'} in {result['total_seconds']:.0f} s "
+        "(open it in a browser)"
+    )
+    return 0
+
+
 # -- bench -------------------------------------------------------------------------------------
 
 
@@ -170,12 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failures-only", action="store_true", help="print only failing rows")
     p.set_defaults(func=cmd_parity)
 
+    from .commands.evaluate import add_evaluation_commands
     from .commands.generate import add_generation_commands
     from .commands.train import add_tokenizer_training_command, add_training_commands
 
     add_generation_commands(sub)
     add_training_commands(sub)
     add_tokenizer_training_command(sub)
+    add_evaluation_commands(sub)
 
     p = sub.add_parser("bench", help="benchmarks that print numbers")
     p.add_argument("what", choices=["sample"])
@@ -192,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="the embedded Fashion-MNIST models at work (no download)")
+    p.add_argument("--out", default="bigr-demo", help="output folder (default: bigr-demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("presets", help="list the model presets")
     p.set_defaults(func=cmd_presets)

@@ -126,6 +126,8 @@ def build_model(config: Config) -> BiGR | BinaryAutoencoder:
 
 def _load(path_or_name: str | Path, expected: type, device: str | torch.device):
     config, state = load_directory(path_or_name, device)
+    # Weights may be stored in half precision (the embedded demo models are); compute in fp32.
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     if not isinstance(config, expected):
         wanted = "a BiGR generator" if expected is BiGRConfig else "a tokenizer"
         raise CheckpointError(f"{path_or_name} holds a {type(config).__name__}, not {wanted}")

@@ -1,0 +1,247 @@
+"""Handlers of `bigr sample-fid`, `bigr fid` and `bigr probe` (argument parsing in `cli.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .generate import add_sampler_arguments, load_pair, sampler_from_args
+
+
+def cmd_sample_fid(args: argparse.Namespace) -> int:
+    from ..evaluation.sample_fid import recipe, sample_fid
+
+    model, tokenizer = load_pair(args)
+    sampler = sampler_from_args(args, recipe(args.recipe))
+    rank = int(os.environ.get("RANK", 0)) if args.rank is None else args.rank
+    world = int(os.environ.get("WORLD_SIZE", 1)) if args.world_size is None else args.world_size
+    result = sample_fid(
+        model,
+        tokenizer,
+        args.out,
+        num_images=args.num,
+        sampler=sampler,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        seed=args.seed,
+        rank=rank,
+        world_size=world,
+        write_png=args.png,
+        model_info={"model": str(args.model), "recipe": args.recipe},
+    )
+    state = f"complete: {result['samples']}" if result["complete"] else "other shards still missing"
+    print(f"rank {rank}: wrote {result['shards_written']} shards to {result['out_dir']} ({state})")
+    return 0
+
+
+def _load_samples(path: Path) -> tuple[np.ndarray | None, Path | None]:
+    """uint8 NHWC images from a sample-fid folder or an .npz; or a plain image folder."""
+    if path.is_dir() and (path / "samples.npz").is_file():
+        path = path / "samples.npz"
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            if "arr_0" not in data:
+                raise ValueError(f"{path}: no 'arr_0' image array")
+            return data["arr_0"], None
+    if path.is_dir():
+        if (path / "meta.json").is_file():
+            raise ValueError(f"{path}: the sample set is incomplete (no samples.npz yet)")
+        return None, path
+    raise ValueError(f"{path}: not a folder of images, a sample-fid folder or an .npz")
+
+
+def _stats_of(
+    spec: str, extractor, image_size: int, limit: int | None, batch_size: int, cache: Path | None
+):
+    from ..data import open_dataset
+    from ..evaluation.reference import (
+        load_statistics,
+        save_statistics,
+        statistics_from_folder,
+        statistics_from_images,
+    )
+
+    if cache is not None and cache.is_file():
+        return load_statistics(cache)
+    path = Path(spec)
+    if path.suffix == ".npz" and path.is_file():
+        stats = load_statistics(path, extractor, batch_size=batch_size)
+    else:
+        images, folder = (None, None)
+        if path.exists():
+            images, folder = _load_samples(path)
+        if folder is not None:
+            stats = statistics_from_folder(folder, extractor, batch_size=batch_size)
+        elif images is not None:
+            stats = statistics_from_images(
+                _uint8_to_float(images[:limit]), extractor, batch_size=batch_size
+            )
+        else:
+            dataset = open_dataset(spec, image_size)
+            n = len(dataset) if limit is None else min(limit, len(dataset))
+            tensors = torch.stack([dataset[i][0] for i in range(n)])
+            stats = statistics_from_images(tensors, extractor, batch_size=batch_size)
+    if cache is not None:
+        save_statistics(stats, cache)
+    return stats
+
+
+def _uint8_to_float(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
+
+
+def cmd_fid(args: argparse.Namespace) -> int:
+    from ..evaluation.inception import InceptionFeatures
+    from ..evaluation.reference import compare_statistics
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    extractor = InceptionFeatures().to(device)
+    sample_path = Path(args.samples)
+    images, _ = _load_samples(sample_path)
+    size = images.shape[1] if images is not None else 0
+    limit = args.num
+    samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
+    ref_limit = args.ref_num if args.ref_num is not None else samples.num_images or None
+    reference = _stats_of(
+        args.ref,
+        extractor,
+        size or 256,
+        ref_limit,
+        args.batch_size,
+        Path(args.ref_stats) if args.ref_stats else None,
+    )
+    result = compare_statistics(samples, reference)
+    result |= {"num_samples": samples.num_images, "num_reference": reference.num_images}
+    text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from ..evaluation.probe import ProbeConfig, layer_features, train_probe
+    from ..model import BiGR
+    from ..shards import CodeShards
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = BiGR.from_pretrained(args.model, device=device)
+    train_codes, test_codes = CodeShards(args.train_codes), CodeShards(args.test_codes)
+    depth = model.config.depth
+    layers = (
+        list(range(depth)) if args.layers == "all" else [int(x) for x in args.layers.split(",")]
+    )
+    if any(not 0 <= i < depth for i in layers):
+        raise ValueError(f"layers must lie in 0..{depth - 1}")
+    config = ProbeConfig(
+        epochs=args.epochs, batch_size=args.batch_size, base_lr=args.lr, optimizer=args.optimizer
+    )
+
+    def data(shards: CodeShards, n: int | None):
+        count = len(shards) if n is None else min(n, len(shards))
+        codes = [c for c, _ in shards.iter_batches(256, 0, count)]
+        labels = torch.cat([lab for _, lab in shards.iter_batches(4096, 0, count)])
+        return codes, labels
+
+    tr_codes, tr_y = data(train_codes, args.train_num)
+    te_codes, te_y = data(test_codes, args.test_num)
+    results: dict[str, dict] = {}
+    tr_f = layer_features(model, tr_codes, layers)
+    te_f = layer_features(model, te_codes, layers)
+    for i in layers:
+        r = results[f"layer {i}"] = train_probe(tr_f[i], tr_y, te_f[i], te_y, config)
+        print(f"layer {i:>2}: top-1 {r['top1']:.2f}  top-5 {r['top5']:.2f}")
+    if "bits" in args.baselines:
+        results["tokenizer bits"] = train_probe(
+            torch.cat(tr_codes).flatten(1), tr_y, torch.cat(te_codes).flatten(1), te_y, config
+        )
+        print(f"tokenizer bits: top-1 {results['tokenizer bits']['top1']:.2f}")
+    if "pixels" in args.baselines:
+        from ..data import open_dataset
+
+        if not (args.train_data and args.test_data):
+            raise ValueError("the pixel baseline needs --train-data and --test-data")
+        size = args.pixel_size or test_codes.meta.tokenizer.get("config", {}).get("image_size")
+        if not size:
+            raise ValueError("the code shards do not name their image size: pass --pixel-size")
+
+        def pixels(spec: str, n: int) -> torch.Tensor:
+            ds = open_dataset(spec, size)
+            return torch.stack([ds[i][0] for i in range(n)]).flatten(1)
+
+        results["raw pixels"] = train_probe(
+            pixels(args.train_data, len(tr_y)),
+            tr_y,
+            pixels(args.test_data, len(te_y)),
+            te_y,
+            config,
+        )
+        print(f"raw pixels: top-1 {results['raw pixels']['top1']:.2f}")
+    if args.out:
+        Path(args.out).write_text(
+            json.dumps({"config": config.__dict__, "results": results}, indent=2) + "\n"
+        )
+        print(f"wrote {args.out}")
+    return 0
+
+
+def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sample-fid", help="sample N class-balanced images for FID (resumable, torchrun)"
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--tokenizer")
+    p.add_argument("--out", required=True, help="sample folder (shards, then samples.npz)")
+    p.add_argument("--num", type=int, default=10_000)
+    p.add_argument(
+        "--recipe",
+        default="release",
+        help="release, paper-l, paper-xl, paper-xxl, notebook, "
+        "or PRESET/paper, PRESET/release; sampling flags override it",
+    )
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--shard-size", type=int, default=1000)
+    p.add_argument("--png", action="store_true", help="also write every image as a PNG")
+    p.add_argument("--rank", type=int)
+    p.add_argument("--world-size", type=int)
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_sample_fid)
+
+    p = sub.add_parser("fid", help="FID, sFID, precision and recall of samples against a reference")
+    p.add_argument("samples", help="sample-fid folder, .npz (arr_0), or a folder of images")
+    p.add_argument(
+        "--ref",
+        required=True,
+        help="dataset (fashion-mnist:test), image folder, ADM .npz or stats .npz",
+    )
+    p.add_argument("--num", type=int, help="use the first N samples")
+    p.add_argument("--ref-num", type=int, help="reference images (default: as many as samples)")
+    p.add_argument("--ref-stats", help="cache the reference statistics in this .npz")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--device")
+    p.add_argument("--out", help="also write the result JSON here")
+    p.set_defaults(func=cmd_fid)
+
+    p = sub.add_parser("probe", help="linear probe of pooled features after chosen layers")
+    p.add_argument("--model", required=True)
+    p.add_argument("--train-codes", required=True, help="code shards of the training split")
+    p.add_argument("--test-codes", required=True, help="code shards of the held-out split")
+    p.add_argument("--layers", default="all", help="comma-separated block indices, or all")
+    p.add_argument("--baselines", default="bits", help="comma list of: bits, pixels")
+    p.add_argument("--train-data", help="images of the training split (pixel baseline)")
+    p.add_argument("--test-data", help="images of the held-out split (pixel baseline)")
+    p.add_argument("--pixel-size", type=int)
+    p.add_argument("--train-num", type=int)
+    p.add_argument("--test-num", type=int)
+    p.add_argument("--epochs", type=int, default=90)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=0.1, help="base lr (scaled by batch / 256)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "lars"])
+    p.add_argument("--device")
+    p.add_argument("--out", help="write results as JSON")
+    p.set_defaults(func=cmd_probe)

@@ -1,0 +1,111 @@
+"""`bigr fid` and `bigr probe` end to end, with a small stand-in feature network for FID (the real
+Inception is covered by test_evaluation_inception.py; its 2048-d square roots take seconds)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bigr.cli import main
+from bigr.evaluation.inception import InceptionOutput
+from bigr.shards import ShardMeta, write_codes
+
+
+class StandIn(torch.nn.Module):
+    """Per-channel means and a coarse 2x2 layout as 'features'."""
+
+    def forward(self, images):
+        pooled = torch.nn.functional.adaptive_avg_pool2d(images, 2).flatten(1)  # (B, 12)
+        return InceptionOutput(pooled, images.mean((2, 3)))
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    import bigr.evaluation.inception as inception
+
+    monkeypatch.setattr(inception, "InceptionFeatures", StandIn)
+
+
+def _folder(path, n, shift, seed):
+    path.mkdir()
+    g = np.random.default_rng(seed)
+    for i in range(n):
+        arr = np.clip(g.normal(0.5 + shift, 0.2, (16, 16, 3)), 0, 1)
+        Image.fromarray((arr * 255).astype(np.uint8)).save(path / f"{i}.png")
+    return path
+
+
+def test_fid_command_orders_sets_by_distance(stand_in, tmp_path):
+    ref = _folder(tmp_path / "ref", 60, 0.0, 0)
+    _folder(tmp_path / "near", 60, 0.0, 1)
+    _folder(tmp_path / "far", 60, 0.2, 2)
+    results = {}
+    for name in ("near", "far"):
+        assert (
+            main(
+                [
+                    "fid",
+                    str(tmp_path / name),
+                    "--ref",
+                    str(ref),
+                    "--out",
+                    str(tmp_path / f"{name}.json"),
+                ]
+            )
+            == 0
+        )
+        results[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert results["near"]["fid"] < results["far"]["fid"]
+    assert {"fid", "sfid", "precision", "recall", "num_samples"} <= set(results["near"])
+    assert results["near"]["num_samples"] == 60
+
+
+def test_probe_command_runs_with_baselines(random_bigr, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 40), ("test", 20)):
+        labels = torch.arange(n) % 4
+        codes = torch.randint(0, 2, (n, 1, 16, 16), generator=g)
+        codes[:, 0, :, 0] = (labels[:, None] % 2).expand(-1, 16)  # bit 0 carries half the class
+        meta = ShardMeta(
+            code_bits=16,
+            grid_size=4,
+            count=n,
+            shard_size=32,
+            samples_per_image=1,
+            include_flips=False,
+            stochastic=False,
+            seed=0,
+            classes=[str(i) for i in range(4)],
+            source="random",
+            tokenizer={},
+        )
+        write_codes(tmp_path / split, codes, labels, meta)
+    random_bigr.save_pretrained(tmp_path / "model")
+    out = tmp_path / "probe.json"
+    assert (
+        main(
+            [
+                "probe",
+                "--model",
+                str(tmp_path / "model"),
+                "--train-codes",
+                str(tmp_path / "train"),
+                "--test-codes",
+                str(tmp_path / "test"),
+                "--layers",
+                "0,1",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "16",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"layer 0", "layer 1", "tokenizer bits"}
+    assert results["tokenizer bits"]["top1"] >= 40  # the planted bit gives half of the class away
