@@ -306,15 +306,15 @@ PRESETS: dict[str, Config] = {
         image_size=32,
     ),
     "bigr-fashion": _bigr(
-        dim=192,
-        depth=6,
-        heads=3,
+        dim=128,
+        depth=8,
+        heads=4,
         code_bits=16,
         grid_size=8,
         num_classes=10,
         resid_dropout=0.0,
         ffn_dropout=0.0,
-        head=HeadConfig(width=192, depth=3),
+        head=HeadConfig(width=128, depth=3),
     ),
     # Tiny models for tests (4x4 grid of 16-bit codes, 10 classes, 16 px images).
     "bigr-tiny": _bigr(
