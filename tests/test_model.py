@@ -47,6 +47,31 @@ def test_loss_uses_only_masked_tokens(random_bigr):
         )
 
 
+def test_head_on_every_token_gives_the_same_loss_and_gradient(random_bigr):
+    # the release's work (head on all tokens, unmasked ones zero-weighted) vs ours (masked only)
+    model = random_bigr
+    codes, labels = _batch(model.config)
+    mask = torch.zeros(4, 16, dtype=torch.bool)
+    mask[:, 3:9] = True
+    t = torch.randint(1, 257, (4, 16), generator=torch.Generator().manual_seed(1))
+    noise = torch.rand(4, 16, 16, generator=torch.Generator().manual_seed(2))
+    grads = []
+    losses = []
+    for head_tokens in ("masked", "all"):
+        model.zero_grad()
+        out = model.training_loss(
+            codes, labels, mask=mask, t=t, noise=noise, drop_labels=False, head_tokens=head_tokens
+        )
+        out["loss"].backward()
+        losses.append(out["loss"].detach())
+        grads.append(
+            torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        )
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+    assert grads[0].abs().sum() > 0
+
+
 def test_save_and_load_give_identical_outputs(tmp_path, tiny_bigr):
     codes, labels = _batch(tiny_bigr.config)
     mask = torch.rand(4, 16, generator=torch.Generator().manual_seed(3)) < 0.5

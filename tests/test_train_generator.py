@@ -83,6 +83,22 @@ def test_two_gloo_processes_match_one_process(codes, tmp_path):
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
+def test_fsdp_on_two_gloo_processes_matches_one_process_and_resumes(codes, tmp_path):
+    common = ["--codes", str(codes), *ARGS, "--checkpoint-every", "2"]
+    _train(*common, "--steps", "4", "--out", str(tmp_path / "one"))
+    _train(*common, "--steps", "4", "--out", str(tmp_path / "fsdp"), "--fsdp", torchrun=2)
+    # a sharded run stopped at step 2 and resumed (optimizer and EMA state re-sharded)
+    _train(*common, "--steps", "2", "--out", str(tmp_path / "part"), "--fsdp", torchrun=2)
+    _train(
+        *common, "--steps", "4", "--out", str(tmp_path / "part"), "--fsdp", "--resume", torchrun=2
+    )
+    one, fsdp, part = (_state(tmp_path / n) for n in ("one", "fsdp", "part"))
+    for other in (fsdp, part):
+        assert _max_diff(one["model"], other["model"]) < 1e-5
+        assert _max_diff(one["ema"], other["ema"]) < 1e-5
+    assert BiGR.from_pretrained(tmp_path / "fsdp" / "model").config == PRESETS["bigr-tiny"]
+
+
 def _state_at_init():
     torch.manual_seed(0)
     return BiGR(PRESETS["bigr-tiny"]).state_dict()

@@ -85,6 +85,21 @@ def test_tokenizer_training_runs_and_resumes_exactly(tmp_path):
         tmp_path / "a" / "loss.png"
     ).is_file()
     assert load_tokenizer(tmp_path / "a" / "model").config == PRESETS["bae-tiny"]
+    assert {"psnr_ema", "psnr_raw"} <= set(log[2])
+    # resuming a finished run with export="raw" re-exports the trained (not averaged) weights
+    train_tokenizer(
+        PRESETS["bae-tiny"],
+        data,
+        tmp_path / "a",
+        TokenizerTrainConfig(steps=6, export="raw", **cfg),
+        held_out=data,
+        perceptual=L2Perceptual(),
+        resume=True,
+        progress=False,
+    )
+    exported = load_tokenizer(tmp_path / "a" / "model").state_dict()
+    assert all(torch.equal(exported[k], a["model"][k]) for k in exported)
+    assert not all(torch.equal(exported[k], a["ema"][k]) for k in exported if k in a["ema"])
 
 
 def test_adaptive_weight_balances_gradient_norms():

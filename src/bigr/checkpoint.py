@@ -145,7 +145,8 @@ class EMA:
             param.copy_(self.shadow[name].to(param.dtype))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return dict(self.shadow)
+        """Full tensors. Under FSDP this gathers the shards: call it on every rank."""
+        return {n: _full(t) for n, t in self.shadow.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing = set(self.shadow) - set(state)
@@ -153,3 +154,19 @@ class EMA:
             raise CheckpointError(f"EMA state lacks {sorted(missing)[:3]}")
         for name in self.shadow:
             self.shadow[name].copy_(state[name])
+
+    @torch.no_grad()
+    def shard_like(self, model: torch.nn.Module) -> None:
+        """After FSDP has sharded `model`, shard the average the same way (from full tensors)."""
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        for name, param in model.named_parameters():
+            if isinstance(param, DTensor) and not isinstance(self.shadow[name], DTensor):
+                self.shadow[name] = distribute_tensor(
+                    self.shadow[name].to(param.device), param.device_mesh, param.placements
+                )
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    full_tensor = getattr(tensor, "full_tensor", None)  # a DTensor shard: gather it
+    return full_tensor() if full_tensor is not None else tensor

@@ -123,10 +123,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .evaluation.bench import bench_sample
+    from .evaluation.bench import bench_sample, bench_train
 
-    if args.what != "sample":
-        raise CLIError("only `bigr bench sample` exists so far")
+    if args.what == "train":
+        args.batch = args.batch or 8
+        result = bench_train(
+            args.preset,
+            batch=args.batch,
+            iters=args.repeats or 3,
+            device=args.device,
+            precision="bf16" if args.dtype == "bfloat16" else "fp32",
+        )
+        if args.json:
+            print(json.dumps(result, indent=2))
+            return 0
+        print(f"{args.preset}: batch {args.batch}, {args.dtype} on {args.device}")
+        for name, r in result["train"].items():
+            print(
+                f"{name:>12}: {r['tokens_per_second']:.0f} tokens/s "
+                f"({r['seconds_per_step']:.2f} s/step)"
+            )
+        print(f"masked-only speedup: {result['speedup_masked_only']:.2f}x")
+        tok = result["tokenize"]
+        if "images_per_second" in tok:
+            print(f"tokenize ({tok['tokenizer']}): {tok['images_per_second']:.2f} images/s")
+        return 0
+    args.batch = args.batch or 4
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
     result = bench_sample(
         args.preset,
@@ -137,7 +159,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         paths=tuple(args.paths.split(",")),
         device=args.device,
         dtype=dtype,
-        repeats=args.repeats,
+        repeats=args.repeats or 1,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -194,9 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluation_commands(sub)
 
     p = sub.add_parser("bench", help="benchmarks that print numbers")
-    p.add_argument("what", choices=["sample"])
+    p.add_argument("what", choices=["sample", "train"])
     p.add_argument("--preset", default="bench")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=int, default=None, help="default: 4 (sample), 8 (train)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--head-steps", type=int, default=100)
     p.add_argument("--guidance", type=float, default=3.0)
@@ -205,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed repeats, the best is kept; default: 1 (sample), 3 (train steps)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench)
 

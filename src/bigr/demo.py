@@ -64,6 +64,7 @@ def run_demo(
     seed: int = 0,
     device: str = "cpu",
     per_class: int = 4,
+    sampler: SamplerConfig = DEMO_SAMPLER,
     progress: bool = True,
 ) -> dict:
     """Write the demo folder; returns what was written and how long each part took."""
@@ -72,7 +73,6 @@ def run_demo(
     model, tokenizer = load_demo_models(device)
     size = tokenizer.config.image_size
     examples = _examples(size)
-    sampler = DEMO_SAMPLER
     sections: list[tuple[str, str, str]] = []
     timings: dict[str, float] = {}
 

@@ -95,6 +95,7 @@ class BernoulliHead(nn.Module):
         x_t: Tensor | None = None,
         noise: Tensor | None = None,
         normalizer: float | None = None,
+        weight: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """Loss over rows of z (M, D) with targets x0 (M, K).
@@ -103,7 +104,9 @@ class BernoulliHead(nn.Module):
         (noise < q(x_t = 1 | x0)) with `noise` (M, K) uniforms, drawn unless given. The loss is
         the mean over rows and bits, or its sum divided by `normalizer` (a trainer splitting a
         batch over devices passes the global element count, so that the pieces add up to the
-        mean of the whole batch).
+        mean of the whole batch). `weight` (M,) of 0/1 scales each row's loss, as the release
+        does when it runs the head on every token and keeps only the masked ones; the mean is
+        then over the kept rows.
         """
         cfg = self.config
         if t is None:
@@ -125,13 +128,21 @@ class BernoulliHead(nn.Module):
             alpha=cfg.alpha,
         )
 
+        if weight is not None:
+            loss_all = loss_all * weight[:, None].to(loss_all.dtype)
+            if normalizer is None:
+                normalizer = weight.sum().clamp_min(1) * x0.shape[1]
+
         def reduce(values: Tensor) -> Tensor:
             return values.mean() if normalizer is None else values.sum() / normalizer
 
         bce = reduce(loss_all)
         out = {"loss": bce, "bce_loss": bce, "acc": acc}
         if cfg.aux_weight > 0:
-            out["aux_loss"] = reduce(self._aux_loss(raw.float(), x0.float(), x_t.float(), t))
+            aux = self._aux_loss(raw.float(), x0.float(), x_t.float(), t)
+            if weight is not None:
+                aux = aux * weight[:, None].to(aux.dtype)
+            out["aux_loss"] = reduce(aux)
             out["loss"] = bce + cfg.aux_weight * out["aux_loss"]
         return out
 

@@ -50,6 +50,7 @@ def setup(device: str | None = None) -> Context:
 
 def teardown(ctx: Context) -> None:
     if ctx.distributed and dist.is_initialized():
+        dist.barrier()  # no rank leaves while another still has collectives in flight
         dist.destroy_process_group()
 
 

@@ -63,6 +63,7 @@ class BiGR(nn.Module):
         noise: Tensor | None = None,
         drop_labels: bool | None = None,
         normalizer: float | None = None,
+        head_tokens: str = "masked",
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """Masked-modelling loss: mean over masked tokens and all their bits.
@@ -72,6 +73,8 @@ class BiGR(nn.Module):
         drops them itself passes False. `t` (B, L), and `x_t` (B, L, K) or uniforms `noise`
         (B, L, K), fix the diffusion noise; only their masked entries are used. `normalizer`:
         see `BernoulliHead.loss` (the global count of masked bits for a split batch).
+        `head_tokens='all'` runs the head on every token and zeroes the unmasked ones' loss, as
+        the release does: the same loss and gradient for more work (kept for benchmarks).
         """
         b, l, _ = codes.shape
         if mask is None:
@@ -81,6 +84,20 @@ class BiGR(nn.Module):
         if drop_labels and self.config.class_dropout > 0:
             labels = self.transformer.drop_labels(labels, generator)
         z = self.transformer(codes, labels, mask)
+        if head_tokens == "all":
+            flat = mask.reshape(-1)
+            return self.head.loss(
+                z.reshape(b * l, -1),
+                codes.reshape(b * l, -1).float(),
+                t=None if t is None else t.reshape(-1),
+                x_t=None if x_t is None else x_t.reshape(b * l, -1),
+                noise=None if noise is None else noise.reshape(b * l, -1),
+                normalizer=normalizer,
+                weight=flat,
+                generator=generator,
+            )
+        if head_tokens != "masked":
+            raise ValueError(f"head_tokens must be 'masked' or 'all', not {head_tokens!r}")
         return self.head.loss(
             z[mask],
             codes[mask].float(),

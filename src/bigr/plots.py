@@ -14,6 +14,7 @@ def plot_curves(
     xlabel: str = "step",
     ylabel: str = "",
     logy: bool = False,
+    markers: bool = False,
 ) -> Path:
     """One line per named (x, y) series."""
     import matplotlib
@@ -23,7 +24,7 @@ def plot_curves(
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name, (x, y) in series.items():
-        ax.plot(list(x), list(y), label=name, linewidth=1.2)
+        ax.plot(list(x), list(y), label=name, linewidth=1.2, marker="o" if markers else None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

@@ -190,7 +190,69 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..demo import DEMO_SAMPLER, asset_dir
+    from ..evaluation.report import SECTIONS, ReportConfig, run_report
+
+    if args.model is None:  # the embedded demo models
+        args.model = str(asset_dir() / "model")
+        args.tokenizer = args.tokenizer or str(asset_dir() / "tokenizer")
+    model, tokenizer = load_pair(args)
+    sampler = sampler_from_args(args, DEMO_SAMPLER)
+    changes = {
+        field: getattr(args, dest)
+        for dest, field in {
+            "num_fid": "num_fid",
+            "num_sweep": "num_sweep",
+            "probe_epochs": "probe_epochs",
+            "probe_train": "probe_train",
+            "probe_test": "probe_test",
+            "inpaint_images": "inpaint_images",
+            "batch_size": "batch_size",
+            "reference": "reference",
+            "train_data": "train_data",
+        }.items()
+        if getattr(args, dest) is not None
+    }
+    config = ReportConfig(recipe=sampler, seed=args.seed, **changes)
+    sections = tuple(args.sections.split(",")) if args.sections else tuple(SECTIONS)
+    path = run_report(
+        model,
+        tokenizer,
+        args.out,
+        config,
+        sections=sections,
+        force=args.force,
+        model_name=args.name or Path(args.model).name,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="results report (FID, speed/quality, orders, probe, inpainting) as markdown"
+    )
+    p.add_argument("--model", help="generator directory (default: the embedded demo model)")
+    p.add_argument("--tokenizer")
+    p.add_argument("--out", required=True, help="report folder (sections are cached there)")
+    p.add_argument("--name", help="title of the report")
+    p.add_argument(
+        "--sections", help="comma list of: fid, sweeps, orders, probe, inpaint (default: all)"
+    )
+    p.add_argument("--force", action="store_true", help="recompute cached sections")
+    p.add_argument("--num-fid", type=int, help="samples for the headline FID (default 10000)")
+    p.add_argument("--num-sweep", type=int, help="samples per sweep point (default 2000)")
+    p.add_argument("--probe-epochs", type=int)
+    p.add_argument("--probe-train", type=int)
+    p.add_argument("--probe-test", type=int)
+    p.add_argument("--inpaint-images", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
+    p.add_argument("--train-data", help="training data (default fashion-mnist:train)")
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser(
         "sample-fid", help="sample N class-balanced images for FID (resumable, torchrun)"
     )

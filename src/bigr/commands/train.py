@@ -185,6 +185,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     }
     if args.no_flip:
         changes["flip"] = False
+    if args.export_weights:
+        changes["export"] = args.export_weights
     train = TokenizerTrainConfig(**changes)
     stats = train_tokenizer(
         config, data, args.out, train, held_out=held_out, resume=args.resume, device=args.device
@@ -193,8 +195,10 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
         return 0
     if stats:
         extra = f", held-out PSNR {stats['psnr']:.2f} dB" if "psnr" in stats else ""
-        print(f"step {stats['step']}: L1 {stats['l1']:.4f}{extra}")
-    print(f"wrote {Path(args.out) / 'model'} (EMA tokenizer), {Path(args.out) / 'loss.png'}")
+        l1 = f": L1 {stats['l1']:.4f}" if "l1" in stats else ""
+        print(f"step {stats['step']}{l1}{extra}")
+    kind = "EMA" if train.export == "ema" else "raw"
+    print(f"wrote {Path(args.out) / 'model'} ({kind} weights), {Path(args.out) / 'loss.png'}")
     return 0
 
 
@@ -226,4 +230,9 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
     ]:
         g.add_argument(flag, type=kind)
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    g.add_argument(
+        "--export-weights",
+        choices=["ema", "raw"],
+        help="weights written to model/ (default ema; with --resume on a finished run: re-export)",
+    )
     p.set_defaults(func=cmd_train_tokenizer)

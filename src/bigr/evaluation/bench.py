@@ -1,4 +1,5 @@
-"""Sampling benchmark: seconds per image, analytic FLOPs, and the machine's matmul rate.
+"""Benchmarks: sampling (seconds per image, analytic FLOPs, the machine's matmul rate) and
+training (tokens/s with the head on masked tokens only or on every token; tokenization images/s).
 
 `bench_sample` times the default sampling path (head on still-unknown tokens only) and a path
 doing the release's amount of head work (every token, every unmasking step), on a preset with
@@ -19,8 +20,8 @@ import time
 
 import torch
 
-from ..config import BiGRConfig, get_preset
-from ..model import BiGR
+from ..config import TOKENIZER_FOR, BiGRConfig, TokenizerConfig, get_preset
+from ..model import BiGR, sample_training_mask
 from ..sampler import SamplerConfig, plan_steps, sample_codes
 
 
@@ -162,6 +163,120 @@ def bench_sample(
             results["official_work"]["seconds_per_image"] / results["default"]["seconds_per_image"]
         )
     return out
+
+
+def bench_train(
+    preset: str = "bench",
+    *,
+    batch: int = 8,
+    iters: int = 3,
+    warmup: int = 1,
+    tokenize_batch: int = 4,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> dict:
+    """Training throughput of `preset` (random weights, random codes, AdamW steps) with the head
+    on masked tokens only (ours) and on every token (the release's work; same loss and gradient),
+    and tokenization throughput of its tokenizer (deterministic codes, bit-packed).
+
+    Tokens/s counts image tokens of the batch (B x L) per optimizer step, whatever the path.
+    """
+    config = get_preset(preset)
+    if not isinstance(config, BiGRConfig):
+        raise ValueError(f"preset {preset!r} is not a BiGR generator")
+    autocast_on = precision == "bf16"
+    b, l, k = batch, config.num_tokens, config.code_bits
+    g = torch.Generator().manual_seed(0)
+    codes = (torch.rand(b, l, k, generator=g) < 0.5).float().to(device)
+    labels = torch.randint(0, config.num_classes, (b,), generator=g).to(device)
+    # One fixed draw for every timed step (mask ratio from the release's cosine draw).
+    mask = sample_training_mask(b, l, generator=g).to(device)
+    t = torch.randint(1, config.head.diffusion_steps + 1, (b, l), generator=g).to(device)
+    noise = torch.rand(b, l, k, generator=g).to(device)
+    paths = {}
+    for name, head_tokens in (("masked_only", "masked"), ("all_tokens", "all")):
+        model = random_model(config, device=device).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        times = []
+        for i in range(warmup + iters):
+            _sync(device)
+            start = time.perf_counter()
+            with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=autocast_on):
+                out = model.training_loss(
+                    codes,
+                    labels,
+                    mask=mask,
+                    t=t,
+                    noise=noise,
+                    drop_labels=False,
+                    head_tokens=head_tokens,
+                )
+            out["loss"].backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            _sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        seconds = min(times)
+        paths[name] = {
+            "seconds_per_step": seconds,
+            "tokens_per_second": b * l / seconds,
+            "images_per_second": b / seconds,
+            "loss": float(out["loss"].detach()),
+        }
+        del model, opt
+    result = {
+        "preset": preset,
+        "settings": {
+            "batch": b,
+            "tokens_per_image": l,
+            "masked_fraction": float(mask.float().mean()),
+            "iters": iters,
+            "precision": precision,
+        },
+        "machine": _machine(device),
+        "train": paths,
+        "speedup_masked_only": paths["all_tokens"]["seconds_per_step"]
+        / paths["masked_only"]["seconds_per_step"],
+    }
+    result["tokenize"] = bench_tokenize(
+        TOKENIZER_FOR.get(preset, ""), batch=tokenize_batch, iters=iters, device=device
+    )
+    return result
+
+
+def bench_tokenize(preset: str, *, batch: int = 4, iters: int = 3, device: str = "cpu") -> dict:
+    """Images/s of `bigr tokenize`'s inner work: encode to deterministic codes and bit-pack."""
+    from ..shards import pack_codes
+    from ..tokenizer import BinaryAutoencoder
+
+    if not preset:
+        return {"skipped": "no tokenizer paired with this preset"}
+    config = get_preset(preset)
+    if not isinstance(config, TokenizerConfig):
+        raise ValueError(f"preset {preset!r} is not a tokenizer")
+    torch.manual_seed(0)
+    model = BinaryAutoencoder(config).to(device).eval()
+    images = torch.rand(
+        batch, config.in_channels, config.image_size, config.image_size, device=device
+    )
+    times = []
+    with torch.no_grad():
+        for i in range(iters + 1):
+            _sync(device)
+            start = time.perf_counter()
+            pack_codes(model.encode(images, stochastic=False).codes)
+            _sync(device)
+            if i:
+                times.append(time.perf_counter() - start)
+    seconds = min(times)
+    return {
+        "tokenizer": preset,
+        "image_size": config.image_size,
+        "batch": batch,
+        "seconds_per_batch": seconds,
+        "images_per_second": batch / seconds,
+    }
 
 
 def _machine(device: str) -> dict:

@@ -205,6 +205,8 @@ def train_step(
             [out["loss"].detach().float(), out["acc"].detach().float() * masked_bits]
         )
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+    if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
+        grad_norm = grad_norm.full_tensor()
     opt.step()
     opt.zero_grad(set_to_none=True)
     ema.update(model)
@@ -219,28 +221,48 @@ def train_step(
     }
 
 
-def _save(
-    out: Path,
-    model: BiGR,
-    ema: EMA,
-    opt: torch.optim.Optimizer,
-    step: int,
-    train: TrainConfig,
-    log: list[dict],
-) -> None:
+def _full_states(
+    model: BiGR, ema: EMA, opt: torch.optim.Optimizer, train: TrainConfig
+) -> dict[str, dict]:
+    """Full (unsharded) model, EMA and optimizer states. Under FSDP this gathers shards, so
+    every rank calls it; elsewhere it only collects references."""
+    if not train.fsdp:
+        return {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True)
+    return {
+        "model": {k: v.cpu() for k, v in get_model_state_dict(model, options=options).items()},
+        "ema": {k: v.cpu() for k, v in ema.state_dict().items()},
+        "opt": get_optimizer_state_dict(model, opt, options=options),
+    }
+
+
+def _export(config: BiGRConfig, states: dict[str, dict], device: torch.device) -> BiGR:
+    """A plain BiGR holding the EMA weights (and the model's buffers)."""
+    export = BiGR(config).to(device)
+    export.load_state_dict(states["model"])
+    with torch.no_grad():
+        for name, param in export.named_parameters():
+            param.copy_(states["ema"][name].to(param.dtype))
+    return export.eval()
+
+
+def _save(out: Path, config: BiGRConfig, states: dict, step: int, train: TrainConfig, log) -> None:
     state = {
         "step": step,
-        "model": model.state_dict(),
-        "ema": ema.state_dict(),
-        "opt": opt.state_dict(),
+        **states,
         "train": json.loads(json.dumps(train.__dict__)),
-        "config": config_to_json(model.config),
+        "config": config_to_json(config),
     }
     save_state(out / "state.pt", state)
-    export = BiGR(model.config)
-    export.load_state_dict(model.state_dict())
-    ema.copy_to(export)
-    export.save_pretrained(out / "model", extra={"trained_steps": step, "trained_by": "bigr train"})
+    _export(config, states, torch.device("cpu")).save_pretrained(
+        out / "model", extra={"trained_steps": step, "trained_by": "bigr train"}
+    )
     if log:
         from ..plots import plot_curves
 
@@ -261,20 +283,15 @@ def _read_log(path: Path, upto: int) -> list[dict]:
 
 
 def _preview(
-    out: Path, step: int, model: BiGR, ema: EMA, tokenizer: nn.Module | None, train: TrainConfig
+    out: Path, step: int, export: BiGR, tokenizer: nn.Module | None, train: TrainConfig
 ) -> None:
-    if tokenizer is None or not train.sample_classes:
-        return
     from ..images import save_grid
     from ..sampler import SamplerConfig, sample_codes
 
-    export = BiGR(model.config).to(next(model.parameters()).device)
-    export.load_state_dict(model.state_dict())
-    ema.copy_to(export)
-    export.eval()
-    labels = torch.tensor(train.sample_classes, device=next(model.parameters()).device)
+    device = next(export.parameters()).device
+    labels = torch.tensor(train.sample_classes, device=device)
     sampler = SamplerConfig(steps=train.sample_steps, guidance=train.sample_guidance, gumbel=0.0)
-    generator = torch.Generator(labels.device).manual_seed(train.seed)
+    generator = torch.Generator(device).manual_seed(train.seed)
     codes = sample_codes(export, labels, sampler, generator=generator)
     with torch.no_grad():
         images = tokenizer.decode(codes.to(next(tokenizer.parameters()).device)).clamp(0, 1)
@@ -304,16 +321,30 @@ def train_generator(
     torch.manual_seed(train.seed)
     model = BiGR(config).to(ctx.device).train()
     ema = EMA(model, train.ema_decay)
-    opt = torch.optim.AdamW(param_groups(model, train.weight_decay), lr=train.lr, betas=train.betas)
-    start = 0
+    start, state = 0, None
     if resume and (out / "state.pt").is_file():
         state = load_state(out / "state.pt", ctx.device)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
         start = state["step"]
     log = _read_log(out / "log.jsonl", start)
-    wrapped = _wrap(model, ctx, train)
+    wrapped = _wrap(model, ctx, train)  # FSDP replaces the parameters: optimizer after this
+    if train.fsdp:
+        ema.shard_like(model)
+    opt = torch.optim.AdamW(param_groups(model, train.weight_decay), lr=train.lr, betas=train.betas)
+    if state is not None:
+        if train.fsdp:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_optimizer_state_dict,
+            )
+
+            set_optimizer_state_dict(
+                model, opt, state["opt"], options=StateDictOptions(full_state_dict=True)
+            )
+        else:
+            opt.load_state_dict(state["opt"])
+    want_tokenizer = tokenizer is not None and bool(train.sample_classes)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
@@ -336,13 +367,17 @@ def train_generator(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{stats['loss']:.4f}")
-            if train.sample_every and done % train.sample_every == 0:
-                _preview(out, done, model, ema, tokenizer, train)
-            if done % train.checkpoint_every == 0 or done == train.steps:
-                _save(out, model, ema, opt, done, train, log)
+        preview = want_tokenizer and (
+            (train.sample_every and done % train.sample_every == 0) or done == train.steps
+        )
+        checkpoint = done % train.checkpoint_every == 0 or done == train.steps
+        if preview or checkpoint:
+            states = _full_states(model, ema, opt, train)  # every rank: FSDP gathers
+            if ctx.is_main and checkpoint:
+                _save(out, config, states, done, train, log)
+            if ctx.is_main and preview:
+                _preview(out, done, _export(config, states, ctx.device), tokenizer, train)
         distributed.barrier(ctx)
-    if ctx.is_main and train.sample_classes and start < train.steps:
-        _preview(out, train.steps, model, ema, tokenizer, train)
     if bar is not None:
         bar.close()
     distributed.teardown(ctx)

@@ -50,6 +50,7 @@ class TokenizerTrainConfig:
     code_weight: float = 0.0
     ema_decay: float = 0.995
     ema_every: int = 10  # the release's EMA: beta 0.995 every 10 steps
+    export: str = "ema"  # weights written to model/: "ema" or "raw" (the trained weights)
     flip: bool = True
     precision: str = "auto"
     seed: int = 0
@@ -231,7 +232,7 @@ def train_tokenizer(
         stats = {"step": done, **dict(zip(names, values, strict=True))}
         if ctx.is_main:
             if eval_images is not None and (done % train.eval_every == 0 or done == train.steps):
-                stats["psnr"] = _evaluate(out, done, model, ema, eval_images)
+                stats |= _evaluate(out, done, model, ema, eval_images, train.export)
             if done % train.log_every == 0 or done == train.steps or "psnr" in stats:
                 stats["seconds"] = time.perf_counter() - t0
                 log.append(stats)
@@ -245,6 +246,14 @@ def train_tokenizer(
         distributed.barrier(ctx)
     if bar is not None:
         bar.close()
+    if start >= train.steps and ctx.is_main:  # a finished run resumed: re-export only
+        stats = {"step": start, "reexport": train.export}
+        if eval_images is not None:
+            stats |= _evaluate(out, start, model, ema, eval_images, train.export)
+        log.append(stats)
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(stats) + "\n")
+        _save(out, start, model, disc, ema, opt, opt_d, train, log)
     distributed.teardown(ctx)
     return stats
 
@@ -256,13 +265,31 @@ def _ema_model(model: BinaryAutoencoder, ema: EMA) -> BinaryAutoencoder:
     return export.eval()
 
 
-def _evaluate(out: Path, step: int, model: BinaryAutoencoder, ema: EMA, images: Tensor) -> float:
+def _export_model(model: BinaryAutoencoder, ema: EMA, export: str) -> BinaryAutoencoder:
+    if export == "raw":
+        return model
+    return _ema_model(model, ema)
+
+
+def _evaluate(
+    out: Path, step: int, model: BinaryAutoencoder, ema: EMA, images: Tensor, export: str
+) -> dict[str, float]:
+    """Held-out PSNR of the EMA and of the raw weights; the grid shows the exported ones."""
     from ..images import save_grid
 
-    value, recon = evaluate_reconstruction(_ema_model(model, ema), images)
+    was_training = model.training
+    model.eval()
+    raw_psnr, raw_recon = evaluate_reconstruction(model, images)
+    model.train(was_training)
+    ema_psnr, ema_recon = evaluate_reconstruction(_ema_model(model, ema), images)
+    recon = raw_recon if export == "raw" else ema_recon
     n = min(len(images), 16)
     save_grid(torch.cat([images[:n], recon[:n]]), out / "recon" / f"step_{step:07d}.png", nrow=n)
-    return value
+    return {
+        "psnr": raw_psnr if export == "raw" else ema_psnr,
+        "psnr_ema": ema_psnr,
+        "psnr_raw": raw_psnr,
+    }
 
 
 def _save(
@@ -288,24 +315,38 @@ def _save(
     }
     save_state(out / "state.pt", state)
     save_tokenizer(
-        _ema_model(model, ema),
+        _export_model(model, ema, train.export).eval(),
         out / "model",
-        extra={"trained_steps": step, "trained_by": "bigr train-tokenizer"},
+        extra={
+            "trained_steps": step,
+            "trained_by": "bigr train-tokenizer",
+            "weights": train.export,
+        },
     )
+    model.train()
     if log:
         from ..plots import plot_curves
 
-        steps = [r["step"] for r in log]
-        series = {"L1": (steps, [r["l1"] for r in log])}
-        if any(r["perceptual"] for r in log):
-            series["perceptual"] = (steps, [r["perceptual"] for r in log])
+        losses = [r for r in log if "l1" in r]
+        steps = [r["step"] for r in losses]
+        series = {"L1": (steps, [r["l1"] for r in losses])}
+        if any(r["perceptual"] for r in losses):
+            series["perceptual"] = (steps, [r["perceptual"] for r in losses])
         plot_curves(out / "loss.png", series, title="tokenizer training", ylabel="loss", logy=True)
-        with_psnr = [r for r in log if "psnr" in r and math.isfinite(r["psnr"])]
-        if with_psnr:
+        curves = {}
+        for key, label in (("psnr_ema", "EMA weights"), ("psnr_raw", "raw weights")):
+            rows = [r for r in log if key in r and math.isfinite(r[key])]
+            if rows:
+                curves[label] = ([r["step"] for r in rows], [r[key] for r in rows])
+        if not curves:  # logs written before both were recorded: the EMA value only
+            rows = [r for r in log if "psnr" in r and math.isfinite(r["psnr"])]
+            if rows:
+                curves["EMA weights"] = ([r["step"] for r in rows], [r["psnr"] for r in rows])
+        if curves:
             plot_curves(
                 out / "psnr.png",
-                {"held-out PSNR": ([r["step"] for r in with_psnr], [r["psnr"] for r in with_psnr])},
-                title="reconstruction quality (EMA, deterministic codes)",
+                curves,
+                title="held-out reconstruction (deterministic codes)",
                 ylabel="PSNR (dB)",
             )
 

@@ -1,0 +1,24 @@
+import numpy as np
+from PIL import Image
+
+from bigr.demo import asset_dir, load_demo_models, run_demo
+from bigr.sampler import SamplerConfig
+
+
+def test_embedded_models_load_as_a_matching_pair():
+    model, tokenizer = load_demo_models()
+    assert model.config.code_bits == tokenizer.config.code_bits
+    assert model.config.grid_size == tokenizer.config.grid_size
+    assert (asset_dir() / "MODEL_CARD.md").is_file()
+
+
+def test_demo_writes_every_section_and_an_index(tmp_path):
+    fast = SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0)
+    result = run_demo(tmp_path, per_class=1, sampler=fast, progress=False)
+    index = (tmp_path / "index.html").read_text()
+    for name in ("classes", "inpaint", "outpaint", "edit", "interpolate", "enrich"):
+        path = tmp_path / f"{name}.png"
+        assert path.is_file() and f"{name}.png" in index
+        pixels = np.asarray(Image.open(path))
+        assert pixels.std() > 1  # not a blank image
+    assert set(result["seconds"]) >= {"class-conditional grid", "inpainting", "enrichment"}

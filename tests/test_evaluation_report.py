@@ -1,0 +1,70 @@
+import json
+
+import torch
+from PIL import Image
+from torch import nn
+
+from bigr.evaluation.inception import InceptionOutput
+from bigr.evaluation.report import ReportConfig, run_report, summary
+from bigr.sampler import SamplerConfig
+
+
+class PixelFeatures(nn.Module):
+    """A stand-in for the FID Inception: coarse pixel statistics (no weights needed)."""
+
+    def forward(self, images):
+        pooled = nn.functional.adaptive_avg_pool2d(images.float(), 2).flatten(1)  # (B, 12)
+        return InceptionOutput(pooled, pooled[:, :6])
+
+
+def _dataset(root, per_class=8, classes=3, size=16):
+    g = torch.Generator().manual_seed(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            arr = (torch.rand(size, size, 3, generator=g) * 80 + 60 * c).byte().numpy()
+            Image.fromarray(arr).save(root / f"class{c}" / f"{i}.png")
+    return str(root)
+
+
+def test_report_writes_every_section_and_reuses_cached_results(
+    tmp_path, random_bigr, tiny_tokenizer
+):
+    data = _dataset(tmp_path / "data")
+    config = ReportConfig(
+        recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
+        num_fid=16,
+        num_sweep=12,
+        steps_sweep=(1, 2),
+        head_sweep=(2,),
+        orders=("entropy", "raster"),
+        probe_train=24,
+        probe_test=24,
+        probe_epochs=2,
+        inpaint_images=4,
+        batch_size=8,
+        reference=data,
+        train_data=data,
+    )
+    out = tmp_path / "report"
+    path = run_report(
+        random_bigr, tiny_tokenizer, out, config, extractor=PixelFeatures(), progress=False
+    )
+    text = path.read_text()
+    for heading in ("Speed/quality", "Unmasking order", "Linear probe", "Inpainting benchmark"):
+        assert heading in text
+    for image in ("speed_quality.png", "probe.png", "samples/recipe.png", "samples/inpaint.png"):
+        assert (out / image).is_file()
+    fid = json.loads((out / "results" / "fid.json").read_text())
+    assert fid["model"]["n"] == 16 and fid["floor"]["fid"] >= 0
+    probe = json.loads((out / "results" / "probe.json").read_text())["results"]
+    assert {"layer 0", "layer 1", "tokenizer bits", "raw pixels"} <= set(probe)
+    inpaint = json.loads((out / "results" / "inpaint.json").read_text())["masks"]
+    # the reconstruction ceiling is measured on the same region as the fill
+    assert all(e["tokens_regenerated"] > 0 for e in inpaint.values())
+    # a second run reads the cached sections instead of recomputing them
+    fid["model"]["fid"] = 123.456
+    (out / "results" / "fid.json").write_text(json.dumps(fid))
+    run_report(random_bigr, tiny_tokenizer, out, config, extractor=PixelFeatures(), progress=False)
+    assert "123.46" in (out / "report.md").read_text()
+    assert summary(out)["fid"] == 123.456
