@@ -115,6 +115,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve -------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import flask  # noqa: F401
+    except ImportError:
+        raise CLIError("bigr serve needs Flask: pip install 'bigr[serve]'") from None
+    from .serve import Server, create_app, load_pairs
+
+    models, tokenizers = args.model or [], args.tokenizer or []
+    if len(tokenizers) > len(models):
+        raise CLIError("more --tokenizer than --model arguments")
+    specs = [(m, tokenizers[i] if i < len(tokenizers) else None) for i, m in enumerate(models)]
+    app = create_app(Server(load_pairs(specs, args.device)))
+    print(f"serving on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    app.run(host=args.host, port=args.port, threaded=True)
+    return 0
+
+
 # -- bench -------------------------------------------------------------------------------------
 
 
@@ -235,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="a local web page to generate and to edit with a brush")
+    p.add_argument("--model", action="append", help="model directory (repeatable; default: demo)")
+    p.add_argument("--tokenizer", action="append", help="tokenizer of the matching --model")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the embedded Fashion-MNIST models at work (no download)")
     p.add_argument("--out", default="bigr-demo", help="output folder (default: bigr-demo)")

@@ -130,6 +130,7 @@ class _Context:
         self.config, self.out, self.force = config, out, force
         self.size = tokenizer.config.image_size
         self._reference: ImageStatistics | None = None
+        self._memo: dict[str, dict] = {}  # the same sampler at the same n is measured once
 
     def stats(self, images: Tensor, keep_features: bool = False) -> ImageStatistics:
         return statistics_from_images(images, self.extractor, keep_features=keep_features)
@@ -149,6 +150,12 @@ class _Context:
         return self._reference
 
     def sample_fid(self, sampler: SamplerConfig, count: int, name: str) -> dict:
+        key = json.dumps([dataclasses.asdict(sampler), count], sort_keys=True)
+        if key not in self._memo:
+            self._memo[key] = self._sample_fid(sampler, count, name)
+        return self._memo[key]
+
+    def _sample_fid(self, sampler: SamplerConfig, count: int, name: str) -> dict:
         images, seconds = generate(
             self.model,
             self.tokenizer,

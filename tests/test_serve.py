@@ -1,0 +1,170 @@
+"""`bigr serve`: the JSON API through Flask's test client, and the page end to end in a real
+headless browser (the system chromium driven by Playwright; skipped where either is missing)."""
+
+import base64
+import io
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("flask")
+
+from bigr.config import PRESETS
+from bigr.model import BiGR
+from bigr.serve import ModelPair, Server, create_app
+from bigr.tokenizer import BinaryAutoencoder
+
+ARTIFACTS = Path(
+    os.environ.get("BIGR_TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts")
+)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def server():
+    torch.manual_seed(0)
+    model = BiGR(PRESETS["bigr-tiny"]).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    tokenizer = BinaryAutoencoder(PRESETS["bae-tiny"]).eval()
+    return Server([ModelPair("tiny", model, tokenizer, [f"c{i}" for i in range(10)])])
+
+
+def _png(size=(48, 40), mode="RGB") -> bytes:
+    g = torch.Generator().manual_seed(0)
+    arr = (torch.rand(size[1], size[0], 3, generator=g) * 255).byte().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(arr).convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _decode(url: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def _wait(client, job_id):
+    for _ in range(2000):
+        job = client.get(f"/api/jobs/{job_id}").get_json()
+        if job["status"] in ("done", "error"):
+            return job
+        threading.Event().wait(0.02)
+    raise AssertionError("job did not finish")
+
+
+def test_uploads_are_validated_with_clear_errors(server):
+    client = create_app(server).test_client()
+    ok = client.post("/api/upload", data={"image": (io.BytesIO(_png()), "a.png")})
+    assert ok.status_code == 200 and ok.get_json()["preview"].startswith("data:image/png")
+    for payload, expected in [
+        (b"not an image at all", "not a readable image"),
+        (b"", "empty"),
+        (_png((5000, 8)), "largest side"),
+    ]:
+        r = client.post("/api/upload", data={"image": (io.BytesIO(payload), "x.png")})
+        assert r.status_code == 400 and expected in r.get_json()["error"]
+    big = client.post("/api/upload", data={"image": (io.BytesIO(b"0" * (9 << 20)), "big.png")})
+    assert big.status_code == 413 and "larger than" in big.get_json()["error"]
+    missing = client.post("/api/upload", data={})
+    assert missing.status_code == 400
+
+
+def test_jobs_validate_options_and_report_results(server):
+    client = create_app(server).test_client()
+    image_id = client.post("/api/upload", data={"image": (io.BytesIO(_png()), "a.png")}).get_json()[
+        "image_id"
+    ]
+    bad = [
+        ({"operation": "paint"}, "operation must be"),
+        ({"operation": "sample", "class_id": 10}, "class_id must lie"),
+        ({"operation": "sample", "sampler": {"order": "zigzag"}}, "order must be"),
+        ({"operation": "sample", "sampler": {"bogus": 1}}, "unknown sampler option"),
+        ({"operation": "inpaint"}, "upload an image first"),
+        ({"operation": "inpaint", "image_id": image_id, "mask": ""}, "PNG data URL"),
+    ]
+    for body, expected in bad:
+        r = client.post("/api/jobs", json=body)
+        assert r.status_code == 400 and expected in r.get_json()["error"], body
+    fast = {"steps": 2, "head_steps": 3}
+    r = client.post("/api/jobs", json={"operation": "sample", "num": 2, "sampler": fast})
+    job = _wait(client, r.get_json()["id"])
+    assert job["status"] == "done" and len(job["images"]) == 2 and job["done"] == job["total"]
+    for operation in ("interpolate", "enrich"):
+        body = {"operation": operation, "num": 3, "image_id": image_id, "sampler": fast}
+        job = _wait(client, client.post("/api/jobs", json=body).get_json()["id"])
+        assert job["status"] == "done", job["error"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
+def test_browser_paints_a_mask_inpaints_and_keeps_pixels_outside_it(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from werkzeug.serving import make_server
+
+    http = make_server("127.0.0.1", 0, create_app(server), threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{http.server_port}/"
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(_png((64, 64)))
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is text")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(url)
+            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+            # a file that is not an image is refused with a visible message
+            page.set_input_files("#file", str(bad))
+            page.wait_for_function("document.getElementById('error').textContent.length > 0")
+            assert "not a readable image" in page.text_content("#error")
+            page.set_input_files("#file", str(photo))
+            page.wait_for_function(
+                "document.getElementById('status').textContent.startsWith('uploaded')"
+            )
+            # paint the upper-left quarter with the brush
+            box = page.locator("#mask").bounding_box()
+            page.mouse.move(box["x"] + 30, box["y"] + 30)
+            page.mouse.down()
+            for step in range(12):
+                page.mouse.move(box["x"] + 30 + 8 * step, box["y"] + 30 + 6 * step)
+            page.mouse.up()
+            page.select_option("#operation", "inpaint")
+            for field, value in (("#steps", "2"), ("#head_steps", "3"), ("#num", "2")):
+                page.fill(field, value)
+            results = {}
+            for blend in (True, False):
+                page.set_checked("#blend", blend)
+                page.click("#run")
+                page.wait_for_function(
+                    "document.getElementById('status').textContent.startsWith('done')"
+                    " && document.querySelectorAll('#results img').length == 2"
+                )
+                page.screenshot(path=str(ARTIFACTS / f"serve_inpaint_blend_{blend}.png"))
+                results[blend] = page.evaluate(
+                    "() => ({images: [...document.querySelectorAll('#results img')]"
+                    ".map(i => i.src),"
+                    " input: document.getElementById('results').dataset.input,"
+                    " mask: document.getElementById('results').dataset.mask})"
+                )
+                page.evaluate("document.getElementById('status').textContent = 'idle'")
+            browser.close()
+    finally:
+        http.shutdown()
+    blended = results[True]
+    mask = _decode(blended["mask"]) > 127
+    original = _decode(blended["input"])
+    assert 0 < mask.sum() < mask.size  # the painted stroke became a partial mask
+    assert mask[0, 0] and not mask[-1, -1]  # upper-left painted, lower-right not
+    for src in blended["images"]:
+        out = _decode(src)
+        assert np.array_equal(out[~mask], original[~mask])  # outside the mask: untouched
+    raw = [_decode(src) for src in results[False]["images"]]
+    assert any(not np.array_equal(r[~mask], original[~mask]) for r in raw)  # blending mattered
