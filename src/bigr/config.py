@@ -102,6 +102,7 @@ class BiGRConfig:
     code_bits: int = 24
     grid_size: int = 16
     num_classes: int = 1000
+    text_dim: int = 0  # > 0: conditioned on caption embeddings of this width, not class ids
     class_tokens: int = 1
     class_dropout: float = 0.1
     use_adaln: bool = True
@@ -316,6 +317,19 @@ PRESETS: dict[str, Config] = {
         ffn_dropout=0.0,
         head=HeadConfig(width=128, depth=3),
     ),
+    # Text-to-image on Fashion-MNIST with generated captions (MiniLM embeddings, 384-d).
+    "bigr-fashion-text": _bigr(
+        dim=128,
+        depth=8,
+        heads=4,
+        code_bits=16,
+        grid_size=8,
+        num_classes=0,
+        text_dim=384,
+        resid_dropout=0.0,
+        ffn_dropout=0.0,
+        head=HeadConfig(width=128, depth=3),
+    ),
     # Tiny models for tests (4x4 grid of 16-bit codes, 10 classes, 16 px images).
     "bigr-tiny": _bigr(
         dim=64,
@@ -324,6 +338,18 @@ PRESETS: dict[str, Config] = {
         code_bits=16,
         grid_size=4,
         num_classes=10,
+        resid_dropout=0.0,
+        ffn_dropout=0.0,
+        head=HeadConfig(width=64, depth=2),
+    ),
+    "bigr-tiny-text": _bigr(
+        dim=64,
+        depth=2,
+        heads=4,
+        code_bits=16,
+        grid_size=4,
+        num_classes=0,
+        text_dim=384,
         resid_dropout=0.0,
         ffn_dropout=0.0,
         head=HeadConfig(width=64, depth=2),
@@ -347,7 +373,9 @@ TOKENIZER_FOR = {
     "bigr-l-d32-512": "bae-d32-512",
     "bench": "bae-d24",
     "bigr-tiny": "bae-tiny",
+    "bigr-tiny-text": "bae-tiny",
     "bigr-fashion": "bae-fashion",
+    "bigr-fashion-text": "bae-fashion",
 }
 
 RELEASED_BIGR = ("bigr-l-d24", "bigr-xl-d24", "bigr-xxl-d24", "bigr-xxl-d32", "bigr-l-d32-512")

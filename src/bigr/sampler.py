@@ -148,12 +148,12 @@ def predict_probs(
 ) -> Tensor:
     """P(bit = 1) (B, L, K) for the unknown tokens (zeros elsewhere unless head_tokens='all')."""
     b, l, k = codes.shape
-    null = torch.full((b,), model.config.null_class, device=codes.device, dtype=torch.long)
+    null = model.transformer.null_condition(b, codes.device)
     use_cond, use_uncond = guidance != 0, guidance != 1
     if use_cond and use_uncond:
         if label_weights is not None:
             # Unconditional half: the same weights over null rows, i.e. the null embedding.
-            batch_labels = torch.cat([labels, torch.full_like(labels, model.config.null_class)])
+            batch_labels = torch.cat([labels, model.transformer.null_labels(labels)])
             batch_weights = torch.cat([label_weights, label_weights])
         else:
             batch_labels, batch_weights = torch.cat([labels, null]), None

@@ -256,6 +256,14 @@ class CodeShards:
             labels[rows] = self.labels[s][offset[rows]]
         return unpack_codes(packed, self.meta.code_bits), torch.from_numpy(labels)
 
+    def caption_embeddings(self) -> Tensor:
+        """(C, T) embeddings of the caption ids stored as labels (`bigr tokenize --captions`)."""
+        if not hasattr(self, "_captions"):
+            from .captions import read_caption_table
+
+            self.captions, self._captions = read_caption_table(self.path)
+        return self._captions
+
     def random_variants(self, count: int, generator: torch.Generator | None = None) -> Tensor:
         """One variant per image, uniform: a fresh code sample (and flip) per epoch."""
         return torch.randint(self.num_variants, (count,), generator=generator)
@@ -438,11 +446,13 @@ def tokenize_command(
     rank: int | None = None,
     world_size: int | None = None,
     device: str | None = None,
+    captions: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """`bigr tokenize`: load the tokenizer directory, open `data` (see `data.open_dataset`) at
     the tokenizer's image size and write shards. Rank and world size default to torchrun's
-    RANK and WORLD_SIZE; `options` go to `tokenize_dataset`."""
+    RANK and WORLD_SIZE; `options` go to `tokenize_dataset`. `captions="fashion"` stores
+    generated caption ids instead of class labels, and the caption table (see captions.py)."""
     from .data import open_dataset
     from .model import load_tokenizer
 
@@ -454,6 +464,15 @@ def tokenize_command(
     model = load_tokenizer(tokenizer, device=device)
     dataset = open_dataset(data, model.config.image_size)
     info = {"path": str(Path(tokenizer).resolve()) if Path(tokenizer).is_dir() else str(tokenizer)}
+    if captions not in (None, "fashion"):
+        raise ValueError(f"unknown caption source {captions!r}; known: fashion")
+    if captions == "fashion":
+        from .captions import CaptionedFashion, write_caption_table
+
+        dataset = CaptionedFashion(dataset, seed=options.get("seed", 0))
+        if rank == 0:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            write_caption_table(out, dataset.entries)
     return tokenize_dataset(
         model, dataset, out, rank=rank, world_size=world_size, tokenizer_info=info, **options
     )

@@ -61,7 +61,15 @@ class BiGRTransformer(nn.Module):
         config.validate()
         self.config = config
         d = config.dim
-        self.class_embed = nn.Embedding(config.num_classes + int(config.has_null_class), d)
+        if config.text_dim:
+            # Text: caption embeddings projected into the condition slot; the all-zero vector
+            # (never a caption: captions are unit vectors) stands for the learned null condition.
+            self.class_embed = None
+            self.text_proj = nn.Linear(config.text_dim, d)
+            self.null_text = nn.Parameter(torch.zeros(d))
+        else:
+            self.class_embed = nn.Embedding(config.num_classes + int(config.has_null_class), d)
+            self.text_proj = self.null_text = None
         self.token_embed = nn.Linear(config.code_bits, d)
         self.mask_token = nn.Parameter(torch.randn(1, d))
         self.token_dropout = nn.Dropout(config.token_dropout)
@@ -86,7 +94,10 @@ class BiGRTransformer(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        nn.init.normal_(self.class_embed.weight, std=0.02)
+        if self.class_embed is not None:
+            nn.init.normal_(self.class_embed.weight, std=0.02)
+        else:
+            nn.init.normal_(self.null_text, std=0.02)
         nn.init.normal_(self.pos_embed, std=0.02)
         if self.adaln is not None:
             nn.init.zeros_(self.adaln.weight)
@@ -94,16 +105,39 @@ class BiGRTransformer(nn.Module):
 
     # -- conditioning -----------------------------------------------------------------------
 
+    def null_labels(self, like: Tensor) -> Tensor:
+        """The null condition in the shape of `like`: the null class, or zero text vectors."""
+        if self.config.text_dim:
+            return torch.zeros_like(like)
+        return torch.full_like(like, self.config.null_class)
+
+    def null_condition(self, batch: int, device: torch.device | str) -> Tensor:
+        """`batch` null conditions: (B,) null class ids, or (B, T) zero text vectors."""
+        if self.config.text_dim:
+            return torch.zeros(batch, self.config.text_dim, device=device)
+        return torch.full((batch,), self.config.null_class, dtype=torch.long, device=device)
+
+    def where_null(self, drop: Tensor, labels: Tensor) -> Tensor:
+        """`labels` with the samples where `drop` (B,) is true replaced by the null condition."""
+        shape = drop.shape + (1,) * (labels.dim() - drop.dim())
+        return torch.where(drop.view(shape), self.null_labels(labels), labels)
+
     def drop_labels(self, labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Replace each label by the null class with probability `class_dropout` (training)."""
-        drop = torch.rand(labels.shape, device=labels.device, generator=generator)
-        return torch.where(drop < self.config.class_dropout, self.config.null_class, labels)
+        """Replace each label by the null condition with probability `class_dropout`."""
+        drop = torch.rand(labels.shape[:1], device=labels.device, generator=generator)
+        return self.where_null(drop < self.config.class_dropout, labels)
 
     def embed_classes(self, labels: Tensor, label_weights: Tensor | None = None) -> Tensor:
-        """(B,) labels -> (B, D); or (B, J) labels mixed with (B, J) weights -> (B, D)."""
+        """Conditions -> (B, D). Class models: (B,) ids, or (B, J) ids mixed with (B, J)
+        weights. Text models: (B, T) caption embeddings, or (B, J, T) mixed likewise."""
+        if self.text_proj is not None:
+            table = self.text_proj(labels.to(self.text_proj.weight.dtype))
+            is_null = labels.abs().sum(-1, keepdim=True) == 0
+            table = torch.where(is_null, self.null_text.to(table.dtype), table)
+        else:
+            table = self.class_embed(labels)
         if label_weights is None:
-            return self.class_embed(labels)
-        table = self.class_embed(labels)  # (B, J, D)
+            return table
         return (label_weights.to(table.dtype).unsqueeze(-1) * table).sum(1)
 
     def embed_tokens(self, codes: Tensor, mask: Tensor | None) -> Tensor:
@@ -150,8 +184,6 @@ class BiGRTransformer(nn.Module):
         """Representation: hidden state (B, L, D) after block `layer` (0-based; >= depth means
         after the last block), nothing masked, no final norm. Default condition: null class."""
         if labels is None:
-            labels = torch.full(
-                (codes.shape[0],), self.config.null_class, dtype=torch.long, device=codes.device
-            )
+            labels = self.null_condition(codes.shape[0], codes.device)
         h = self.hidden_states(codes, self.embed_classes(labels), None, upto=layer)
         return h[:, self.config.class_tokens :]

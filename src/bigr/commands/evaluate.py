@@ -192,7 +192,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..demo import DEMO_SAMPLER, asset_dir
-    from ..evaluation.report import SECTIONS, ReportConfig, run_report
+    from ..evaluation.report import ReportConfig, run_report
 
     if args.model is None:  # the embedded demo models
         args.model = str(asset_dir() / "model")
@@ -208,6 +208,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             "probe_train": "probe_train",
             "probe_test": "probe_test",
             "inpaint_images": "inpaint_images",
+            "num_text": "num_text",
             "batch_size": "batch_size",
             "reference": "reference",
             "train_data": "train_data",
@@ -215,7 +216,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if getattr(args, dest) is not None
     }
     config = ReportConfig(recipe=sampler, seed=args.seed, **changes)
-    sections = tuple(args.sections.split(",")) if args.sections else tuple(SECTIONS)
+    sections = tuple(args.sections.split(",")) if args.sections else None
     path = run_report(
         model,
         tokenizer,
@@ -238,7 +239,9 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="report folder (sections are cached there)")
     p.add_argument("--name", help="title of the report")
     p.add_argument(
-        "--sections", help="comma list of: fid, sweeps, orders, probe, inpaint (default: all)"
+        "--sections",
+        help="comma list of: fid, sweeps, orders, probe, inpaint, text (default: all that "
+        "apply: text models get text, probe, inpaint)",
     )
     p.add_argument("--force", action="store_true", help="recompute cached sections")
     p.add_argument("--num-fid", type=int, help="samples for the headline FID (default 10000)")
@@ -247,6 +250,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-train", type=int)
     p.add_argument("--probe-test", type=int)
     p.add_argument("--inpaint-images", type=int)
+    p.add_argument("--num-text", type=int, help="text models: samples over the prompts")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
     p.add_argument("--train-data", help="training data (default fashion-mnist:train)")

@@ -132,10 +132,20 @@ def parse_ints(text: str, what: str) -> list[int]:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     model, tokenizer = load_pair(args, need_tokenizer=not args.codes_only)
-    classes = parse_ints(args.classes, "--classes")
-    for c in classes:
-        check_class(model, c)
-    labels = torch.tensor(classes, device=args.device).repeat_interleave(args.num)
+    if model.config.text_dim:
+        if not args.prompt or args.classes:
+            raise ValueError("this model is conditioned on text: use --prompt TEXT (repeatable)")
+        from ..text import TextEncoder
+
+        conditions = TextEncoder(device=args.device)(args.prompt).to(args.device)
+    else:
+        if args.prompt or not args.classes:
+            raise ValueError("this model is class-conditional: use --classes, not --prompt")
+        classes = parse_ints(args.classes, "--classes")
+        for c in classes:
+            check_class(model, c)
+        conditions = torch.tensor(classes, device=args.device)
+    labels = conditions.repeat_interleave(args.num, dim=0)
     sampler = sampler_from_args(args, SamplerConfig())
     progress = Progress("sampling")
     codes = sample_codes(model, labels, sampler, generator=_generator(args), progress=progress)
@@ -313,10 +323,13 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
             help="encode the input with Bernoulli codes, as the release does (default: p > 0.5)",
         )
 
-    p = sub.add_parser("sample", help="class-conditional generation")
+    p = sub.add_parser("sample", help="class-conditional or text-to-image generation")
     model_args(p)
-    p.add_argument("--classes", required=True, help="comma-separated class ids, e.g. 207,360")
-    p.add_argument("--num", type=int, default=1, help="images per class (one grid row per class)")
+    p.add_argument("--classes", help="comma-separated class ids, e.g. 207,360")
+    p.add_argument(
+        "--prompt", action="append", help="a caption (text models; repeatable, one row each)"
+    )
+    p.add_argument("--num", type=int, default=1, help="images per class or prompt (one row each)")
     p.add_argument("--codes-out", help="also save the codes (B, L, K) with torch.save")
     p.add_argument("--codes-only", action="store_true", help="do not decode (no tokenizer needed)")
     add_sampler_arguments(p)

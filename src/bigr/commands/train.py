@@ -27,6 +27,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         seed=args.seed,
         num_workers=args.workers,
+        captions=args.captions,
         progress=True,
     )
     done = "" if result["complete"] else "; other ranks' shards still missing"
@@ -105,6 +106,11 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument(
+        "--captions",
+        choices=["fashion"],
+        help="store generated captions (ids + MiniLM table) for a text-conditioned model",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rank", type=int, help="this process's rank (default: $RANK)")
     p.add_argument("--world-size", type=int, help="number of ranks (default: $WORLD_SIZE)")

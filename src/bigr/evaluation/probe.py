@@ -49,7 +49,7 @@ def layer_features(model: BiGR, batches: Iterable[Tensor], layers: list[int]) ->
     ]
     try:
         for codes in batches:
-            null = torch.full((codes.shape[0],), model.config.null_class, device=device)
+            null = tr.null_condition(codes.shape[0], device)
             tr.hidden_states(codes.to(device), tr.embed_classes(null), None, upto=deepest)
             for i in layers:
                 out[i].append(store[i][:, model.config.class_tokens :].float().mean(1).cpu())
@@ -117,8 +117,11 @@ def train_probe(
     test_x: Tensor,
     test_y: Tensor,
     config: ProbeConfig = ProbeConfig(),
-) -> dict[str, float]:
-    """BatchNorm(affine=False) + Linear on frozen features; returns top-1/top-5 (%) on test."""
+    *,
+    return_head: bool = False,
+) -> dict:
+    """BatchNorm(affine=False) + Linear on frozen features; returns top-1/top-5 (%) on test
+    (and the trained classifier under "head", in eval mode, if `return_head`)."""
     torch.manual_seed(config.seed)
     classes = int(max(train_y.max(), test_y.max())) + 1
     head = nn.Sequential(
@@ -159,9 +162,12 @@ def train_probe(
     with torch.no_grad():
         logits = head(test_x)
     top5 = logits.topk(min(5, classes), dim=1).indices
-    return {
+    result = {
         "top1": 100.0 * float((top5[:, 0] == test_y).float().mean()),
         "top5": 100.0 * float((top5 == test_y[:, None]).any(1).float().mean()),
         "train_size": float(len(train_x)),
         "test_size": float(len(test_x)),
     }
+    if return_head:
+        result["head"] = head
+    return result

@@ -57,6 +57,7 @@ class ReportConfig:
     probe_test: int = 10_000
     probe_epochs: int = 30
     inpaint_images: int = 1_000
+    num_text: int = 1_500  # text models: samples over the 30 (class, tone) prompts
     batch_size: int = 250
     reference: str = "fashion-mnist:test"
     train_data: str = "fashion-mnist:train"
@@ -264,7 +265,7 @@ def section_inpaint(ctx: _Context) -> dict:
     }
     sampler = unconditional(EDIT_SAMPLER)
     device = model.transformer.mask_token.device
-    null = torch.full((n,), model.config.null_class, device=device)
+    null = model.transformer.null_condition(n, device)
     results, grids = {}, []
     for name, tokens in masks.items():
         region = torch.stack([pixel_mask_of_tokens(t, grid, size) for t in tokens])
@@ -299,13 +300,96 @@ def section_inpaint(ctx: _Context) -> dict:
     return {"n": n, "sampler": dataclasses.asdict(sampler), "masks": results}
 
 
+def text_prompts() -> list[dict]:
+    """One prompt per (class, tone): "a {tone} {item}" with each class's first name."""
+    from ..captions import ITEMS, TONES
+
+    return [
+        {"text": f"a {tone} {names[0]}", "class": c, "tone": t}
+        for c, names in enumerate(ITEMS)
+        for t, tone in enumerate(TONES)
+    ]
+
+
+def section_text(ctx: _Context) -> dict:
+    """Does a sample match its prompt? Class by a linear probe on real pixels, tone by the
+    captioning rule itself; against the same measures on unprompted (null) samples."""
+    from ..captions import tone_of
+    from ..text import TextEncoder
+
+    cfg, model, tok = ctx.config, ctx.model, ctx.tokenizer
+    prompts = text_prompts()
+    per_prompt = max(1, cfg.num_text // len(prompts))
+    embeddings = TextEncoder()([p["text"] for p in prompts])
+    device = model.transformer.mask_token.device
+    conditions = embeddings.repeat_interleave(per_prompt, 0).to(device)
+    target_class = torch.tensor([p["class"] for p in prompts]).repeat_interleave(per_prompt)
+    target_tone = torch.tensor([p["tone"] for p in prompts]).repeat_interleave(per_prompt)
+    images, seconds = [], 0.0
+    null_images = []
+    for b, rows in enumerate(torch.arange(len(conditions)).split(cfg.batch_size)):
+        gen = distributed.generator(device, cfg.seed, "report-text", b)
+        t0 = time.perf_counter()
+        codes = sample_codes(model, conditions[rows], cfg.recipe, generator=gen)
+        seconds += time.perf_counter() - t0
+        null = model.transformer.null_condition(len(rows), device)
+        gen = distributed.generator(device, cfg.seed, "report-text-null", b)
+        null_codes = sample_codes(model, null, unconditional(cfg.recipe), generator=gen)
+        with torch.no_grad():
+            images.append(tok.decode(codes).clamp(0, 1).cpu())
+            null_images.append(tok.decode(null_codes).clamp(0, 1).cpu())
+    images_t, null_t = torch.cat(images), torch.cat(null_images)
+    # class probe on real pixels (the same recipe as the representation probe)
+    train_x, train_y = real_images(cfg.train_data, cfg.probe_train, ctx.size, seed=cfg.seed)
+    test_x, test_y = real_images(cfg.reference, cfg.probe_test, ctx.size)
+    probe = ProbeConfig(epochs=cfg.probe_epochs, warmup_epochs=max(1, cfg.probe_epochs // 10))
+    head = train_probe(
+        train_x.flatten(1), train_y, test_x.flatten(1), test_y, probe, return_head=True
+    )
+    predict = head.pop("head")
+
+    def class_of(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return predict(x.flatten(1)).argmax(1)
+
+    rows = []
+    for i, p in enumerate(prompts):
+        sl = slice(i * per_prompt, (i + 1) * per_prompt)
+        rows.append(
+            {
+                "prompt": p["text"],
+                "class_match": float((class_of(images_t[sl]) == p["class"]).float().mean()),
+                "tone_match": float((tone_of(images_t[sl]) == p["tone"]).float().mean()),
+            }
+        )
+    grid = torch.stack([images_t[i * per_prompt] for i in range(len(prompts))])
+    save_grid(grid, ctx.out / "samples" / "text_prompts.png", nrow=3)
+    stats = ctx.stats(images_t) if ctx.extractor is not None else None
+    return {
+        "n": len(images_t),
+        "per_prompt": per_prompt,
+        "sampler": dataclasses.asdict(cfg.recipe),
+        "seconds_per_image": seconds / len(images_t),
+        "class_match": float((class_of(images_t) == target_class).float().mean()),
+        "tone_match": float((tone_of(images_t) == target_tone).float().mean()),
+        "null_class_match": float((class_of(null_t) == target_class).float().mean()),
+        "null_tone_match": float((tone_of(null_t) == target_tone).float().mean()),
+        "probe_real_top1": head["top1"],
+        "fid": None if stats is None else _fid_entry(stats, ctx.reference())["fid"],
+        "prompts": rows,
+    }
+
+
 SECTIONS = {
     "fid": section_fid,
     "sweeps": section_sweeps,
     "orders": section_orders,
     "probe": section_probe,
     "inpaint": section_inpaint,
+    "text": section_text,
 }
+CLASS_SECTIONS = ("fid", "sweeps", "orders", "probe", "inpaint")
+TEXT_SECTIONS = ("text", "probe", "inpaint")
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -318,7 +402,7 @@ def run_report(
     config: ReportConfig,
     *,
     extractor=None,
-    sections: tuple[str, ...] = tuple(SECTIONS),
+    sections: tuple[str, ...] | None = None,
     force: bool = False,
     model_name: str = "",
     progress: bool = True,
@@ -326,10 +410,16 @@ def run_report(
     """Compute (or load cached) sections, then write `OUT/report.md` with its plots."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if sections is None:
+        sections = TEXT_SECTIONS if model.config.text_dim else CLASS_SECTIONS
+    if model.config.text_dim and {"fid", "sweeps", "orders"} & set(sections):
+        raise ValueError(
+            "fid, sweeps and orders sample by class; a text model has the text section"
+        )
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown report sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
-    if extractor is None and {"fid", "sweeps", "orders"} & set(sections):
+    if extractor is None and {"fid", "sweeps", "orders", "text"} & set(sections):
         from .inception import InceptionFeatures
 
         extractor = InceptionFeatures()
@@ -501,6 +591,31 @@ def write_markdown(
             "Rows: originals, then fills (centre box, right half, random tokens).",
             "",
         ]
+    if "text" in results:
+        t = results["text"]
+        lines += [
+            f"## Text-to-image: do samples match their prompts? ({t['n']} samples)",
+            "",
+            f'Prompts "a {{tone}} {{item}}" for the 10 classes x 3 tones, {t["per_prompt"]} '
+            "samples each. Class: a linear probe on real pixels (top-1 "
+            f"{_fmt(t['probe_real_top1'])}% on real held-out images). Tone: the captioning rule "
+            "(garment brightness). Unprompted samples (null condition) give the chance level.",
+            "",
+            "| | class match (%) | tone match (%) |",
+            "|---|---|---|",
+            f"| prompted samples | {_fmt(100 * t['class_match'])} | "
+            f"{_fmt(100 * t['tone_match'])} |",
+            f"| unprompted samples | {_fmt(100 * t['null_class_match'])} | "
+            f"{_fmt(100 * t['null_tone_match'])} |",
+            "",
+            f"FID of the prompted samples against the reference: {_fmt(t['fid'] or math.nan)} "
+            f"(n = {t['n']}); {_fmt(t['seconds_per_image'], 4)} s per image.",
+            "",
+            "![prompts](samples/text_prompts.png)",
+            "",
+            "One sample per prompt; rows: classes 0-9, columns: dark, grey, light.",
+            "",
+        ]
     seconds = {k: v.get("section_seconds", math.nan) for k, v in results.items()}
     lines += [
         "## Cost of this report",
@@ -520,6 +635,9 @@ def summary(path: str | Path) -> dict:
     """The headline numbers of a written report (for the README and the model card)."""
     data = json.loads((Path(path) / "results" / "all.json").read_text())["results"]
     out = {}
+    if "text" in data:
+        out["text_class_match"] = data["text"]["class_match"]
+        out["text_tone_match"] = data["text"]["tone_match"]
     if "fid" in data:
         out["fid"] = data["fid"]["model"]["fid"]
         out["fid_floor"] = data["fid"]["floor"]["fid"]

@@ -186,7 +186,9 @@ def train_step(
     micro = list(_micro_batches(ctx, train))
     for i, rows in enumerate(micro):
         codes, labels = data.read(draws.indices[rows], draws.variants[rows])
-        labels = torch.where(draws.drop[rows], config.null_class, labels)
+        if config.text_dim:  # shard labels are caption ids: look up their embeddings
+            labels = data.caption_embeddings()[labels]
+        labels = model.transformer.where_null(draws.drop[rows], labels)
         torch.manual_seed(distributed.derived_seed(train.seed, "dropout", step, ctx.rank, i))
         sync = i == len(micro) - 1 or not hasattr(wrapped, "no_sync")
         with contextlib.nullcontext() if sync else wrapped.no_sync(), _autocast(ctx, train):
@@ -283,13 +285,19 @@ def _read_log(path: Path, upto: int) -> list[dict]:
 
 
 def _preview(
-    out: Path, step: int, export: BiGR, tokenizer: nn.Module | None, train: TrainConfig
+    out: Path,
+    step: int,
+    export: BiGR,
+    tokenizer: nn.Module | None,
+    train: TrainConfig,
+    labels: Tensor,
 ) -> None:
+    """A grid for `labels`: class ids, or caption embeddings for a text model."""
     from ..images import save_grid
     from ..sampler import SamplerConfig, sample_codes
 
     device = next(export.parameters()).device
-    labels = torch.tensor(train.sample_classes, device=device)
+    labels = labels.to(device)
     sampler = SamplerConfig(steps=train.sample_steps, guidance=train.sample_guidance, gumbel=0.0)
     generator = torch.Generator(device).manual_seed(train.seed)
     codes = sample_codes(export, labels, sampler, generator=generator)
@@ -345,6 +353,9 @@ def train_generator(
         else:
             opt.load_state_dict(state["opt"])
     want_tokenizer = tokenizer is not None and bool(train.sample_classes)
+    preview_labels = torch.tensor(train.sample_classes, dtype=torch.long)
+    if config.text_dim and want_tokenizer:  # sample classes name caption ids
+        preview_labels = data.caption_embeddings()[preview_labels]
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
@@ -376,7 +387,8 @@ def train_generator(
             if ctx.is_main and checkpoint:
                 _save(out, config, states, done, train, log)
             if ctx.is_main and preview:
-                _preview(out, done, _export(config, states, ctx.device), tokenizer, train)
+                export = _export(config, states, ctx.device)
+                _preview(out, done, export, tokenizer, train, preview_labels)
         distributed.barrier(ctx)
     if bar is not None:
         bar.close()
