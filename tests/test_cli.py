@@ -253,3 +253,15 @@ def test_app_errors_are_one_line(workdir, tmp_path):
         result = _run(*args, "--out", out)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and text in lines[0], result.stderr
+
+
+def test_export_stores_half_precision_and_loads_in_float32(tmp_path, random_bigr):
+    random_bigr.save_pretrained(tmp_path / "full")
+    assert main(["export", str(tmp_path / "full"), "--out", str(tmp_path / "half")]) == 0
+    full_size = (tmp_path / "full" / "model.safetensors").stat().st_size
+    half_size = (tmp_path / "half" / "model.safetensors").stat().st_size
+    assert half_size < 0.6 * full_size
+    half = BiGR.from_pretrained(tmp_path / "half")
+    assert next(half.parameters()).dtype == torch.float32
+    for name, value in half.state_dict().items():
+        torch.testing.assert_close(value, random_bigr.state_dict()[name], atol=2e-3, rtol=1e-3)

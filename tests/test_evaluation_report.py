@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -70,6 +71,18 @@ def test_report_writes_every_section_and_reuses_cached_results(
     run_report(random_bigr, tiny_tokenizer, out, config, extractor=PixelFeatures(), progress=False)
     assert "123.46" in (out / "report.md").read_text()
     assert summary(out)["fid"] == 123.456
+    # other settings invalidate the cache
+    other = dataclasses.replace(config, num_fid=12)
+    run_report(
+        random_bigr,
+        tiny_tokenizer,
+        out,
+        other,
+        extractor=PixelFeatures(),
+        progress=False,
+        sections=("fid",),
+    )
+    assert summary(out)["n"] == 12 and summary(out)["fid"] != 123.456
 
 
 def test_text_report_measures_prompt_matching(tmp_path, tiny_tokenizer):
@@ -84,6 +97,7 @@ def test_text_report_measures_prompt_matching(tmp_path, tiny_tokenizer):
         recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
         num_fid=16,
         num_text=30,
+        text_fid=True,
         probe_train=24,
         probe_test=24,
         probe_epochs=1,

@@ -115,6 +115,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export ------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .checkpoint import load_directory, save_directory
+
+    dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    config, state = load_directory(args.src)
+    meta = json.loads((Path(args.src) / "config.json").read_text())
+    state = {k: v.to(dtype[args.dtype]) if v.is_floating_point() else v for k, v in state.items()}
+    extra = {**meta.get("extra", {}), "stored_dtype": args.dtype}
+    out = save_directory(args.out, config, state, extra)
+    size = (out / "model.safetensors").stat().st_size
+    print(f"wrote {out} ({size / 1e6:.1f} MB, {args.dtype}; loading computes in float32)")
+    return 0
+
+
 # -- serve -------------------------------------------------------------------------------------
 
 
@@ -269,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("export", help="copy a model directory with weights stored in another dtype")
+    p.add_argument("src", help="model or tokenizer directory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("presets", help="list the model presets")
     p.set_defaults(func=cmd_presets)

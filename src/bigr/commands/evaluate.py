@@ -215,7 +215,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         }.items()
         if getattr(args, dest) is not None
     }
-    config = ReportConfig(recipe=sampler, seed=args.seed, **changes)
+    config = ReportConfig(recipe=sampler, seed=args.seed, text_fid=args.text_fid, **changes)
     sections = tuple(args.sections.split(",")) if args.sections else None
     path = run_report(
         model,
@@ -251,6 +251,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-test", type=int)
     p.add_argument("--inpaint-images", type=int)
     p.add_argument("--num-text", type=int, help="text models: samples over the prompts")
+    p.add_argument("--text-fid", action="store_true", help="text models: also an FID")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
     p.add_argument("--train-data", help="training data (default fashion-mnist:train)")

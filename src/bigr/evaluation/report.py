@@ -58,6 +58,7 @@ class ReportConfig:
     probe_epochs: int = 30
     inpaint_images: int = 1_000
     num_text: int = 1_500  # text models: samples over the 30 (class, tone) prompts
+    text_fid: bool = False  # also the FID of the prompted samples (an Inception pass)
     batch_size: int = 250
     reference: str = "fashion-mnist:test"
     train_data: str = "fashion-mnist:train"
@@ -67,13 +68,18 @@ class ReportConfig:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _cached(out: Path, name: str, force: bool, compute: Callable[[], dict]) -> dict:
+def _cached(out: Path, name: str, force: bool, compute: Callable[[], dict], key: str) -> dict:
+    """A section's result from `OUT/results/NAME.json` if it was computed with the same
+    settings (`key`), else computed now and stored."""
     path = out / "results" / f"{name}.json"
     if path.is_file() and not force:
-        return json.loads(path.read_text())
+        cached = json.loads(path.read_text())
+        if cached.get("settings_key") == key:
+            return cached
     start = time.perf_counter()
     result = compute()
     result["section_seconds"] = time.perf_counter() - start
+    result["settings_key"] = key
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -139,7 +145,7 @@ class _Context:
     def reference(self) -> ImageStatistics:
         """Statistics of `num_fid` held-out images (features kept for precision/recall)."""
         if self._reference is None:
-            cache = self.out / "results" / "reference_stats.npz"
+            cache = self.out / "results" / f"reference_{self.config.num_fid}.npz"
             from .reference import load_statistics, save_statistics
 
             if cache.is_file() and not self.force:
@@ -149,6 +155,16 @@ class _Context:
                 self._reference = self.stats(images, keep_features=True)
                 save_statistics(self._reference, cache)
         return self._reference
+
+    def floor(self, count: int, seed: int) -> dict:
+        """FID of `count` real training images against the reference (cached: no model)."""
+        path = self.out / "results" / f"floor_{count}_{seed}.json"
+        if path.is_file() and not self.force:
+            return json.loads(path.read_text())
+        train, _ = real_images(self.config.train_data, count, self.size, seed=seed)
+        entry = _fid_entry(self.stats(train, keep_features=True), self.reference())
+        path.write_text(json.dumps(entry, indent=2) + "\n")
+        return entry
 
     def sample_fid(self, sampler: SamplerConfig, count: int, name: str) -> dict:
         key = json.dumps([dataclasses.asdict(sampler), count], sort_keys=True)
@@ -178,15 +194,12 @@ class _Context:
 def section_fid(ctx: _Context) -> dict:
     cfg = ctx.config
     main = ctx.sample_fid(cfg.recipe, cfg.num_fid, "recipe")
-    train, _ = real_images(cfg.train_data, cfg.num_fid, ctx.size, seed=cfg.seed)
-    floor = _fid_entry(ctx.stats(train, keep_features=True), ctx.reference())
-    return {"model": main, "floor": floor}
+    return {"model": main, "floor": ctx.floor(cfg.num_fid, cfg.seed)}
 
 
 def section_sweeps(ctx: _Context) -> dict:
     cfg, n = ctx.config, ctx.config.num_sweep
-    train, _ = real_images(cfg.train_data, n, ctx.size, seed=cfg.seed + 1)
-    floor = _fid_entry(ctx.stats(train), ctx.reference())
+    floor = ctx.floor(n, cfg.seed + 1)
     steps = [
         ctx.sample_fid(dataclasses.replace(cfg.recipe, steps=s), n, f"steps_{s}")
         for s in cfg.steps_sweep
@@ -364,7 +377,7 @@ def section_text(ctx: _Context) -> dict:
         )
     grid = torch.stack([images_t[i * per_prompt] for i in range(len(prompts))])
     save_grid(grid, ctx.out / "samples" / "text_prompts.png", nrow=3)
-    stats = ctx.stats(images_t) if ctx.extractor is not None else None
+    stats = ctx.stats(images_t) if cfg.text_fid and ctx.extractor is not None else None
     return {
         "n": len(images_t),
         "per_prompt": per_prompt,
@@ -395,6 +408,26 @@ TEXT_SECTIONS = ("text", "probe", "inpaint")
 # -- the report --------------------------------------------------------------------------------
 
 
+def precompute_real(tokenizer_size: int, out_dir: str | Path, config: ReportConfig, extractor=None):
+    """The model-free part of a report (reference statistics, real-data floors), so that it
+    can run while the model still trains."""
+    if extractor is None:
+        from .inception import InceptionFeatures
+
+        extractor = InceptionFeatures()
+
+    class _Size:
+        class config:
+            image_size = tokenizer_size
+
+    ctx = _Context(None, _Size(), extractor, config, Path(out_dir), force=False)
+    (Path(out_dir) / "results").mkdir(parents=True, exist_ok=True)
+    return {
+        "fid": ctx.floor(config.num_fid, config.seed),
+        "sweep": ctx.floor(config.num_sweep, config.seed + 1),
+    }
+
+
 def run_report(
     model: BiGR,
     tokenizer: BinaryAutoencoder,
@@ -419,7 +452,10 @@ def run_report(
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown report sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
-    if extractor is None and {"fid", "sweeps", "orders", "text"} & set(sections):
+    needs_inception = {"fid", "sweeps", "orders"} & set(sections) or (
+        "text" in sections and config.text_fid
+    )
+    if extractor is None and needs_inception:
         from .inception import InceptionFeatures
 
         extractor = InceptionFeatures()
@@ -428,7 +464,10 @@ def run_report(
     for name in sections:
         if progress:
             print(f"report: {name} ...", flush=True)
-        results[name] = _cached(out, name, force, lambda name=name: SECTIONS[name](ctx))
+        key = json.dumps(
+            {"config": dataclasses.asdict(config), "model": model_name}, sort_keys=True
+        )
+        results[name] = _cached(out, name, force, lambda name=name: SECTIONS[name](ctx), key)
     machine = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -608,8 +647,13 @@ def write_markdown(
             f"| unprompted samples | {_fmt(100 * t['null_class_match'])} | "
             f"{_fmt(100 * t['null_tone_match'])} |",
             "",
-            f"FID of the prompted samples against the reference: {_fmt(t['fid'] or math.nan)} "
-            f"(n = {t['n']}); {_fmt(t['seconds_per_image'], 4)} s per image.",
+            (
+                f"FID of the prompted samples against the reference: {_fmt(t['fid'])} "
+                f"(n = {t['n']}). "
+                if t["fid"] is not None
+                else "FID not computed for this report (`--text-fid` adds it). "
+            )
+            + f"Sampling: {_fmt(t['seconds_per_image'], 4)} s per image.",
             "",
             "![prompts](samples/text_prompts.png)",
             "",
