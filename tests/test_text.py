@@ -117,3 +117,18 @@ def test_fashion_captions_follow_class_and_tone():
         assert entry["class"] == 7 and entry["tone"] == i
         assert TONES[i] in entry["text"] and int(tone_of(image)) == i
     assert data[1][1] == data[1][1]  # fixed per index
+
+
+def test_apps_accept_prompts_for_text_models(tiny_tokenizer):
+    from bigr.apps import inpaint, interpolate
+    from bigr.apps.masks import box_mask
+
+    model = _text_model()
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.nn.functional.normalize(torch.randn(2, 384, generator=g), dim=-1)
+    cfg = SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0)
+    frames, _ = interpolate(model, tiny_tokenizer, a, b, [0.0, 0.5, 1.0], sampler=cfg)
+    assert frames.shape == (3, 3, 16, 16)
+    image = torch.rand(3, 16, 16, generator=g)
+    r = inpaint(model, tiny_tokenizer, image, box_mask(16, (0, 0, 0.5, 0.5)), num=2, sampler=cfg)
+    assert r.images.shape == (2, 3, 16, 16)

@@ -56,8 +56,34 @@ def save_directory(
     return path
 
 
+# Models shipped inside the package (src/bigr/assets/fashion; see its MODEL_CARD.md).
+EMBEDDED = {
+    "bigr:fashion": "model",
+    "bigr:fashion-tokenizer": "tokenizer",
+    "bigr:fashion-text": "text-model",
+}
+EMBEDDED_TOKENIZER = {
+    "bigr:fashion": "bigr:fashion-tokenizer",
+    "bigr:fashion-text": "bigr:fashion-tokenizer",
+}
+
+
+def embedded_path(name: str) -> Path:
+    from importlib import resources
+
+    if name not in EMBEDDED:
+        raise CheckpointError(f"{name}: no such embedded model; known: {', '.join(EMBEDDED)}")
+    path = Path(str(resources.files("bigr") / "assets" / "fashion" / EMBEDDED[name]))
+    if not (path / WEIGHTS_FILE).is_file():
+        raise CheckpointError(f"{name}: the embedded model is missing from {path}")
+    return path
+
+
 def resolve(path_or_name: str | Path) -> Path:
-    """A local directory, or a hub repository id fetched with huggingface_hub."""
+    """A local directory, an embedded model (`bigr:fashion`, `bigr:fashion-tokenizer`,
+    `bigr:fashion-text`), or a hub repository id fetched with huggingface_hub."""
+    if str(path_or_name).startswith("bigr:"):
+        return embedded_path(str(path_or_name))
     path = Path(path_or_name)
     if path.is_dir():
         return path

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from .apps import edit, enrich, inpaint, interpolate, outpaint
+from .apps.common import labels_for
 from .images import center_crop, to_pil, to_tensor
 from .model import BiGR, load_tokenizer
 from .sampler import ORDERS, SamplerConfig, sample_codes
@@ -61,6 +62,7 @@ class ModelPair:
     def describe(self) -> dict:
         return {
             "name": self.name,
+            "text": bool(self.model.config.text_dim),
             "num_classes": self.model.config.num_classes,
             "image_size": self.tokenizer.config.image_size,
             "class_names": self.class_names,
@@ -207,6 +209,22 @@ class Server:
         self.jobs: dict[str, Job] = {}
         self.executor = ThreadPoolExecutor(max_workers=1)
         self.lock = threading.Lock()
+        self._text_encoder = None
+
+    def encode_prompt(self, prompt) -> torch.Tensor:
+        """A caption embedding (T,) for a text model, from the page's prompt field."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise RequestError("this model is conditioned on text: write a prompt")
+        if len(prompt) > 500:
+            raise RequestError("the prompt is longer than 500 characters")
+        if self._text_encoder is None:
+            from .text import TextEncoder, TextEncoderMissingError
+
+            try:
+                self._text_encoder = TextEncoder()
+            except TextEncoderMissingError as error:
+                raise RequestError(str(error)) from None
+        return self._text_encoder([prompt.strip()])[0]
 
     def pair(self, name: str | None) -> ModelPair:
         if name is None:
@@ -255,7 +273,10 @@ class Server:
         size = pair.tokenizer.config.image_size
         classes = pair.model.config.num_classes
 
-        def a_class(key: str) -> int:
+        def a_class(key: str):
+            """A class id, or for a text model the embedding of the matching prompt."""
+            if pair.model.config.text_dim:
+                return self.encode_prompt(body.get("prompt_b" if key == "class_b" else "prompt"))
             return _int(body, key, 0, 0, classes - 1)
 
         image = mask = None
@@ -280,7 +301,7 @@ class Server:
             label = a_class("class_id")
 
             def task(progress):
-                labels = torch.full((num,), label, device=model.transformer.mask_token.device)
+                labels = labels_for(model, label, num)
                 codes = sample_codes(
                     model, labels, sampler, generator=generator(), progress=progress
                 )
@@ -418,8 +439,16 @@ def load_pairs(specs: list[tuple[str, str | None]], device: str = "cpu") -> list
     from .demo import CLASSES, load_demo_models
 
     if not specs:
+        from .checkpoint import CheckpointError
+
         model, tok = load_demo_models(device)
-        return [ModelPair("fashion-demo", model, tok, list(CLASSES))]
+        pairs = [ModelPair("fashion-demo", model, tok, list(CLASSES))]
+        try:  # the embedded text-to-image model, when present
+            text_model = BiGR.from_pretrained("bigr:fashion-text", device=device).eval()
+            pairs.append(ModelPair("fashion-text", text_model, tok))
+        except CheckpointError:
+            pass
+        return pairs
     pairs = []
     for model_dir, tok_dir in specs:
         model = BiGR.from_pretrained(model_dir, device=device).eval()

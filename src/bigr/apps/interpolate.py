@@ -25,8 +25,8 @@ INTERPOLATE_SAMPLER = SamplerConfig(steps=20, guidance=2.5, gumbel=0.0)
 def interpolate(
     model: BiGR,
     tokenizer: BinaryAutoencoder,
-    class_a: int,
-    class_b: int,
+    class_a: int | Tensor,
+    class_b: int | Tensor,
     weights: Sequence[float],
     *,
     sampler: SamplerConfig = INTERPOLATE_SAMPLER,
@@ -35,7 +35,8 @@ def interpolate(
 ) -> tuple[Tensor, Tensor]:
     """Images (F, 3, S, S) and codes (F, L, K), one frame per weight w of class b."""
     check_pair(model, tokenizer)
-    pair = torch.cat([labels_for(model, class_a, 1), labels_for(model, class_b, 1)]).view(1, 2)
+    # (1, 2) class ids, or (1, 2, T) caption embeddings for a text model
+    pair = torch.stack([labels_for(model, class_a, 1)[0], labels_for(model, class_b, 1)[0]])[None]
     device = pair.device
     frames = []
     for i, w in enumerate(weights):

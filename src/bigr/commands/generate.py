@@ -77,9 +77,13 @@ def sampler_from_args(args: argparse.Namespace, default: SamplerConfig) -> Sampl
 def load_pair(
     args: argparse.Namespace, need_tokenizer: bool = True
 ) -> tuple[BiGR, BinaryAutoencoder | None]:
+    from ..checkpoint import EMBEDDED_TOKENIZER
+
     model = BiGR.from_pretrained(args.model, device=args.device)
-    tokenizer_dir = args.tokenizer or (
-        Path(args.model) / "tokenizer" if (Path(args.model) / "tokenizer").is_dir() else None
+    tokenizer_dir = (
+        args.tokenizer
+        or EMBEDDED_TOKENIZER.get(str(args.model))
+        or (Path(args.model) / "tokenizer" if (Path(args.model) / "tokenizer").is_dir() else None)
     )
     if tokenizer_dir is None:
         if need_tokenizer:
@@ -291,7 +295,11 @@ def cmd_enrich(args: argparse.Namespace) -> int:
 
 def add_generation_commands(sub: argparse._SubParsersAction) -> None:
     def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", required=True, help="bigr model directory")
+        p.add_argument(
+            "--model",
+            required=True,
+            help="bigr model directory, or an embedded model: bigr:fashion, bigr:fashion-text",
+        )
         p.add_argument("--tokenizer", help="tokenizer directory (default: MODEL/tokenizer)")
         p.add_argument("--out", required=True, help="output PNG")
 
