@@ -54,12 +54,15 @@ def test_report_writes_every_section_and_reuses_cached_results(
         random_bigr, tiny_tokenizer, out, config, extractor=PixelFeatures(), progress=False
     )
     text = path.read_text()
-    for heading in ("Speed/quality", "Unmasking order", "Linear probe", "Inpainting benchmark"):
+    headings = ("Tokenizer reconstruction", "Speed/quality", "Unmasking order", "Linear probe")
+    for heading in (*headings, "Inpainting benchmark"):
         assert heading in text
     for image in ("speed_quality.png", "probe.png", "samples/recipe.png", "samples/inpaint.png"):
         assert (out / image).is_file()
     fid = json.loads((out / "results" / "fid.json").read_text())
     assert fid["model"]["n"] == 16 and fid["floor"]["fid"] >= 0
+    tok = json.loads((out / "results" / "tokenizer.json").read_text())
+    assert tok["n"] == 16 and tok["rfid"] >= 0 and tok["psnr"] > 0
     probe = json.loads((out / "results" / "probe.json").read_text())["results"]
     assert {"layer 0", "layer 1", "tokenizer bits", "raw pixels"} <= set(probe)
     inpaint = json.loads((out / "results" / "inpaint.json").read_text())["masks"]

@@ -94,10 +94,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
     from .config import PRESETS, config_kind
     from .model import build_model, count_parameters
 
+    width = max(len(name) for name in PRESETS) + 2
     for name, config in PRESETS.items():
         with torch.device("meta"):
             n = count_parameters(build_model(config))
-        print(f"{name:<16} {config_kind(config):<10} {n / 1e6:10.2f} M parameters")
+        print(f"{name:<{width}} {config_kind(config):<10} {n / 1e6:10.2f} M parameters")
     return 0
 
 

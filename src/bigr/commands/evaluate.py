@@ -240,8 +240,8 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="title of the report")
     p.add_argument(
         "--sections",
-        help="comma list of: fid, sweeps, orders, probe, inpaint, text (default: all that "
-        "apply: text models get text, probe, inpaint)",
+        help="comma list of: tokenizer, fid, sweeps, orders, probe, inpaint, text (default: "
+        "all that apply; text models get text, probe, inpaint)",
     )
     p.add_argument("--force", action="store_true", help="recompute cached sections")
     p.add_argument("--num-fid", type=int, help="samples for the headline FID (default 10000)")

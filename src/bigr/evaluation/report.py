@@ -197,6 +197,26 @@ def section_fid(ctx: _Context) -> dict:
     return {"model": main, "floor": ctx.floor(cfg.num_fid, cfg.seed)}
 
 
+@torch.no_grad()
+def section_tokenizer(ctx: _Context) -> dict:
+    """Reconstruction of the `num_fid` reference images: PSNR, and rFID against them."""
+    cfg, tok = ctx.config, ctx.tokenizer
+    images, _ = real_images(cfg.reference, cfg.num_fid, ctx.size)
+    codes = _encode(tok, images, cfg.batch_size)
+    recon = torch.cat([tok.decode(c).clamp(0, 1).cpu() for c in codes.split(cfg.batch_size)])
+    mse = (recon - images).pow(2).flatten(1).mean(1)
+    psnr = float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean())
+    save_grid(torch.cat([images[:16], recon[:16]]), ctx.out / "samples" / "recon.png", nrow=16)
+    rfid = _fid_entry(ctx.stats(recon, keep_features=True), ctx.reference())
+    return {
+        "n": len(images),
+        "psnr": psnr,
+        "rfid": rfid["fid"],
+        "precision": rfid.get("precision"),
+        "recall": rfid.get("recall"),
+    }
+
+
 def section_sweeps(ctx: _Context) -> dict:
     cfg, n = ctx.config, ctx.config.num_sweep
     floor = ctx.floor(n, cfg.seed + 1)
@@ -394,6 +414,7 @@ def section_text(ctx: _Context) -> dict:
 
 
 SECTIONS = {
+    "tokenizer": section_tokenizer,
     "fid": section_fid,
     "sweeps": section_sweeps,
     "orders": section_orders,
@@ -401,7 +422,7 @@ SECTIONS = {
     "inpaint": section_inpaint,
     "text": section_text,
 }
-CLASS_SECTIONS = ("fid", "sweeps", "orders", "probe", "inpaint")
+CLASS_SECTIONS = ("tokenizer", "fid", "sweeps", "orders", "probe", "inpaint")
 TEXT_SECTIONS = ("text", "probe", "inpaint")
 
 
@@ -452,7 +473,7 @@ def run_report(
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown report sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
-    needs_inception = {"fid", "sweeps", "orders"} & set(sections) or (
+    needs_inception = {"tokenizer", "fid", "sweeps", "orders"} & set(sections) or (
         "text" in sections and config.text_fid
     )
     if extractor is None and needs_inception:
@@ -515,6 +536,19 @@ def write_markdown(
         "| | n | FID | sFID | precision | recall | s/image |",
         "|---|---|---|---|---|---|---|",
     ]
+    if "tokenizer" in results:
+        t = results["tokenizer"]
+        lines += [
+            f"## Tokenizer reconstruction ({t['n']} held-out images, deterministic codes)",
+            "",
+            f"PSNR {_fmt(t['psnr'])} dB; rFID {_fmt(t['rfid'])} (reconstructions against the "
+            "originals' statistics).",
+            "",
+            "![reconstructions](samples/recon.png)",
+            "",
+            "Top: originals; bottom: reconstructions.",
+            "",
+        ]
     if "fid" in results:
         f = results["fid"]
         lines += [
@@ -679,6 +713,9 @@ def summary(path: str | Path) -> dict:
     """The headline numbers of a written report (for the README and the model card)."""
     data = json.loads((Path(path) / "results" / "all.json").read_text())["results"]
     out = {}
+    if "tokenizer" in data:
+        out["psnr"] = data["tokenizer"]["psnr"]
+        out["rfid"] = data["tokenizer"]["rfid"]
     if "text" in data:
         out["text_class_match"] = data["text"]["class_match"]
         out["text_tone_match"] = data["text"]["tone_match"]
