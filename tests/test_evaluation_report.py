@@ -127,3 +127,52 @@ def test_text_report_measures_prompt_matching(tmp_path, tiny_tokenizer):
     assert "Text-to-image" in (tmp_path / "report" / "report.md").read_text()
     with pytest.raises(ValueError, match="text model"):
         run_report(model, tiny_tokenizer, tmp_path / "r2", config, sections=("fid",))
+
+
+def test_variants_section_compares_separately_trained_generators(
+    tmp_path, random_bigr, tiny_tokenizer
+):
+    from bigr.model import BiGR
+
+    config = PRESETS["bigr-tiny"]
+    x0 = BiGR(
+        dataclasses.replace(config, head=dataclasses.replace(config.head, predict_flip=False))
+    )
+    x0.save_pretrained(tmp_path / "x0", extra={"trained_steps": 7})
+    random_bigr.save_pretrained(tmp_path / "flip", extra={"trained_steps": 7})
+    data = _dataset(tmp_path / "data")
+    report = ReportConfig(
+        recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
+        num_fid=16,
+        num_sweep=12,
+        batch_size=8,
+        reference=data,
+        train_data=data,
+        variants=(("flip", str(tmp_path / "flip")), ("x0 target", str(tmp_path / "x0"))),
+    )
+    out = tmp_path / "report"
+    run_report(
+        random_bigr,
+        tiny_tokenizer,
+        out,
+        report,
+        extractor=PixelFeatures(),
+        sections=("variants",),
+        progress=False,
+    )
+    result = json.loads((out / "results" / "variants.json").read_text())["variants"]
+    assert result["flip"]["predict_flip"] and not result["x0 target"]["predict_flip"]
+    assert result["x0 target"]["n"] == 12 and result["x0 target"]["trained_steps"] == 7
+    # different generators give different samples, hence different statistics
+    assert result["flip"]["fid"] != result["x0 target"]["fid"]
+    text = (out / "report.md").read_text()
+    assert "x0 target (predicts x0, 7 steps)" in text
+    with pytest.raises(ValueError, match="variant"):
+        run_report(
+            random_bigr,
+            tiny_tokenizer,
+            tmp_path / "r2",
+            dataclasses.replace(report, variants=()),
+            extractor=PixelFeatures(),
+            sections=("variants",),
+        )

@@ -124,13 +124,13 @@ def run_demo(
         ("Outpainting", "outpaint.png", "The centre is kept; everything around it is regenerated.")
     )
 
-    source = examples[1] if len(examples) > 1 else image
+    source = examples.get("sneaker", image)
     with timed("editing"):
-        lower = box_mask(size, (0.0, 0.5, 1.0, 1.0))
+        upper = box_mask(size, (0.0, 0.0, 1.0, 0.5))
         target = 9  # ankle boot
-        r = edit(model, tokenizer, source, lower, target, num=4, sampler=sampler, generator=gen())
+        r = edit(model, tokenizer, source, upper, target, num=4, sampler=sampler, generator=gen())
         save_grid(
-            torch.cat([source[None], _masked(source, lower)[None], r.images]),
+            torch.cat([source[None], _masked(source, upper)[None], r.images]),
             out / "edit.png",
             nrow=6,
         )
@@ -138,7 +138,7 @@ def run_demo(
         (
             "Class-conditional editing",
             "edit.png",
-            f"The lower half regenerated as class {target} ({CLASSES[target]}).",
+            f"A sneaker's upper half regenerated as class {target} ({CLASSES[target]}).",
         )
     )
 

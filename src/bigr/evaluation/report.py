@@ -59,6 +59,9 @@ class ReportConfig:
     inpaint_images: int = 1_000
     num_text: int = 1_500  # text models: samples over the 30 (class, tone) prompts
     text_fid: bool = False  # also the FID of the prompted samples (an Inception pass)
+    # (label, model directory): generators trained otherwise (e.g. predicting x0 instead of
+    # flips) at one budget, compared by FID-`num_sweep` with the recipe in the `variants` section
+    variants: tuple[tuple[str, str], ...] = ()
     batch_size: int = 250
     reference: str = "fashion-mnist:test"
     train_data: str = "fashion-mnist:train"
@@ -166,15 +169,17 @@ class _Context:
         path.write_text(json.dumps(entry, indent=2) + "\n")
         return entry
 
-    def sample_fid(self, sampler: SamplerConfig, count: int, name: str) -> dict:
-        key = json.dumps([dataclasses.asdict(sampler), count], sort_keys=True)
+    def sample_fid(
+        self, sampler: SamplerConfig, count: int, name: str, model: BiGR | None = None
+    ) -> dict:
+        key = json.dumps([dataclasses.asdict(sampler), count, name if model else ""])
         if key not in self._memo:
-            self._memo[key] = self._sample_fid(sampler, count, name)
+            self._memo[key] = self._sample_fid(sampler, count, name, model or self.model)
         return self._memo[key]
 
-    def _sample_fid(self, sampler: SamplerConfig, count: int, name: str) -> dict:
+    def _sample_fid(self, sampler: SamplerConfig, count: int, name: str, model: BiGR) -> dict:
         images, seconds = generate(
-            self.model,
+            model,
             self.tokenizer,
             sampler,
             count,
@@ -242,6 +247,34 @@ def section_orders(ctx: _Context) -> dict:
         for b in ("bernoulli", "threshold")
     }
     return {"orders": orders, "bits": bits}
+
+
+def section_variants(ctx: _Context) -> dict:
+    """FID-`num_sweep` of each variant generator with the recipe (same seeds, same reference)."""
+    cfg, n = ctx.config, ctx.config.num_sweep
+    device = ctx.model.transformer.mask_token.device
+    results = {}
+    for label, directory in cfg.variants:
+        model = BiGR.from_pretrained(directory, device=device).eval()
+        if (model.config.code_bits, model.config.grid_size) != (
+            ctx.model.config.code_bits,
+            ctx.model.config.grid_size,
+        ):
+            raise ValueError(f"variant {label!r} ({directory}) does not match the tokenizer")
+        entry = ctx.sample_fid(cfg.recipe, n, f"variant_{_slug(label)}", model=model)
+        config_file = Path(directory) / "config.json"
+        extra = json.loads(config_file.read_text()).get("extra", {})
+        results[label] = {
+            **entry,
+            "directory": str(directory),
+            "predict_flip": model.config.head.predict_flip,
+            "trained_steps": extra.get("trained_steps"),
+        }
+    return {"floor": ctx.floor(n, cfg.seed + 1), "variants": results}
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_").lower()
 
 
 @torch.no_grad()
@@ -421,6 +454,7 @@ SECTIONS = {
     "probe": section_probe,
     "inpaint": section_inpaint,
     "text": section_text,
+    "variants": section_variants,
 }
 CLASS_SECTIONS = ("tokenizer", "fid", "sweeps", "orders", "probe", "inpaint")
 TEXT_SECTIONS = ("text", "probe", "inpaint")
@@ -466,14 +500,18 @@ def run_report(
     out.mkdir(parents=True, exist_ok=True)
     if sections is None:
         sections = TEXT_SECTIONS if model.config.text_dim else CLASS_SECTIONS
-    if model.config.text_dim and {"fid", "sweeps", "orders"} & set(sections):
+        if config.variants and not model.config.text_dim:
+            sections = (*sections, "variants")
+    if "variants" in sections and not config.variants:
+        raise ValueError("the variants section needs variant models (--variant LABEL=DIR)")
+    if model.config.text_dim and {"fid", "sweeps", "orders", "variants"} & set(sections):
         raise ValueError(
             "fid, sweeps and orders sample by class; a text model has the text section"
         )
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown report sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
-    needs_inception = {"tokenizer", "fid", "sweeps", "orders"} & set(sections) or (
+    needs_inception = {"tokenizer", "fid", "sweeps", "orders", "variants"} & set(sections) or (
         "text" in sections and config.text_fid
     )
     if extractor is None and needs_inception:
@@ -599,13 +637,31 @@ def write_markdown(
         lines += ["## Unmasking order and bit sampling", "", *header]
         lines += [_fid_row(f"order `{k}`", e) for k, e in o["orders"].items()]
         lines += [_fid_row(f"bits `{k}`", e) for k, e in o["bits"].items()]
+        lines += [""]
+        if "variants" not in results:
+            lines += [
+                "Flip prediction vs predicting x0: the shipped generator was trained with flip "
+                "prediction only (as released); no variant was given to this report "
+                "(`--variant LABEL=DIR`), so no number is given.",
+                "",
+            ]
+    if "variants" in results:
+        v = results["variants"]
+        n = v["floor"]["n"]
         lines += [
+            f"## Training variants: FID ({n} samples) of generators trained otherwise",
             "",
-            "Flip prediction vs predicting x0: the shipped generator was trained with flip "
-            "prediction only (as released); training a second generator to compare was not "
-            "done, so no number is given.",
+            "Each variant was trained by `bigr train` with the same data, recipe and budget "
+            "except for what its label names, and sampled here with the recommended recipe. "
+            f"Real-data floor at the same n: FID {_fmt(v['floor']['fid'])}.",
             "",
+            *header,
         ]
+        for label, e in v["variants"].items():
+            target = "flips" if e["predict_flip"] else "x0"
+            steps = e.get("trained_steps")
+            lines.append(_fid_row(f"{label} (predicts {target}, {steps or '?'} steps)", e))
+        lines += [""]
     if "probe" in results:
         p = results["probe"]
         rows = p["results"]
