@@ -17,6 +17,9 @@ def test_bench_train_reports_both_head_paths_and_tokenization():
     assert (
         abs(result["train"]["masked_only"]["loss"] - result["train"]["all_tokens"]["loss"]) < 1e-5
     )
+    head = result["head"]
+    assert head["seconds_masked_only"] > 0 and head["seconds_all_tokens"] > 0
+    assert 0 < result["settings"]["masked_fraction"] < 1
     assert result["tokenize"]["tokenizer"] == "bae-tiny"
     assert result["tokenize"]["images_per_second"] > 0
 
