@@ -523,9 +523,10 @@ def run_report(
     for name in sections:
         if progress:
             print(f"report: {name} ...", flush=True)
-        key = json.dumps(
-            {"config": dataclasses.asdict(config), "model": model_name}, sort_keys=True
-        )
+        settings = dataclasses.asdict(config)
+        if name != "variants":  # adding variant models leaves the other sections valid
+            settings.pop("variants")
+        key = json.dumps({"config": settings, "model": model_name}, sort_keys=True)
         results[name] = _cached(out, name, force, lambda name=name: SECTIONS[name](ctx), key)
     machine = {
         "torch": torch.__version__,
