@@ -176,3 +176,21 @@ def test_variants_section_compares_separately_trained_generators(
             extractor=PixelFeatures(),
             sections=("variants",),
         )
+
+
+def test_section_cache_key_depends_only_on_that_sections_settings():
+    from bigr.evaluation.report import SECTION_SETTINGS, section_key
+
+    base = ReportConfig(recipe=SamplerConfig(steps=2, head_steps=3))
+    more_sweep = dataclasses.replace(base, num_sweep=base.num_sweep * 2)
+    more_fid = dataclasses.replace(base, num_fid=base.num_fid * 2)
+    assert set(SECTION_SETTINGS) >= {"tokenizer", "fid", "sweeps", "orders", "probe", "inpaint"}
+    for name in ("tokenizer", "fid", "probe", "inpaint"):
+        assert section_key(name, base, "m") == section_key(name, more_sweep, "m")
+    for name in ("sweeps", "orders"):
+        assert section_key(name, base, "m") != section_key(name, more_sweep, "m")
+    # every FID is measured against the `num_fid` reference images
+    for name in ("tokenizer", "fid", "sweeps", "orders"):
+        assert section_key(name, base, "m") != section_key(name, more_fid, "m")
+    assert section_key("fid", base, "m") != section_key("fid", base, "other model")
+    assert section_key("fid", base, "m") != section_key("orders", base, "m")

@@ -463,6 +463,31 @@ TEXT_SECTIONS = ("text", "probe", "inpaint")
 # -- the report --------------------------------------------------------------------------------
 
 
+# the settings each section's numbers depend on: changing another one (say `num_sweep`) keeps
+# that section's cached result valid. Every FID compares with the `num_fid` reference images.
+_COMMON = ("batch_size", "reference", "seed")
+_FID = ("num_fid", "recipe", "train_data")
+SECTION_SETTINGS: dict[str, tuple[str, ...]] = {
+    "tokenizer": ("num_fid",),
+    "fid": _FID,
+    "sweeps": (*_FID, "num_sweep", "steps_sweep", "head_sweep"),
+    "orders": (*_FID, "num_sweep", "orders"),
+    "probe": ("train_data", "probe_train", "probe_test", "probe_epochs"),
+    "inpaint": ("recipe", "inpaint_images"),
+    "text": ("recipe", "train_data", "probe_train", "probe_test", "probe_epochs", "num_text",
+             "text_fid", "num_fid"),
+    "variants": (*_FID, "num_sweep", "variants"),
+}
+
+
+def section_key(name: str, config: ReportConfig, model_name: str) -> str:
+    """The cache key of a section: the model and the settings that section depends on."""
+    settings = dataclasses.asdict(config)
+    fields = (*_COMMON, *SECTION_SETTINGS[name])
+    chosen = {f: settings[f] for f in fields}
+    return json.dumps({"config": chosen, "model": model_name, "section": name}, sort_keys=True)
+
+
 def precompute_real(tokenizer_size: int, out_dir: str | Path, config: ReportConfig, extractor=None):
     """The model-free part of a report (reference statistics, real-data floors), so that it
     can run while the model still trains."""
@@ -523,10 +548,7 @@ def run_report(
     for name in sections:
         if progress:
             print(f"report: {name} ...", flush=True)
-        settings = dataclasses.asdict(config)
-        if name != "variants":  # adding variant models leaves the other sections valid
-            settings.pop("variants")
-        key = json.dumps({"config": settings, "model": model_name}, sort_keys=True)
+        key = section_key(name, config, model_name)
         results[name] = _cached(out, name, force, lambda name=name: SECTIONS[name](ctx), key)
     machine = {
         "torch": torch.__version__,
