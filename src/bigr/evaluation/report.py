@@ -474,8 +474,16 @@ SECTION_SETTINGS: dict[str, tuple[str, ...]] = {
     "orders": (*_FID, "num_sweep", "orders"),
     "probe": ("train_data", "probe_train", "probe_test", "probe_epochs"),
     "inpaint": ("recipe", "inpaint_images"),
-    "text": ("recipe", "train_data", "probe_train", "probe_test", "probe_epochs", "num_text",
-             "text_fid", "num_fid"),
+    "text": (
+        "recipe",
+        "train_data",
+        "probe_train",
+        "probe_test",
+        "probe_epochs",
+        "num_text",
+        "text_fid",
+        "num_fid",
+    ),
     "variants": (*_FID, "num_sweep", "variants"),
 }
 
