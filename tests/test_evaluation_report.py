@@ -38,6 +38,7 @@ def test_report_writes_every_section_and_reuses_cached_results(
         recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
         num_fid=16,
         num_sweep=12,
+        num_orders=10,
         steps_sweep=(1, 2),
         head_sweep=(2,),
         orders=("entropy", "raster"),
@@ -65,6 +66,10 @@ def test_report_writes_every_section_and_reuses_cached_results(
     assert tok["n"] == 16 and tok["rfid"] >= 0 and tok["psnr"] > 0
     probe = json.loads((out / "results" / "probe.json").read_text())["results"]
     assert {"layer 0", "layer 1", "tokenizer bits", "raw pixels"} <= set(probe)
+    orders = json.loads((out / "results" / "orders.json").read_text())
+    assert orders["floor"]["n"] == 10 and orders["orders"]["raster"]["n"] == 10
+    sweeps = json.loads((out / "results" / "sweeps.json").read_text())
+    assert sweeps["floor"]["n"] == 12 and sweeps["steps"][0]["n"] == 12
     inpaint = json.loads((out / "results" / "inpaint.json").read_text())["masks"]
     # the reconstruction ceiling is measured on the same region as the fill
     assert all(e["tokens_regenerated"] > 0 for e in inpaint.values())
@@ -189,6 +194,9 @@ def test_section_cache_key_depends_only_on_that_sections_settings():
         assert section_key(name, base, "m") == section_key(name, more_sweep, "m")
     for name in ("sweeps", "orders"):
         assert section_key(name, base, "m") != section_key(name, more_sweep, "m")
+    fewer_orders = dataclasses.replace(base, num_orders=100)
+    assert section_key("orders", base, "m") != section_key("orders", fewer_orders, "m")
+    assert section_key("sweeps", base, "m") == section_key("sweeps", fewer_orders, "m")
     # every FID is measured against the `num_fid` reference images
     for name in ("tokenizer", "fid", "sweeps", "orders"):
         assert section_key(name, base, "m") != section_key(name, more_fid, "m")

@@ -204,6 +204,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         for dest, field in {
             "num_fid": "num_fid",
             "num_sweep": "num_sweep",
+            "num_orders": "num_orders",
             "probe_epochs": "probe_epochs",
             "probe_train": "probe_train",
             "probe_test": "probe_test",
@@ -260,6 +261,9 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="recompute cached sections")
     p.add_argument("--num-fid", type=int, help="samples for the headline FID (default 10000)")
     p.add_argument("--num-sweep", type=int, help="samples per sweep point (default 2000)")
+    p.add_argument(
+        "--num-orders", type=int, help="samples per order / bit-draw point (default: --num-sweep)"
+    )
     p.add_argument("--probe-epochs", type=int)
     p.add_argument("--probe-train", type=int)
     p.add_argument("--probe-test", type=int)

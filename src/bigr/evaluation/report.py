@@ -50,6 +50,7 @@ class ReportConfig:
     recipe: SamplerConfig
     num_fid: int = 10_000
     num_sweep: int = 2_000
+    num_orders: int | None = None  # samples per order / bit-draw point (None: `num_sweep`)
     steps_sweep: tuple[int, ...] = (4, 8, 12, 20)
     head_sweep: tuple[int, ...] = (5, 10, 25, 50)
     orders: tuple[str, ...] = ORDERS
@@ -237,7 +238,8 @@ def section_sweeps(ctx: _Context) -> dict:
 
 
 def section_orders(ctx: _Context) -> dict:
-    cfg, n = ctx.config, ctx.config.num_sweep
+    cfg = ctx.config
+    n = cfg.num_orders or cfg.num_sweep
     orders = {
         o: ctx.sample_fid(dataclasses.replace(cfg.recipe, order=o), n, f"order_{o}")
         for o in cfg.orders
@@ -246,7 +248,7 @@ def section_orders(ctx: _Context) -> dict:
         b: ctx.sample_fid(dataclasses.replace(cfg.recipe, bits=b), n, f"bits_{b}")
         for b in ("bernoulli", "threshold")
     }
-    return {"orders": orders, "bits": bits}
+    return {"floor": ctx.floor(n, cfg.seed + 1), "orders": orders, "bits": bits}
 
 
 def section_variants(ctx: _Context) -> dict:
@@ -471,7 +473,7 @@ SECTION_SETTINGS: dict[str, tuple[str, ...]] = {
     "tokenizer": ("num_fid",),
     "fid": _FID,
     "sweeps": (*_FID, "num_sweep", "steps_sweep", "head_sweep"),
-    "orders": (*_FID, "num_sweep", "orders"),
+    "orders": (*_FID, "num_sweep", "num_orders", "orders"),
     "probe": ("train_data", "probe_train", "probe_test", "probe_epochs"),
     "inpaint": ("recipe", "inpaint_images"),
     "text": (
@@ -665,7 +667,10 @@ def write_markdown(
         )
     if "orders" in results:
         o = results["orders"]
-        lines += ["## Unmasking order and bit sampling", "", *header]
+        lines += ["## Unmasking order and bit sampling", ""]
+        if "floor" in o:
+            lines += [f"Real-data floor at the same n: FID {_fmt(o['floor']['fid'])}.", ""]
+        lines += header
         lines += [_fid_row(f"order `{k}`", e) for k, e in o["orders"].items()]
         lines += [_fid_row(f"bits `{k}`", e) for k, e in o["bits"].items()]
         lines += [""]
