@@ -197,6 +197,14 @@ def test_section_cache_key_depends_only_on_that_sections_settings():
     fewer_orders = dataclasses.replace(base, num_orders=100)
     assert section_key("orders", base, "m") != section_key("orders", fewer_orders, "m")
     assert section_key("sweeps", base, "m") == section_key("sweeps", fewer_orders, "m")
+    # with its own count, the orders section no longer follows `num_sweep`
+    assert section_key("orders", fewer_orders, "m") == section_key(
+        "orders", dataclasses.replace(fewer_orders, num_sweep=7), "m"
+    )
+    # inpainting samples with the edit recipe: the generation recipe does not affect it
+    other_recipe = dataclasses.replace(base, recipe=SamplerConfig(steps=5, head_steps=3))
+    assert section_key("inpaint", base, "m") == section_key("inpaint", other_recipe, "m")
+    assert section_key("fid", base, "m") != section_key("fid", other_recipe, "m")
     # every FID is measured against the `num_fid` reference images
     for name in ("tokenizer", "fid", "sweeps", "orders"):
         assert section_key(name, base, "m") != section_key(name, more_fid, "m")

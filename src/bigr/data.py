@@ -19,6 +19,7 @@ import math
 import os
 import struct
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def random_hflip(image: Tensor, generator: torch.Generator | None = None, p: flo
 # -- datasets ----------------------------------------------------------------------------------
 
 
-class ImageDataset(Dataset):
+class ImageDataset(Dataset, ABC):
     """Shared behaviour: `classes`, `image_size` and the optional random flip of every item.
 
     With `flip`, each item is flipped with probability 1/2 using `generator` (the global torch
@@ -91,8 +92,9 @@ class ImageDataset(Dataset):
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @abstractmethod
     def load(self, index: int) -> tuple[Tensor, int]:
-        raise NotImplementedError
+        """The image (C, H, W) in [0, 1] and its label, before any flip."""
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         image, label = self.load(index)

@@ -68,6 +68,11 @@ class ReportConfig:
     train_data: str = "fashion-mnist:train"
     seed: int = 0
 
+    @property
+    def orders_count(self) -> int:
+        """Samples per order / bit-draw point."""
+        return self.num_orders or self.num_sweep
+
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -239,7 +244,7 @@ def section_sweeps(ctx: _Context) -> dict:
 
 def section_orders(ctx: _Context) -> dict:
     cfg = ctx.config
-    n = cfg.num_orders or cfg.num_sweep
+    n = cfg.orders_count
     orders = {
         o: ctx.sample_fid(dataclasses.replace(cfg.recipe, order=o), n, f"order_{o}")
         for o in cfg.orders
@@ -473,9 +478,9 @@ SECTION_SETTINGS: dict[str, tuple[str, ...]] = {
     "tokenizer": ("num_fid",),
     "fid": _FID,
     "sweeps": (*_FID, "num_sweep", "steps_sweep", "head_sweep"),
-    "orders": (*_FID, "num_sweep", "num_orders", "orders"),
+    "orders": (*_FID, "orders_count", "orders"),
     "probe": ("train_data", "probe_train", "probe_test", "probe_epochs"),
-    "inpaint": ("recipe", "inpaint_images"),
+    "inpaint": ("inpaint_images",),  # samples with the edit recipe, not `recipe`
     "text": (
         "recipe",
         "train_data",
@@ -492,7 +497,7 @@ SECTION_SETTINGS: dict[str, tuple[str, ...]] = {
 
 def section_key(name: str, config: ReportConfig, model_name: str) -> str:
     """The cache key of a section: the model and the settings that section depends on."""
-    settings = dataclasses.asdict(config)
+    settings = {**dataclasses.asdict(config), "orders_count": config.orders_count}
     fields = (*_COMMON, *SECTION_SETTINGS[name])
     chosen = {f: settings[f] for f in fields}
     return json.dumps({"config": chosen, "model": model_name, "section": name}, sort_keys=True)
