@@ -206,8 +206,8 @@ def test_fashion_mnist_pads_to_32_exactly_and_resizes_other_sizes(small_fashion_
 def test_missing_fashion_mnist_names_the_package(tmp_path):
     with pytest.raises(DatasetError, match="dataset-fashion-mnist or pass --data"):
         FashionMNIST(tmp_path)
-    with pytest.raises(DatasetError, match="train or test"):
-        FashionMNIST(tmp_path, "val")
+    with pytest.raises(DatasetError, match="must be one of train, test, fit, val"):
+        FashionMNIST(tmp_path, "validation")
 
 
 def test_open_dataset_specs(class_tree, small_fashion_root):
@@ -219,10 +219,22 @@ def test_open_dataset_specs(class_tree, small_fashion_root):
         open_dataset(str(class_tree / "nope"), 16)
 
 
+def test_fit_and_val_partition_the_training_split(small_fashion_root):
+    train = FashionMNIST(small_fashion_root, "train", image_size=28)
+    fit = open_dataset(f"{small_fashion_root}:fit", 28)
+    val = open_dataset(f"{small_fashion_root}:val", 28)
+    assert (len(fit), len(val)) == (4, 1) and fit.source.endswith(":fit")
+    items = [fit[i][0] for i in range(len(fit))] + [val[0][0]]
+    assert all(torch.equal(a, train[i][0]) for i, a in enumerate(items))
+
+
 @needs_fashion_mnist
 def test_installed_fashion_mnist_has_both_splits_and_ten_classes():
     train, test = open_dataset("fashion-mnist", 32), open_dataset("fashion-mnist:test", 32)
     assert (len(train), len(test)) == (60_000, 10_000)
+    fit, val = open_dataset("fashion-mnist:fit", 32), open_dataset("fashion-mnist:val", 32)
+    assert (len(fit), len(val)) == (55_000, 5_000)
+    assert torch.equal(val[0][0], train[55_000][0])
     assert train.classes == list(FASHION_MNIST_CLASSES) and len(train.classes) == 10
     assert sorted(set(test.labels.tolist())) == list(range(10))
     image, label = train[0]

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -135,3 +136,45 @@ def test_fused_sampling_form_matches_the_module():
     for chunk in (4, 7, 1024):  # several chunks (even or not), or one
         fused = FusedDenoiser(net, net.c_embedder(c), copies=2, chunk_rows=chunk).logits(x, 37)
         assert torch.allclose(fused, expected, atol=1e-5)
+
+
+def test_direct_head_learns_x0_in_one_call_and_samples_without_draws():
+    import dataclasses
+
+    from bigr.config import PRESETS, HeadConfig
+    from bigr.draws import RecordedDraws
+    from bigr.model import BiGR
+    from bigr.sampler import SamplerConfig, sample_codes
+
+    head = HeadConfig(width=64, depth=2, predict_flip=False, focal_gamma=None, direct=True)
+    config = dataclasses.replace(PRESETS["bigr-tiny"], class_dropout=0.0, head=head)
+    torch.manual_seed(0)
+    model = BiGR(config)
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 2, (2, 16, 16), generator=g).float()
+    labels, mask = torch.arange(2), torch.ones(2, 16, dtype=torch.bool)
+    before = model.training_loss(codes, labels, mask=mask)["loss"].item()
+    assert before == pytest.approx(math.log(2), abs=1e-5)  # zero-initialised output: p = 1/2
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
+    for _ in range(300):
+        loss = model.training_loss(codes, labels, mask=mask, generator=g)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert model.training_loss(codes, labels, mask=mask)["loss"].item() < 0.2 * before
+    # sampling: the head draws nothing (an empty recorded uniform stream is never touched
+    # except by the revealed bits themselves, one call per unmasking step)
+    draws = RecordedDraws(torch.rand(10_000, generator=g))
+    sampler = SamplerConfig(steps=2, guidance=1.0, gumbel=0.0, head_steps=50)
+    out = sample_codes(model, labels, sampler, draws=draws)
+    assert out.shape == codes.shape and len(draws.call_sizes) == 2
+    # guidance mixes the two branches' logits: 1 is the conditional one, 0 the other
+    z, z_other = torch.randn(5, config.dim, generator=g), torch.randn(5, config.dim, generator=g)
+    alone = model.head.sample(z)
+    torch.testing.assert_close(model.head.sample(z, z_other, guidance=1.0), alone)
+    torch.testing.assert_close(
+        model.head.sample(z, z_other, guidance=0.0), model.head.sample(z_other)
+    )
+    with pytest.raises(ValueError, match="predict_flip=false"):
+        dataclasses.replace(config, head=dataclasses.replace(head, predict_flip=True)).validate()

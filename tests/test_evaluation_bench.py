@@ -1,5 +1,6 @@
 from bigr.config import PRESETS
 from bigr.evaluation.bench import bench_train, sampling_flops
+from bigr.model import BiGR
 from bigr.sampler import SamplerConfig
 
 
@@ -30,3 +31,53 @@ def test_head_flops_shrink_when_the_head_sees_only_unknown_tokens():
     release = sampling_flops(config, SamplerConfig(steps=4, head_steps=10, head_tokens="all"), 2)
     assert ours["transformer"] == release["transformer"]
     assert ours["head"] < release["head"]
+
+
+def test_bench_train_variants_time_the_same_step_and_count_its_flops():
+    import pytest
+
+    from bigr.evaluation.bench import bench_train_variants
+
+    result = bench_train_variants(
+        "bigr-tiny", batch=2, iters=1, warmup=1, variants=("eager-fp32", "eager-bf16")
+    )
+    config = PRESETS["bigr-tiny"]
+    # FLOPs of a step: more than the backbone's forward on every token (2 per weight), less
+    # than a generous multiple of forward + backward (6 per weight) of the whole model.
+    model = BiGR(config)
+    backbone = sum(p.numel() for p in model.transformer.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    tokens = 2 * config.num_tokens
+    assert 2 * tokens * backbone < result["step_gflop"] * 1e9 < 4 * 6 * tokens * total
+    fp32, bf16 = result["variants"]["eager-fp32"], result["variants"]["eager-bf16"]
+    assert fp32["speedup"] == 1.0 and fp32["gflops"] > 0
+    # the same weights and batch: bf16 autocast changes the loss only by rounding
+    assert bf16["loss_after"] == pytest.approx(fp32["loss_after"], rel=2e-2)
+    with pytest.raises(ValueError, match="unknown variants"):
+        bench_train_variants("bigr-tiny", variants=("jit-fp64",))
+
+
+def test_bench_sample_times_default_release_and_official_work_paths():
+    from bigr.evaluation.bench import bench_sample
+
+    result = bench_sample(
+        "bigr-tiny",
+        batch=2,
+        steps=2,
+        head_steps=3,
+        paths=("default", "release", "official_work"),
+    )
+    paths = result["paths"]
+    assert set(paths) == {"default", "release", "official_work"}
+    # the release does the most work; bigr's default the least (head on unknown tokens only)
+    assert (
+        paths["release"]["gflop_per_image"]
+        > paths["official_work"]["gflop_per_image"]
+        > paths["default"]["gflop_per_image"]
+    )
+    for entry in paths.values():
+        assert entry["seconds_per_image"] > 0 and entry["fraction_of_matmul"] > 0
+    assert result["speedup_vs_release"] == (
+        paths["release"]["seconds_per_image"] / paths["default"]["seconds_per_image"]
+    )
+    assert result["matmul_gflops"] > 0

@@ -6,14 +6,12 @@ import pytest
 pytest.importorskip("scipy")
 
 from bigr.evaluation.metrics import (
-    GaussianStats,
     feature_statistics,
     fid,
     frechet_distance,
     inception_score,
     manifold_radii,
     precision_recall,
-    sfid,
 )
 
 
@@ -78,11 +76,6 @@ def test_frechet_distance_rejects_mismatched_shapes():
     a, b = feature_statistics(_features(20, 3, 0)), feature_statistics(_features(20, 4, 0))
     with pytest.raises(ValueError, match="shapes differ"):
         frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
-
-
-def test_sfid_is_the_frechet_distance_under_its_own_key():
-    a, b = feature_statistics(_features(40, 5, 7)), feature_statistics(_features(40, 5, 8))
-    assert sfid(a, b) == {"sfid": frechet_distance(a.mu, a.sigma, b.mu, b.sigma)}
 
 
 def _reference_inception_score(probs: np.ndarray, splits: int) -> tuple[float, float]:
@@ -151,8 +144,3 @@ def test_precision_recall_of_identical_and_distant_sets():
     x = _features(40, 6, seed=13)
     assert precision_recall(x, x) == {"precision": 1.0, "recall": 1.0}
     assert precision_recall(x, x + 100.0) == {"precision": 0.0, "recall": 0.0}
-
-
-def test_gaussian_stats_unpack_as_a_pair():
-    mu, sigma = GaussianStats(np.zeros(2), np.eye(2))
-    assert mu.shape == (2,) and sigma.shape == (2, 2)

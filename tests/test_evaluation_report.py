@@ -3,31 +3,12 @@ import json
 
 import pytest
 import torch
-from PIL import Image
-from torch import nn
 
 from bigr.config import PRESETS
-from bigr.evaluation.inception import InceptionOutput
 from bigr.evaluation.report import ReportConfig, run_report, summary
 from bigr.sampler import SamplerConfig
-
-
-class PixelFeatures(nn.Module):
-    """A stand-in for the FID Inception: coarse pixel statistics (no weights needed)."""
-
-    def forward(self, images):
-        pooled = nn.functional.adaptive_avg_pool2d(images.float(), 2).flatten(1)  # (B, 12)
-        return InceptionOutput(pooled, pooled[:, :6])
-
-
-def _dataset(root, per_class=8, classes=3, size=16):
-    g = torch.Generator().manual_seed(0)
-    for c in range(classes):
-        (root / f"class{c}").mkdir(parents=True)
-        for i in range(per_class):
-            arr = (torch.rand(size, size, 3, generator=g) * 80 + 60 * c).byte().numpy()
-            Image.fromarray(arr).save(root / f"class{c}" / f"{i}.png")
-    return str(root)
+from helpers import PixelFeatures
+from helpers import class_image_folder as _dataset
 
 
 def test_report_writes_every_section_and_reuses_cached_results(

@@ -6,7 +6,8 @@ import torch
 
 from bigr.config import PRESETS
 from bigr.evaluation.probe import LARS, ProbeConfig, layer_features, train_probe
-from bigr.evaluation.sample_fid import merge, recipe, sample_fid, shard_path
+from bigr.evaluation.sample_fid import merge, sample_fid, shard_path
+from bigr.recipes import recipe
 from bigr.sampler import SamplerConfig
 from bigr.tokenizer import BinaryAutoencoder
 

@@ -39,11 +39,24 @@ def test_attention_is_bidirectional():
 
 
 def test_grouped_query_attention_matches_repeated_heads():
+    # GQA with 2 key/value heads for 4 query heads is full attention whose key/value
+    # projections repeat each shared head for the two query heads it serves.
     torch.manual_seed(0)
-    gqa = Attention(dim=32, heads=4, kv_heads=2).eval()
+    dim, heads, kv_heads = 32, 4, 2
+    gqa = Attention(dim=dim, heads=heads, kv_heads=kv_heads).eval()
+    mha = Attention(dim=dim, heads=heads, kv_heads=heads).eval()
+    hd = dim // heads
+    wq, wk, wv = gqa.wqkv.weight.split([dim, kv_heads * hd, kv_heads * hd])
+
+    def repeat(w):
+        return w.view(kv_heads, hd, dim).repeat_interleave(heads // kv_heads, 0).reshape(-1, dim)
+
+    with torch.no_grad():
+        mha.wqkv.weight.copy_(torch.cat([wq, repeat(wk), repeat(wv)]))
+        mha.wo.weight.copy_(gqa.wo.weight)
     table = rope_table_2d(2, 8, prefix_tokens=1)
-    x = torch.randn(2, 5, 32)
-    assert gqa(x, table).shape == (2, 5, 32)
+    x = torch.randn(2, 5, dim)
+    torch.testing.assert_close(gqa(x, table), mha(x, table))
 
 
 def test_rmsnorm_normalises_in_float32():

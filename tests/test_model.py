@@ -135,3 +135,15 @@ def test_a_tiny_model_overfits_one_batch():
 def test_pooled_features_shape(tiny_bigr):
     codes, _ = _batch(tiny_bigr.config)
     assert tiny_bigr.pooled_features(codes, layer=0).shape == (4, 64)
+
+
+def test_saved_model_folders_follow_the_umask(tmp_path, tiny_bigr):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = tiny_bigr.save_pretrained(tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert {f.stat().st_mode & 0o777 for f in path.iterdir()} == {0o644}

@@ -136,3 +136,9 @@ def test_unreadable_files_are_refused(tmp_path):
         load_official_file(bad, "bigr")
     with pytest.raises(ConversionError, match="no such file"):
         load_official_file(tmp_path / "missing.pt", "bigr")
+
+
+def test_a_bigr_checkpoint_given_to_convert_bae_points_to_convert_bigr(reference_dir):
+    ckpt = reference_dir / "tiny" / "tiny_bigr_ckpt.pt"
+    with pytest.raises(ConversionError, match="convert it with `bigr convert bigr`"):
+        load_official_file(ckpt, "bae")

@@ -114,6 +114,30 @@ def test_entropy_and_confidence_orders_differ_where_they_should():
     assert token_scores("entropy", probs, known, draws)[0, 0] == float("-inf")
 
 
+@pytest.mark.parametrize("bits", [4, 16, 32])
+def test_gumbel_noise_perturbs_entropy_and_confidence_equally(bits):
+    # Three tokens: certain (bits at 0 or 1), half-certain, fair coins. Both certainty scores
+    # must span the same range whatever K, so one temperature reorders them equally often.
+    certain = torch.tensor([0.0, 1.0]).repeat(bits // 2)
+    half = torch.cat([certain[: bits // 2], torch.full((bits // 2,), 0.5)])
+    fair = torch.full((bits,), 0.5)
+    probs = torch.stack([certain, half, fair]).unsqueeze(0)  # (1, 3, K)
+    unknown = torch.ones(1, 3, dtype=torch.bool)
+    draws = TorchDraws(_gen(0))
+    scores = {o: token_scores(o, probs, unknown, draws)[0] for o in ("entropy", "confidence")}
+    for order, score in scores.items():
+        assert score[0].item() == pytest.approx(1.0), order
+        assert score[1].item() == pytest.approx(0.5), order
+        assert score[2].item() == pytest.approx(0.0, abs=1e-6), order
+    noise = TorchDraws(_gen(1)).gumbel((4000, 3), torch.device("cpu"))
+    flips = {
+        order: ((score + 0.3 * noise).argmax(1) != 0).float().mean().item()
+        for order, score in scores.items()
+    }
+    assert 0.05 < flips["entropy"] < 0.95  # the noise matters at this temperature...
+    assert flips["entropy"] == pytest.approx(flips["confidence"], abs=1e-6)  # ...equally
+
+
 @pytest.mark.parametrize("grid", [8, 16, 32])
 def test_any_grid_size_samples(grid):
     config = dataclasses.replace(PRESETS["bigr-tiny"], grid_size=grid)
@@ -142,3 +166,13 @@ def test_threshold_bits_and_label_mixing_run(random_bigr):
         random_bigr, pair, config, label_weights=torch.tensor([[0.3, 0.7]]), generator=_gen(0)
     )
     assert out.shape == (1, 16, 16)
+
+
+def test_progress_is_reported_before_the_first_step_and_after_each(random_bigr):
+    calls: list[tuple[int, int]] = []
+    labels = torch.tensor([1, 2])
+    sample_codes(
+        random_bigr, labels, FAST, generator=_gen(0), progress=lambda d, t: calls.append((d, t))
+    )
+    total = len(plan_steps([16, 16], 16, FAST))
+    assert calls == [(i, total) for i in range(total + 1)]

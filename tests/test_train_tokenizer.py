@@ -130,3 +130,40 @@ def test_inception_perceptual_distance_is_zero_for_equal_images_and_differentiab
     d.sum().backward()
     assert b.grad.abs().sum() > 0
     assert not any(q.requires_grad for q in p.net.parameters())
+
+
+def test_cosine_learning_rate_and_a_late_perceptual_term(tmp_path):
+    from bigr import schedules
+
+    (tmp_path / "img").mkdir()
+    data = _folder(tmp_path / "img")
+    train = TokenizerTrainConfig(
+        steps=6,
+        batch_size=4,
+        lr=1e-3,
+        warmup_steps=2,
+        lr_schedule="cosine",
+        min_lr=1e-5,
+        perceptual_start=3,
+        disc_start=100,
+        log_every=1,
+        checkpoint_every=6,
+        eval_every=6,
+        eval_images=4,
+    )
+    train_tokenizer(
+        PRESETS["bae-tiny"],
+        data,
+        tmp_path / "run",
+        train,
+        perceptual=L2Perceptual(),
+        progress=False,
+    )
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    rows = [r for r in log if "lr" in r]
+    expected = [
+        schedules.learning_rate(s, 1e-3, warmup=2, total=6, schedule="cosine", minimum=1e-5)
+        for s in range(6)
+    ]
+    assert [r["lr"] for r in rows] == expected
+    assert [r["perceptual"] > 0 for r in rows] == [False] * 3 + [True] * 3

@@ -27,6 +27,16 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, of another kind, or inconsistent."""
 
 
+def _default_modes(folder: Path) -> None:
+    """Give a model folder made by mkdtemp (0700) and its files the modes a plain mkdir and
+    open would: readable by others unless the umask says otherwise."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for f in folder.iterdir():
+        f.chmod(0o666 & ~umask)
+
+
 def save_directory(
     path: str | Path, config: Config, state_dict: dict[str, torch.Tensor], extra: dict | None = None
 ) -> Path:
@@ -43,6 +53,7 @@ def save_directory(
         save_file(
             tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "bigr_kind": meta["kind"]}
         )
+        _default_modes(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -160,6 +160,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- bench -------------------------------------------------------------------------------------
 
 
+def _bench_train_variants(args: argparse.Namespace) -> int:
+    import json
+
+    from .config import apply_overrides, get_preset
+    from .evaluation.bench import bench_train_variants
+
+    config = get_preset(args.preset)
+    changed = apply_overrides(config, args.set or [])
+    overrides = {k: v for k, v in changed.__dict__.items() if getattr(config, k) != v}
+    batch = args.batch or 8
+    result = bench_train_variants(
+        args.preset,
+        batch=batch,
+        iters=args.repeats or 3,
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        device=args.device,
+        overrides=overrides,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"{args.preset} {overrides or ''}: batch {batch} on {args.device}, "
+        f"{result['step_gflop']:.1f} GFLOP per step; "
+        f"fp32 matmul {result['matmul_gflops']:.0f} GFLOP/s"
+    )
+    for name, r in result["variants"].items():
+        print(
+            f"{name:>13}: {r['seconds_per_step']:.3f} s/step ({r['speedup']:.2f}x), "
+            f"{r['tokens_per_second']:.0f} tokens/s, {r['gflops']:.0f} GFLOP/s "
+            f"({r['fraction_of_matmul']:.0%} of matmul), "
+            f"first step {r['first_step_seconds']:.1f} s, "
+            f"loss {r['loss_after']:.6f}"
+        )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
@@ -167,6 +204,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from .evaluation.bench import bench_sample, bench_train
 
+    if args.what == "train" and args.variants:
+        return _bench_train_variants(args)
     if args.what == "train":
         args.batch = args.batch or 8
         result = bench_train(
@@ -222,6 +261,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"{r['gflop_per_image']:.0f} GFLOP/image, "
             f"{r['achieved_gflops']:.0f} GFLOP/s ({100 * r['fraction_of_matmul']:.0f}% of matmul)"
         )
+    for other in ("release", "official_work"):
+        if f"speedup_vs_{other}" in result:
+            print(f"default vs {other}: {result[f'speedup_vs_{other}']:.2f}x faster")
     return 0
 
 
@@ -270,7 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-steps", type=int, default=100)
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument(
-        "--paths", default="default,official_work", help="comma list: default, official_work"
+        "--paths",
+        default="default,release",
+        help="comma list: default, release (the release's algorithm), official_work (bigr's "
+        "loop doing the release's head work)",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -280,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="timed repeats, the best is kept; default: 1 (sample), 3 (train steps)",
     )
+    p.add_argument(
+        "--variants",
+        help="train: time these step variants instead (comma list of eager-fp32, eager-bf16, "
+        "compile-fp32, compile-bf16; the first is the baseline of the speedups)",
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench)
 

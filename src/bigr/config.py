@@ -76,6 +76,11 @@ class HeadConfig:
     flip), `focal_gamma` (None = plain BCE; a number selects the focal family, 0 in the
     release), `alpha` (-1 = class-balanced weights, the paper's wBCE; 0 = none; in (0, 1) the
     focal alpha) and `aux_weight` for the variational-bound term (0 in the release).
+
+    `direct` replaces the diffusion by one call: the network sees no noisy bits (a constant
+    input, time 0) and predicts x_0's logits from z alone, trained by the chosen BCE against x_0 and
+    sampled in one step (a variant for the question "what does the Bernoulli diffusion buy?";
+    it needs `predict_flip=False`).
     """
 
     width: int = 1024
@@ -85,6 +90,7 @@ class HeadConfig:
     focal_gamma: float | None = 0.0
     alpha: float = -1.0
     aux_weight: float = 0.0
+    direct: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +155,11 @@ class BiGRConfig:
             raise ValueError(f"head_dim {self.head_dim} must be a multiple of 4 for 2-D RoPE")
         if self.heads % self.num_kv_heads:
             raise ValueError(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+        if self.head.direct and (self.head.predict_flip or self.head.aux_weight):
+            raise ValueError(
+                "head.direct predicts x_0 in one call: set head.predict_flip=false and "
+                "head.aux_weight=0"
+            )
 
 
 Config = TokenizerConfig | BiGRConfig

@@ -46,7 +46,10 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
-_FASHION_MNIST_PREFIX = {"train": "train", "test": "t10k"}
+_FASHION_MNIST_PREFIX = {"train": "train", "test": "t10k", "fit": "train", "val": "train"}
+# A validation split carved from train, for choosing settings without touching the test split:
+# `fit` is the first 55,000 training images, `val` the last 5,000 (a twelfth of a smaller root).
+FASHION_MNIST_VAL_SIZE = 5000
 _FASHION_MNIST_HINT = "install the Debian package dataset-fashion-mnist or pass --data PATH"
 
 
@@ -193,7 +196,10 @@ class FashionMNIST(ImageDataset):
     ) -> None:
         super().__init__(image_size, flip=flip, generator=generator)
         if split not in _FASHION_MNIST_PREFIX:
-            raise DatasetError(f"Fashion-MNIST split must be train or test, got {split!r}")
+            raise DatasetError(
+                f"Fashion-MNIST split must be one of {', '.join(_FASHION_MNIST_PREFIX)}, "
+                f"got {split!r}"
+            )
         self.root = Path(root) if root is not None else FASHION_MNIST_ROOT
         self.split = split
         self.source = f"fashion-mnist:{split}"
@@ -203,6 +209,11 @@ class FashionMNIST(ImageDataset):
         self.labels = read_idx(_find_idx(self.root, f"{prefix}-labels-idx1-ubyte"))  # (N,)
         if self.images.ndim != 3 or len(self.images) != len(self.labels):
             raise DatasetError(f"{self.root}: Fashion-MNIST {split} images and labels disagree")
+        if split in ("fit", "val"):
+            n = len(self.labels)
+            cut = n - min(FASHION_MNIST_VAL_SIZE, max(1, n // 12))
+            part = slice(None, cut) if split == "fit" else slice(cut, None)
+            self.images, self.labels = self.images[part], self.labels[part]
 
     def __len__(self) -> int:
         return len(self.labels)

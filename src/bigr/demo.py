@@ -21,10 +21,9 @@ import torch
 from .apps import box_mask, edit, enrich, inpaint, interpolate, outpaint
 from .images import load_image, save_grid
 from .model import BiGR, load_tokenizer
+from .recipes import recipe
 from .sampler import SamplerConfig, sample_codes
 
-# The recommended fast recipe for the demo model (see the results report's speed/quality curve).
-DEMO_SAMPLER = SamplerConfig(steps=12, head_steps=25, guidance=2.0, gumbel=0.0)
 CLASSES = (
     "T-shirt/top",
     "Trouser",
@@ -41,6 +40,11 @@ CLASSES = (
 
 def asset_dir() -> Path:
     return Path(str(resources.files("bigr") / "assets" / "fashion"))
+
+
+def demo_recipe() -> SamplerConfig:
+    """The embedded generator's recommended recipe (`model/recipe.json`)."""
+    return recipe("recommended", asset_dir() / "model")
 
 
 def load_demo_models(device: str = "cpu") -> tuple[BiGR, torch.nn.Module]:
@@ -64,10 +68,13 @@ def run_demo(
     seed: int = 0,
     device: str = "cpu",
     per_class: int = 4,
-    sampler: SamplerConfig = DEMO_SAMPLER,
+    sampler: SamplerConfig | None = None,
     progress: bool = True,
 ) -> dict:
-    """Write the demo folder; returns what was written and how long each part took."""
+    """Write the demo folder; returns what was written and how long each part took.
+
+    `sampler` defaults to the embedded model's recommended recipe (its `recipe.json`)."""
+    sampler = sampler or demo_recipe()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_demo_models(device)

@@ -109,6 +109,8 @@ class BernoulliHead(nn.Module):
         then over the kept rows.
         """
         cfg = self.config
+        if cfg.direct:
+            return self._direct_loss(z, x0, normalizer, weight)
         if t is None:
             t = torch.randint(
                 1, cfg.diffusion_steps + 1, (x0.shape[0],), device=x0.device, generator=generator
@@ -145,6 +147,29 @@ class BernoulliHead(nn.Module):
             out["aux_loss"] = reduce(aux)
             out["loss"] = bce + cfg.aux_weight * out["aux_loss"]
         return out
+
+    def _direct_input(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """The `direct` head's fixed inputs: all bits 1 and t 0. A constant, but not zero: a zero
+        input would leave the zero-initialised output layer without a gradient."""
+        rows = z.shape[0]
+        x = torch.ones(rows, self.code_bits, device=z.device, dtype=z.dtype)
+        return x, torch.zeros(rows, dtype=torch.long, device=z.device)
+
+    def _direct_loss(
+        self, z: Tensor, x0: Tensor, normalizer: float | None, weight: Tensor | None
+    ) -> dict[str, Tensor]:
+        cfg = self.config
+        x, t_index = self._direct_input(z)
+        raw = self.denoiser(x, t_index, z).float()
+        loss_all, acc = bit_loss(
+            raw, x0.float(), x.float(), predict_flip=False, focal_gamma=cfg.focal_gamma, alpha=0
+        )
+        if weight is not None:
+            loss_all = loss_all * weight[:, None].to(loss_all.dtype)
+            if normalizer is None:
+                normalizer = weight.sum().clamp_min(1) * x0.shape[1]
+        bce = loss_all.mean() if normalizer is None else loss_all.sum() / normalizer
+        return {"loss": bce, "bce_loss": bce, "acc": acc}
 
     def _aux_loss(self, raw: Tensor, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
         """The release's variational-bound term: BCE between the one-step posteriors implied by
@@ -187,6 +212,13 @@ class BernoulliHead(nn.Module):
         net = self.denoiser
         rows = z.shape[0]
         guided = z_uncond is not None
+        if self.config.direct:  # one call, no chain: nothing is drawn
+            both = torch.cat([z, z_uncond]) if guided else z
+            x, t_index = self._direct_input(both)
+            logits = (net(x, t_index, both).float() / temperature).view(-1, rows, self.code_bits)
+            return torch.sigmoid(
+                torch.lerp(logits[1], logits[0], guidance) if guided else logits[0]
+            )
         c = net.c_embedder(torch.cat([z, z_uncond]) if guided else z)  # (M or 2M, W), once
         fused = FusedDenoiser(net, c, copies=2 if guided else 1)
         times = schedules.sampling_timesteps(self.config.diffusion_steps, steps)

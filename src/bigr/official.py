@@ -251,6 +251,11 @@ def load_official_file(path: str | Path, kind: str, key: str = "ema") -> dict[st
         raise ConversionError(f"{path}: no '{key}' entry (top-level keys: {_list(sorted(obj))})")
     tensors = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
     others = sorted(k for k, v in obj.items() if not isinstance(v, Tensor))
+    if kind == "bae" and "ema" in others and isinstance(obj.get("ema"), dict):
+        raise ConversionError(
+            f"{path}: this looks like a BiGR checkpoint (an 'ema' entry of weights); "
+            "convert it with `bigr convert bigr`"
+        )
     if others:
         raise ConversionError(f"{path}: entries that are not tensors: {_list(others)}")
     return tensors

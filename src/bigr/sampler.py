@@ -5,9 +5,11 @@ known-token layout. Each step runs the backbone on the current codes (conditiona
 unconditional halves in one batch), runs the Bernoulli head on the still-unknown tokens only,
 scores tokens by certainty (+ Gumbel noise), and reveals the top ones by drawing their bits.
 
-Options (`SamplerConfig`): reveal schedule and step count; token order — `entropy` (total
-binary entropy of the token's K bit probabilities, as the paper describes), `confidence`
-(mean |2p - 1|, as the release computes), `random`, `raster`; guidance >= 0 with constant or
+Options (`SamplerConfig`): reveal schedule and step count; token order — `entropy` (binary
+entropy of the token's K bit probabilities, as the paper describes, scored as 1 - the mean
+per-bit entropy in bits), `confidence` (mean |2p - 1|, as the release computes), `random`,
+`raster`. Both certainty scores lie in [0, 1] (1 = certain), so a Gumbel temperature perturbs
+them equally; guidance >= 0 with constant or
 linear ramps (1 = a single conditional pass, 0 = a single unconditional pass); Gumbel
 temperature with constant/down/up ramps; the head's diffusion steps and temperature; Bernoulli
 or thresholded bits; `head_tokens='all'` does the release's amount of work (head on every
@@ -24,6 +26,7 @@ Conventions: `known_codes` (B, L, K) in {0,1}; `known_mask` (B, L) bool, True = 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,8 +121,11 @@ def token_scores(order: str, probs: Tensor, unknown: Tensor, draws: Draws) -> Te
     if order == "confidence":
         score = (probs - 0.5).abs().mul(2).mean(-1)
     elif order == "entropy":
+        # 1 - mean per-bit binary entropy in bits: like `confidence`, 1 for a certain token and 0
+        # for a token of fair coins, so one Gumbel temperature means the same for both orders.
         p = probs.float()
-        score = (torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)).sum(-1)  # -H
+        neg_h = torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)  # (B, L, K) nats
+        score = 1 + neg_h.mean(-1) / math.log(2)
     elif order == "random":
         score = draws.uniform(tuple(unknown.shape), unknown.device)
     else:  # raster
@@ -217,6 +223,8 @@ def sample_codes(
     unknown = ~known_mask.to(device)
     plan = plan_steps((l - known_mask.sum(1)).tolist(), l, config)  # the one host read
     all_counts = torch.tensor([step.counts for step in plan], device=device).view(len(plan), b, 1)
+    if progress is not None:
+        progress(0, len(plan))  # a bar starts now, so its rate includes the first step
     for i, step in enumerate(plan):
         kmax = max(step.counts)
         if kmax == 0:

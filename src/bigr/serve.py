@@ -38,6 +38,7 @@ from .apps import edit, enrich, inpaint, interpolate, outpaint
 from .apps.common import labels_for
 from .images import center_crop, to_pil, to_tensor
 from .model import BiGR, load_tokenizer
+from .recipes import recipe
 from .sampler import ORDERS, SamplerConfig, sample_codes
 from .tokenizer import BinaryAutoencoder
 
@@ -58,10 +59,12 @@ class ModelPair:
     model: BiGR
     tokenizer: BinaryAutoencoder
     class_names: list[str] = field(default_factory=list)
+    recipe: SamplerConfig = field(default_factory=SamplerConfig)  # the model's recommended one
 
     def describe(self) -> dict:
         return {
             "name": self.name,
+            "defaults": dataclasses.asdict(self.recipe),
             "text": bool(self.model.config.text_dim),
             "num_classes": self.model.config.num_classes,
             "image_size": self.tokenizer.config.image_size,
@@ -165,7 +168,7 @@ def decode_mask(url: str, size: int) -> torch.Tensor:
 # -- the application ---------------------------------------------------------------------------
 
 
-def _sampler(options: dict) -> SamplerConfig:
+def _sampler(options: dict, base: SamplerConfig) -> SamplerConfig:
     allowed = {f.name for f in dataclasses.fields(SamplerConfig)}
     changes = {}
     for key, value in (options or {}).items():
@@ -180,7 +183,7 @@ def _sampler(options: dict) -> SamplerConfig:
             raise RequestError(
                 f"sampler option {key}: {value!r} is not a {kind.__name__}"
             ) from None
-    config = SamplerConfig(**changes)
+    config = dataclasses.replace(base, **changes)
     try:
         config.validate()
     except ValueError as error:
@@ -267,7 +270,7 @@ class Server:
     # -- jobs --
 
     def _prepare(self, operation: str, pair: ModelPair, body: dict):
-        sampler = _sampler(body.get("sampler"))
+        sampler = _sampler(body.get("sampler"), pair.recipe)
         seed = _int(body, "seed", 0, 0, 2**31 - 1)
         num = _int(body, "num", 4, 1, MAX_IMAGES)
         size = pair.tokenizer.config.image_size
@@ -406,7 +409,7 @@ def create_app(server: Server):
             models=[p.describe() for p in server.pairs.values()],
             operations=list(OPERATIONS),
             orders=list(ORDERS),
-            defaults=dataclasses.asdict(SamplerConfig()),
+            defaults=dataclasses.asdict(next(iter(server.pairs.values())).recipe),
         )
 
     @app.post("/api/upload")
@@ -436,16 +439,17 @@ def create_app(server: Server):
 def load_pairs(specs: list[tuple[str, str | None]], device: str = "cpu") -> list[ModelPair]:
     """(model dir, tokenizer dir or None) pairs; none given: the embedded demo models."""
     from .apps.common import check_pair
-    from .demo import CLASSES, load_demo_models
+    from .demo import CLASSES, demo_recipe, load_demo_models
 
     if not specs:
         from .checkpoint import CheckpointError
 
         model, tok = load_demo_models(device)
-        pairs = [ModelPair("fashion-demo", model, tok, list(CLASSES))]
+        pairs = [ModelPair("fashion-demo", model, tok, list(CLASSES), demo_recipe())]
         try:  # the embedded text-to-image model, when present
             text_model = BiGR.from_pretrained("bigr:fashion-text", device=device).eval()
-            pairs.append(ModelPair("fashion-text", text_model, tok))
+            text_recipe = recipe("recommended", "bigr:fashion-text")
+            pairs.append(ModelPair("fashion-text", text_model, tok, [], text_recipe))
         except CheckpointError:
             pass
         return pairs
@@ -455,5 +459,7 @@ def load_pairs(specs: list[tuple[str, str | None]], device: str = "cpu") -> list
         tok_path = tok_dir or Path(model_dir) / "tokenizer"
         tok = load_tokenizer(tok_path, device=device).eval()
         check_pair(model, tok)
-        pairs.append(ModelPair(Path(model_dir).name, model, tok))
+        pairs.append(
+            ModelPair(Path(model_dir).name, model, tok, [], recipe("recommended", model_dir))
+        )
     return pairs

@@ -18,13 +18,14 @@ import torch
 from torch import Tensor
 
 from ..model import BiGR
+from ..recipes import RECIPES
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
 from .common import blend, check_pair, decode, encode, labels_for, unconditional
 from .masks import pixel_mask_of_tokens, token_mask
 
 # The release's app settings: 25 linear-schedule steps, guidance 2.5, no Gumbel noise.
-EDIT_SAMPLER = SamplerConfig(steps=25, schedule="linear", guidance=2.5, gumbel=0.0)
+EDIT_SAMPLER = RECIPES["edit"]
 
 
 @dataclass

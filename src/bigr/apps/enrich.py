@@ -19,12 +19,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..model import BiGR
+from ..recipes import RECIPES
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
 from .common import check_pair, decode, encode, labels_for, unconditional
 
 # The release's enrichment settings: 20 linear-schedule steps per lattice, 4 rounds.
-ENRICH_SAMPLER = SamplerConfig(steps=20, schedule="linear", guidance=1.0, gumbel=0.0)
+ENRICH_SAMPLER = RECIPES["enrich"]
 
 
 @dataclass
@@ -89,6 +90,8 @@ def enrich(
     images = [decode(tokenizer, codes)[0]]
     total = rounds * min(groups, ds * ds)
     done = 0
+    if progress is not None:
+        progress(0, total)
     for _ in range(rounds):
         for lattice in lattice_groups(model.config.grid_size, ds, groups, shuffler):
             known = (~lattice).to(codes.device)[None]

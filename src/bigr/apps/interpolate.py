@@ -14,12 +14,13 @@ import torch
 from torch import Tensor
 
 from ..model import BiGR
+from ..recipes import RECIPES
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
 from .common import check_pair, decode, labels_for
 
 # The release's interpolation settings: 20 cosine steps, guidance 2.5, no Gumbel noise.
-INTERPOLATE_SAMPLER = SamplerConfig(steps=20, guidance=2.5, gumbel=0.0)
+INTERPOLATE_SAMPLER = RECIPES["interpolate"]
 
 
 def interpolate(
@@ -39,6 +40,8 @@ def interpolate(
     pair = torch.stack([labels_for(model, class_a, 1)[0], labels_for(model, class_b, 1)[0]])[None]
     device = pair.device
     frames = []
+    if progress is not None:
+        progress(0, len(weights))
     for i, w in enumerate(weights):
         if not 0.0 <= w <= 1.0:
             raise ValueError(f"interpolation weights must lie in [0, 1], got {w}")

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .generate import add_sampler_arguments, load_pair, sampler_from_args
+from .generate import add_sampler_arguments, load_pair, parse_ints, sampler_from_args
 
 
 def cmd_sample_fid(args: argparse.Namespace) -> int:
-    from ..evaluation.sample_fid import recipe, sample_fid
+    from ..evaluation.sample_fid import sample_fid
 
     model, tokenizer = load_pair(args)
-    sampler = sampler_from_args(args, recipe(args.recipe))
+    sampler = sampler_from_args(args, "recommended")
     rank = int(os.environ.get("RANK", 0)) if args.rank is None else args.rank
     world = int(os.environ.get("WORLD_SIZE", 1)) if args.world_size is None else args.world_size
     result = sample_fid(
@@ -32,7 +32,7 @@ def cmd_sample_fid(args: argparse.Namespace) -> int:
         rank=rank,
         world_size=world,
         write_png=args.png,
-        model_info={"model": str(args.model), "recipe": args.recipe},
+        model_info={"model": str(args.model), "recipe": args.recipe or "recommended"},
     )
     state = f"complete: {result['samples']}" if result["complete"] else "other shards still missing"
     print(f"rank {rank}: wrote {result['shards_written']} shards to {result['out_dir']} ({state})")
@@ -124,6 +124,29 @@ def cmd_fid(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune_recipe(args: argparse.Namespace) -> int:
+    from ..evaluation.inception import InceptionFeatures
+    from ..evaluation.tune import TuneConfig, tune_recipe, write_recipe
+
+    model, tokenizer = load_pair(args)
+    base = sampler_from_args(args, "recommended")
+    changes = {"num": args.num, "reference": args.ref, "batch_size": args.batch_size}
+    for name in ("guidance", "gumbel"):
+        if getattr(args, f"sweep_{name}"):
+            changes[name] = tuple(float(x) for x in getattr(args, f"sweep_{name}").split(","))
+    for name in ("steps", "head_steps"):
+        if getattr(args, f"sweep_{name}"):
+            changes[name] = tuple(parse_ints(getattr(args, f"sweep_{name}"), f"--sweep-{name}"))
+    cfg = TuneConfig(**changes, seed=args.seed)
+    extractor = InceptionFeatures().to(args.device)
+    result = tune_recipe(model, tokenizer, extractor, args.out, cfg, base)
+    print(f"wrote {Path(args.out) / 'tuning.md'}, {Path(args.out) / 'tuning.json'}")
+    if args.write:
+        table = str(Path(args.out) / "tuning.md")
+        print(f"wrote {write_recipe(args.model, result, table)}")
+    return 0
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from ..evaluation.probe import ProbeConfig, layer_features, train_probe
     from ..model import BiGR
@@ -191,14 +214,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..demo import DEMO_SAMPLER, asset_dir
+    from ..demo import asset_dir
     from ..evaluation.report import ReportConfig, run_report
 
     if args.model is None:  # the embedded demo models
         args.model = str(asset_dir() / "model")
         args.tokenizer = args.tokenizer or str(asset_dir() / "tokenizer")
     model, tokenizer = load_pair(args)
-    sampler = sampler_from_args(args, DEMO_SAMPLER)
+    sampler = sampler_from_args(args, "recommended")
     changes = {
         field: getattr(args, dest)
         for dest, field in {
@@ -289,12 +312,6 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer")
     p.add_argument("--out", required=True, help="sample folder (shards, then samples.npz)")
     p.add_argument("--num", type=int, default=10_000)
-    p.add_argument(
-        "--recipe",
-        default="release",
-        help="release, paper-l, paper-xl, paper-xxl, notebook, "
-        "or PRESET/paper, PRESET/release; sampling flags override it",
-    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--png", action="store_true", help="also write every image as a PNG")
@@ -302,6 +319,26 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--world-size", type=int)
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_sample_fid)
+
+    p = sub.add_parser(
+        "tune-recipe",
+        help="choose the sampling recipe by FID on held-out images (resumable sweep)",
+    )
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--tokenizer")
+    p.add_argument("--out", required=True, help="folder for points.jsonl, tuning.md/json")
+    p.add_argument("--num", type=int, default=1000, help="samples per point")
+    p.add_argument(
+        "--ref", default="fashion-mnist:val", help="held-out images (never the test split)"
+    )
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--sweep-guidance", help="comma-separated guidance scales")
+    p.add_argument("--sweep-gumbel", help="comma-separated Gumbel temperatures")
+    p.add_argument("--sweep-steps", help="comma-separated unmasking step counts")
+    p.add_argument("--sweep-head-steps", help="comma-separated head step counts")
+    p.add_argument("--write", action="store_true", help="store the choice in MODEL/recipe.json")
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_tune_recipe)
 
     p = sub.add_parser("fid", help="FID, sFID, precision and recall of samples against a reference")
     p.add_argument("samples", help="sample-fid folder, .npz (arr_0), or a folder of images")

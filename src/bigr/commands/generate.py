@@ -13,9 +13,6 @@ import torch
 from tqdm import tqdm
 
 from ..apps import (
-    EDIT_SAMPLER,
-    ENRICH_SAMPLER,
-    INTERPOLATE_SAMPLER,
     box_mask,
     edit,
     enrich,
@@ -26,6 +23,7 @@ from ..apps import (
 from ..apps.common import check_class, check_pair
 from ..images import ImageError, load_image, load_mask, open_image, save_grid, save_image
 from ..model import BiGR, load_tokenizer
+from ..recipes import recipe
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
 
@@ -44,7 +42,15 @@ SAMPLER_FLAGS = {  # argparse dest -> SamplerConfig field
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("sampling (defaults: the release's settings for this command)")
+    g = parser.add_argument_group(
+        "sampling (defaults: the model's recipe.json for this command, else the release's)"
+    )
+    g.add_argument(
+        "--recipe",
+        help="named settings to start from: recommended (the model's recipe.json, else the "
+        "release's), release, paper-l, paper-xl, paper-xxl, notebook, edit, interpolate, enrich, "
+        "PRESET/paper|release, or a name in the model's recipe.json; flags below override fields",
+    )
     g.add_argument("--steps", type=int, help="unmasking steps")
     g.add_argument(
         "--schedule", choices=["cosine", "linear", "square", "sqrt"], help="reveal schedule"
@@ -63,7 +69,13 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
-def sampler_from_args(args: argparse.Namespace, default: SamplerConfig) -> SamplerConfig:
+def sampler_from_args(args: argparse.Namespace, default: SamplerConfig | str) -> SamplerConfig:
+    """The sampler of a command: `default` (a config, or a recipe name looked up in the model's
+    own recipes first, see `bigr.recipes`) with the fields its flags set replaced."""
+    if getattr(args, "recipe", None):
+        default = args.recipe
+    if isinstance(default, str):
+        default = recipe(default, getattr(args, "model", None))
     changes = {
         field: getattr(args, dest)
         for dest, field in SAMPLER_FLAGS.items()
@@ -150,7 +162,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             check_class(model, c)
         conditions = torch.tensor(classes, device=args.device)
     labels = conditions.repeat_interleave(args.num, dim=0)
-    sampler = sampler_from_args(args, SamplerConfig())
+    sampler = sampler_from_args(args, "recommended")
     progress = Progress("sampling")
     codes = sample_codes(model, labels, sampler, generator=_generator(args), progress=progress)
     progress.close()
@@ -201,7 +213,7 @@ def _save_edit(result, args: argparse.Namespace) -> int:
 def _edit_kwargs(args: argparse.Namespace) -> dict:
     return dict(
         num=args.num,
-        sampler=sampler_from_args(args, EDIT_SAMPLER),
+        sampler=sampler_from_args(args, "edit"),
         rule=args.rule,
         blend_result=not args.no_blend,
         feather_radius=args.feather,
@@ -257,7 +269,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         classes[0],
         classes[1],
         weights,
-        sampler=sampler_from_args(args, INTERPOLATE_SAMPLER),
+        sampler=sampler_from_args(args, "interpolate"),
         seed=args.seed,
         progress=progress,
     )
@@ -278,7 +290,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
         small,
         ds=args.ds,
         rounds=args.rounds,
-        sampler=sampler_from_args(args, ENRICH_SAMPLER),
+        sampler=sampler_from_args(args, "enrich"),
         seed=args.seed,
         progress=progress,
     )

@@ -161,8 +161,12 @@ TOKENIZER_FLAGS = {  # argparse dest -> TokenizerTrainConfig field
     "steps": "steps",
     "batch_size": "batch_size",
     "lr": "lr",
+    "warmup": "warmup_steps",
+    "lr_schedule": "lr_schedule",
+    "min_lr": "min_lr",
     "perceptual_weight": "perceptual_weight",
     "perceptual_resolution": "perceptual_resolution",
+    "perceptual_start": "perceptual_start",
     "disc_start": "disc_start",
     "disc_weight_max": "disc_weight_max",
     "ema_decay": "ema_decay",
@@ -172,6 +176,7 @@ TOKENIZER_FLAGS = {  # argparse dest -> TokenizerTrainConfig field
     "log_every": "log_every",
     "checkpoint_every": "checkpoint_every",
     "eval_every": "eval_every",
+    "eval_images": "eval_images",
 }
 
 
@@ -223,8 +228,11 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
         ("--steps", int),
         ("--batch-size", int),
         ("--lr", float),
+        ("--warmup", int),
+        ("--min-lr", float),
         ("--perceptual-weight", float),
         ("--perceptual-resolution", int),
+        ("--perceptual-start", int),
         ("--disc-start", int),
         ("--disc-weight-max", float),
         ("--ema-decay", float),
@@ -233,8 +241,10 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
         ("--log-every", int),
         ("--checkpoint-every", int),
         ("--eval-every", int),
+        ("--eval-images", int),
     ]:
         g.add_argument(flag, type=kind)
+    g.add_argument("--lr-schedule", choices=["constant", "cosine"])
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     g.add_argument(
         "--export-weights",

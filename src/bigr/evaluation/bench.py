@@ -24,6 +24,7 @@ from torch import Tensor
 from .. import schedules
 from ..config import TOKENIZER_FOR, BiGRConfig, TokenizerConfig, get_preset
 from ..model import BiGR
+from ..release_sampler import release_sample_codes
 from ..sampler import SamplerConfig, plan_steps, sample_codes
 
 
@@ -74,6 +75,18 @@ def head_flops(config: BiGRConfig, tokens: int, copies: int, head_steps: int) ->
     return copies * tokens * 2 * d * w + head_steps * per_step
 
 
+def release_flops(config: BiGRConfig, sampler: SamplerConfig, batch: int) -> dict[str, float]:
+    """Analytic FLOPs of the release's algorithm (`bigr.release_sampler`): both halves on every
+    token at every step, and every denoiser call embedding condition and time per token."""
+    n, w, k, d = config.num_tokens, config.head.width, config.code_bits, config.dim
+    body = 2 * (config.head.depth * (3 * w * w + 2 * w * w) + w * (w + k) + w * k)
+    per_row_call = body + 2 * d * w + 2 * (256 * w + w * w)  # + c_embedder + t_embedder
+    steps = len(plan_steps([n] * batch, n, sampler))
+    transformer = steps * transformer_flops(config, 2 * batch)
+    head = steps * sampler.head_steps * 2 * batch * n * per_row_call
+    return {"transformer": transformer, "head": head, "total": transformer + head}
+
+
 def sampling_flops(config: BiGRConfig, sampler: SamplerConfig, batch: int) -> dict[str, float]:
     """Analytic FLOPs of one `sample_codes` call generating `batch` images from scratch."""
     n = config.num_tokens
@@ -116,12 +129,21 @@ def bench_sample(
     model = random_model(config, device=device).to(dtype)
     labels = torch.arange(batch, device=device) % config.num_classes
     base = SamplerConfig(steps=steps, head_steps=head_steps, guidance=guidance, gumbel=gumbel)
-    variants = {"default": base, "official_work": dataclasses.replace(base, head_tokens="all")}
+    variants = {
+        "default": base,
+        "official_work": dataclasses.replace(base, head_tokens="all"),
+        "release": base,
+    }
+    unknown = sorted(set(paths) - set(variants))
+    if unknown:
+        raise ValueError(f"unknown sampling paths {unknown}; known: {', '.join(variants)}")
     matmul_before = matmul_gflops(device=device, dtype=dtype)
     results = {}
     for name in paths:
         sampler = variants[name]
-        flops = sampling_flops(config, sampler, batch)
+        run = release_sample_codes if name == "release" else sample_codes
+        count = release_flops if name == "release" else sampling_flops
+        flops = count(config, sampler, batch)
         times = []
         for r in range(repeats):
             generator = torch.Generator(device).manual_seed(r)
@@ -130,7 +152,7 @@ def bench_sample(
             with torch.autocast(
                 torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32
             ):
-                sample_codes(model, labels, sampler, generator=generator)
+                run(model, labels, sampler, generator=generator)
             _sync(device)
             times.append(time.perf_counter() - start)
         seconds = min(times)
@@ -160,10 +182,11 @@ def bench_sample(
         "matmul_gflops": matmul,
         "paths": results,
     }
-    if "default" in results and "official_work" in results:
-        out["speedup_vs_official_work"] = (
-            results["official_work"]["seconds_per_image"] / results["default"]["seconds_per_image"]
-        )
+    for other in ("official_work", "release"):
+        if "default" in results and other in results:
+            out[f"speedup_vs_{other}"] = (
+                results[other]["seconds_per_image"] / results["default"]["seconds_per_image"]
+            )
     return out
 
 
@@ -341,3 +364,106 @@ def _machine(device: str) -> dict:
     if torch.device(device).type == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+TRAIN_VARIANTS = ("eager-fp32", "eager-bf16", "compile-fp32", "compile-bf16")
+
+
+def bench_train_variants(
+    preset: str = "bench",
+    *,
+    batch: int = 8,
+    iters: int = 3,
+    warmup: int = 2,
+    variants: tuple[str, ...] = TRAIN_VARIANTS,
+    device: str = "cpu",
+    overrides: dict | None = None,
+) -> dict:
+    """Seconds per optimizer step of bigr's training step (head on masked tokens) run eagerly or
+    under `torch.compile`, in fp32 or bf16 autocast, interleaved step by step; the FLOPs of one
+    step counted by torch's FLOP counter (matrix products, forward + backward) give each
+    variant's achieved GFLOP/s, beside the fp32 matmul rate measured in the same run.
+
+    Every variant starts from the same weights and sees the same batch, so their losses after
+    the same number of steps are comparable (printed, to show the fast paths compute the same).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    unknown = sorted(set(variants) - set(TRAIN_VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; known: {', '.join(TRAIN_VARIANTS)}")
+    config = get_preset(preset)
+    if not isinstance(config, BiGRConfig):
+        raise ValueError(f"preset {preset!r} is not a BiGR generator")
+    config = dataclasses.replace(config, **(overrides or {}))
+    b, l, k = batch, config.num_tokens, config.code_bits
+    g = torch.Generator().manual_seed(0)
+    codes = (torch.rand(b, l, k, generator=g) < 0.5).float().to(device)
+    labels = torch.randint(0, max(config.num_classes, 1), (b,), generator=g).to(device)
+    count = round(sum(schedules.training_mask_count(s, l) for s in range(l)) / l)
+    mask = (torch.rand(b, l, generator=g).argsort(1).argsort(1) < count).to(device)
+    t = torch.randint(1, config.head.diffusion_steps + 1, (b, l), generator=g).to(device)
+    noise = torch.rand(b, l, k, generator=g).to(device)
+    inputs = dict(mask=mask, t=t, noise=noise, drop_labels=False)
+
+    runs = {}
+    for name in variants:
+        model = random_model(config, device=device).train()
+        loss_fn = torch.compile(model.training_loss) if name.startswith("compile") else None
+        runs[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4), loss_fn)
+
+    def step(name: str) -> float:
+        model, opt, loss_fn = runs[name]
+        with torch.autocast(torch.device(device).type, torch.bfloat16, enabled="bf16" in name):
+            out = (loss_fn or model.training_loss)(codes, labels, **inputs)
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(out["loss"].detach())
+
+    counter_model = random_model(config, device=device).train()
+    with FlopCounterMode(display=False) as counter:
+        counter_model.training_loss(codes, labels, **inputs)["loss"].backward()
+    flops = float(counter.get_total_flops())
+    del counter_model
+    rate_before = matmul_gflops(device=device)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    first: dict[str, float] = {}
+    losses: dict[str, float] = {}
+    for i in range(warmup + iters):
+        for name in variants:  # interleaved: drift of a shared machine hits all alike
+            _sync(device)
+            start = time.perf_counter()
+            losses[name] = step(name)
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if i == 0:
+                first[name] = elapsed  # includes compilation
+            if i >= warmup:
+                times[name].append(elapsed)
+    rate = max(rate_before, matmul_gflops(device=device))
+    base = min(times[variants[0]])
+    result = {}
+    for name in variants:
+        seconds = min(times[name])
+        result[name] = {
+            "seconds_per_step": seconds,
+            "first_step_seconds": first[name],
+            "tokens_per_second": b * l / seconds,
+            "gflops": flops / seconds / 1e9,
+            "fraction_of_matmul": flops / seconds / 1e9 / rate,
+            "speedup": base / seconds,
+            "loss_after": losses[name],
+        }
+    return {
+        "preset": preset,
+        "overrides": {
+            k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+            for k, v in (overrides or {}).items()
+        },
+        "settings": {"batch": b, "tokens_per_image": l, "iters": iters, "warmup": warmup},
+        "machine": _machine(device),
+        "step_gflop": flops / 1e9,
+        "matmul_gflops": rate,
+        "variants": result,
+    }

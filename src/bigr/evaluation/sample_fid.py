@@ -7,8 +7,7 @@ the result does not depend on how many processes share the work; rank r of w tak
 with s mod w == r, and a rerun skips finished shards. When every shard exists the set is merged
 into `samples.npz` in the ADM reference-batch layout. Evaluation is a separate step (`bigr fid`).
 
-`RECIPES` pins the sampling settings of each released model: the paper's (Table 7) and the
-release script's (`script/sample.sh`), by name.
+Recipes (the sampling settings by name) live in `bigr.recipes`.
 """
 
 from __future__ import annotations
@@ -24,40 +23,9 @@ import torch
 from .. import distributed
 from ..images import save_image
 from ..model import BiGR
+from ..recipes import RELEASE
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
-
-RELEASE = SamplerConfig(steps=20, guidance=3.0, gumbel=0.01)  # script/sample.sh, all sizes
-RECIPES: dict[str, SamplerConfig] = {
-    "release": RELEASE,
-    # paper Table 7 (gumbel schedule not stated there: constant)
-    "paper-l": SamplerConfig(steps=20, guidance=2.5, gumbel=0.17),
-    "paper-xl": SamplerConfig(steps=25, guidance=2.5, gumbel=0.25),
-    "paper-xxl": SamplerConfig(steps=25, guidance=2.5, gumbel=0.30),
-    # run_BiGR.ipynb
-    "notebook": SamplerConfig(steps=20, guidance=2.5, gumbel=0.01, gumbel_schedule="down"),
-}
-PRESET_RECIPES = {
-    "bigr-l-d24": {"paper": "paper-l", "release": "release"},
-    "bigr-xl-d24": {"paper": "paper-xl", "release": "release"},
-    "bigr-xxl-d24": {"paper": "paper-xxl", "release": "release"},
-    "bigr-xxl-d32": {"paper": "paper-xxl", "release": "release"},
-    "bigr-l-d32-512": {"paper": "paper-l", "release": "release"},
-}
-
-
-def recipe(name: str) -> SamplerConfig:
-    """A named recipe, or `PRESET/paper` / `PRESET/release` for a released preset."""
-    if "/" in name:
-        preset, which = name.split("/", 1)
-        if preset not in PRESET_RECIPES or which not in PRESET_RECIPES[preset]:
-            raise ValueError(
-                f"no recipe {name!r}; known presets: {sorted(PRESET_RECIPES)} (paper|release)"
-            )
-        name = PRESET_RECIPES[preset][which]
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}")
-    return RECIPES[name]
 
 
 def shard_path(out: Path, shard: int) -> Path:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import distributed
+from .. import distributed, schedules
 from ..checkpoint import EMA, load_state, save_state
 from ..config import TokenizerConfig, config_to_json
 from ..model import save_tokenizer
@@ -40,9 +40,13 @@ class TokenizerTrainConfig:
     steps: int = 10000
     batch_size: int = 32  # global
     lr: float = 1e-4
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"  # the release; or "cosine" (decay to min_lr at `steps`)
+    min_lr: float = 0.0
     disc_lr: float | None = None  # None: same as lr
     perceptual_weight: float = 1.0
     perceptual_resolution: int = 128
+    perceptual_start: int = 0  # step at which the perceptual term switches on
     disc_start: int = 2000
     disc_weight_max: float = 1.0
     disc_layers: int = 3
@@ -196,11 +200,23 @@ def train_tokenizer(
         rows = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
         x = _images(dataset, indices[rows], None if flips is None else flips[rows]).to(ctx.device)
         code_gen = distributed.generator(ctx.device, train.seed, "codes", step, ctx.rank)
+        lr = schedules.learning_rate(
+            step,
+            train.lr,
+            warmup=train.warmup_steps,
+            total=train.steps,
+            schedule=train.lr_schedule,
+            minimum=train.min_lr,
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr
         with autocast():
             recon, enc = net(x, generator=code_gen)
             rec = (x - recon.float()).abs().mean()
             p_loss = (
-                perceptual(x, recon.float()).mean() if perceptual is not None else rec.new_zeros(())
+                perceptual(x, recon.float()).mean()
+                if perceptual is not None and step >= train.perceptual_start
+                else rec.new_zeros(())
             )
             nll = rec + train.perceptual_weight * p_loss
             loss = nll
@@ -229,7 +245,7 @@ def train_tokenizer(
             torch.stack([loss, rec, p_loss, g_loss, d_weight, d_loss]).detach().float().tolist()
         )
         names = ("loss", "l1", "perceptual", "g_loss", "d_weight", "d_loss")
-        stats = {"step": done, **dict(zip(names, values, strict=True))}
+        stats = {"step": done, **dict(zip(names, values, strict=True)), "lr": lr}
         if ctx.is_main:
             if eval_images is not None and (done % train.eval_every == 0 or done == train.steps):
                 stats |= _evaluate(out, done, model, ema, eval_images, train.export)
