@@ -54,3 +54,50 @@ def test_grid_layout():
     grid = make_grid(imgs, nrow=3, padding=1, pad_value=0.5)
     assert grid.shape == (3, 2 * 5 + 1, 3 * 5 + 1)
     assert grid[0, 7, 7] == 1.0 and grid[0, 0, 0] == 0.5
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
+    import numpy as np
+
+    arr = np.full((8, 8), 32768, dtype=np.uint16)  # half of the 16-bit range
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    image = load_image(tmp_path / "g16.png", 8)
+    assert torch.allclose(image, torch.full_like(image, 128 / 255))
+
+
+def test_transparent_pixels_are_composited_on_white(tmp_path):
+    rgba = Image.new("RGBA", (8, 8), (255, 0, 0, 0))  # fully transparent red
+    rgba.paste((0, 0, 255, 255), (0, 0, 4, 8))  # opaque blue left half
+    rgba.save(tmp_path / "a.png")
+    image = load_image(tmp_path / "a.png", 8)
+    assert torch.equal(
+        image[:, :, :4], torch.tensor([0.0, 0.0, 1.0])[:, None, None].expand(3, 8, 4)
+    )
+    assert torch.equal(image[:, :, 4:], torch.ones(3, 8, 4))
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    import bigr.images
+
+    Image.new("RGB", (20, 20)).save(tmp_path / "big.png")
+    monkeypatch.setattr(bigr.images, "MAX_PIXELS", 399)
+    with pytest.raises(ImageError, match="20x20 pixels is over the limit of 399"):
+        load_image(tmp_path / "big.png", 8)
+
+
+def test_a_failed_write_keeps_the_earlier_file(tmp_path, monkeypatch):
+    import bigr.images
+
+    target = tmp_path / "out.png"
+    save_image(torch.zeros(3, 4, 4), target)
+    before = target.read_bytes()
+
+    def broken(image):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bigr.images, "to_pil", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_image(torch.ones(3, 4, 4), target)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temporary left behind

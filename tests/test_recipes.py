@@ -46,7 +46,7 @@ def test_the_embedded_model_carries_its_recipe():
         ('{"recipes": []}', "'recipes' object"),
         ('{"recipes": {"recommended": {"stepz": 3}}}', "unknown sampler fields stepz"),
         ('{"recipes": {"recommended": {"steps": "3"}}}', "steps must be a int"),
-        ('{"recipes": {"recommended": {"steps": 0}}}', "steps must be >= 1"),
+        ('{"recipes": {"recommended": {"steps": 0}}}', "steps must be in 1..1000"),
         ('{"recipes": {"recommended": {"order": "sideways"}}}', "order must be one of"),
     ],
 )

@@ -102,6 +102,102 @@ def test_jobs_validate_options_and_report_results(server):
         assert job["status"] == "done", job["error"]
 
 
+def _mask_url(size=(16, 16)) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGBA", size, (255, 255, 255, 255)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+HOSTILE_JOBS = {
+    "body is a list": ([1, 2], "JSON object"),
+    "body is a string": ("sample", "JSON object"),
+    "operation is a number": ({"operation": 3}, "operation must be"),
+    "model is a list": ({"operation": "sample", "model": ["tiny"]}, "model must be"),
+    "unknown model": ({"operation": "sample", "model": "huge"}, "unknown model"),
+    "num negative": ({"operation": "sample", "num": -1}, "num must lie"),
+    "num huge": ({"operation": "sample", "num": 10**9}, "num must lie"),
+    "num fractional": ({"operation": "sample", "num": 2.5}, "whole number"),
+    "num is true": ({"operation": "sample", "num": True}, "must be a number"),
+    "num is a list": ({"operation": "sample", "num": [2]}, "whole number"),
+    "num is text": ({"operation": "sample", "num": "two"}, "whole number"),
+    "seed negative": ({"operation": "sample", "seed": -5}, "seed must lie"),
+    "class is a float": ({"operation": "sample", "class_id": 1.5}, "whole number"),
+    "class is null-ish text": ({"operation": "sample", "class_id": "x"}, "whole number"),
+    "sampler is a list": ({"operation": "sample", "sampler": [1]}, "sampler must be an object"),
+    "guidance nan text": ({"operation": "sample", "sampler": {"guidance": "nan"}}, "finite"),
+    "guidance huge text": ({"operation": "sample", "sampler": {"guidance": "1e999"}}, "finite"),
+    "gumbel negative": ({"operation": "sample", "sampler": {"gumbel": -1}}, ">= 0"),
+    "steps huge": ({"operation": "sample", "sampler": {"steps": 10**7}}, "steps must be in"),
+    "steps fractional": ({"operation": "sample", "sampler": {"steps": 2.5}}, "whole number"),
+    "steps is true": ({"operation": "sample", "sampler": {"steps": True}}, "not true"),
+    "head steps zero": ({"operation": "sample", "sampler": {"head_steps": 0}}, "head_steps"),
+    "head temperature zero": (
+        {"operation": "sample", "sampler": {"head_temperature": 0}},
+        "head_temperature must be > 0",
+    ),
+    "order is a number": ({"operation": "sample", "sampler": {"order": 3}}, "must be text"),
+    "blend is text": (
+        {"operation": "inpaint", "image_id": "IMAGE", "mask": "MASK", "blend": "no"},
+        "blend must be true or false",
+    ),
+    "image id is a list": ({"operation": "inpaint", "image_id": ["x"]}, "image_id must be text"),
+    "mask is a number": ({"operation": "inpaint", "image_id": "IMAGE", "mask": 5}, "mask must be"),
+    "mask not base64": (
+        {"operation": "inpaint", "image_id": "IMAGE", "mask": "data:image/png;base64,@@@"},
+        "could not be decoded",
+    ),
+    "mask not square": (
+        {"operation": "inpaint", "image_id": "IMAGE", "mask": "WIDE"},
+        "must be square",
+    ),
+    "mask too large": (
+        {"operation": "inpaint", "image_id": "IMAGE", "mask": "HUGE"},
+        "largest side",
+    ),
+    "enrich ds zero": ({"operation": "enrich", "image_id": "IMAGE", "ds": 0}, "ds must lie"),
+    "enrich ds not dividing": (
+        {"operation": "enrich", "image_id": "IMAGE", "ds": 3},
+        "not divisible",
+    ),
+    "enrich rounds huge": (
+        {"operation": "enrich", "image_id": "IMAGE", "rounds": 99},
+        "rounds must lie",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_JOBS)
+def test_hostile_job_requests_get_a_400_with_a_message(server, case):
+    client = create_app(server).test_client()
+    image_id = client.post("/api/upload", data={"image": (io.BytesIO(_png()), "a.png")}).get_json()[
+        "image_id"
+    ]
+    urls = {"MASK": _mask_url(), "WIDE": _mask_url((32, 16)), "HUGE": _mask_url((5000, 5000))}
+    body, expected = HOSTILE_JOBS[case]
+    if isinstance(body, dict):
+        body = {
+            k: urls.get(v, image_id if v == "IMAGE" else v) if isinstance(v, str) else v
+            for k, v in body.items()
+        }
+    r = client.post("/api/jobs", json=body)
+    assert r.status_code == 400, (case, r.status_code, r.get_data(as_text=True))
+    assert expected in r.get_json()["error"], r.get_json()
+
+
+def test_hostile_uploads_get_a_400(server, tmp_path):
+    client = create_app(server).test_client()
+    gif = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(gif, format="TIFF")
+    cases = {
+        "tiff": (gif.getvalue(), "not accepted"),
+        "truncated png": (_png()[:60], "not a readable image"),
+        "tall": (_png((8, 5000)), "largest side"),
+    }
+    for name, (payload, expected) in cases.items():
+        r = client.post("/api/upload", data={"image": (io.BytesIO(payload), "x.png")})
+        assert r.status_code == 400 and expected in r.get_json()["error"], name
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
 def test_browser_paints_a_mask_inpaints_and_keeps_pixels_outside_it(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")

@@ -125,6 +125,61 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(codes, tmp_path):
     assert BiGR.from_pretrained(run / "model").config == PRESETS["bigr-tiny"]
 
 
+KILL_MID_WRITE = """
+import os, signal, sys, torch
+from bigr import checkpoint
+real = torch.save
+count = [0]
+def half_then_die(obj, f, *a, **k):
+    count[0] += 1
+    if count[0] == 2:  # the second checkpoint: write half of it, then SIGKILL ourselves
+        import io
+        buffer = io.BytesIO()
+        real(obj, buffer)
+        f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(obj, f, *a, **k)
+torch.save = half_then_die
+from bigr.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_kill_in_the_middle_of_a_checkpoint_write_still_resumes(codes, tmp_path):
+    common = ["--codes", str(codes), *ARGS, "--steps", "6", "--checkpoint-every", "2"]
+    _train(*common, "--out", str(tmp_path / "straight"))
+    run = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_MID_WRITE, "train", *common, "--out", str(run)],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert _state(run)["step"] == 2  # the half-written second checkpoint never replaced it
+    _train(*common, "--out", str(run), "--resume")
+    a, b = _state(tmp_path / "straight"), _state(run)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not a zip file at all", b"PK\x03\x04truncated"], ids=["empty", "text", "zip"]
+)
+def test_a_corrupt_state_is_refused_not_silently_restarted(codes, tmp_path, content):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "state.pt").write_bytes(content)
+    cmd = [sys.executable, "-m", "bigr", "train", "--codes", str(codes), *ARGS, "--steps", "2"]
+    result = subprocess.run(
+        [*cmd, "--out", str(run), "--resume"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "not a readable training state" in result.stderr and "Traceback" not in result.stderr
+    assert (run / "state.pt").read_bytes() == content  # nothing overwritten
+
+
 def test_weight_decay_groups_follow_the_release():
     model = BiGR(PRESETS["bigr-tiny"])
     decay, no_decay = param_groups(model, 0.02)

@@ -124,10 +124,32 @@ def load_directory(
         if not f.is_file():
             raise CheckpointError(f"{path} is not a bigr model directory: {f.name} is missing")
     try:
-        config = config_from_json(json.loads(config_file.read_text()))
-    except (ValueError, TypeError) as err:
+        data = json.loads(config_file.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        config = config_from_json(data)
+    except (ValueError, TypeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{config_file}: {err}") from None
-    return config, load_file(str(weights_file), device=str(device))
+    try:
+        state = load_file(str(weights_file), device=str(device))
+    except Exception as err:  # safetensors raises its own error type, or OSError, or others
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(
+            f"{weights_file}: not a readable safetensors file ({reason})"
+        ) from None
+    check_weights(weights_file, state)
+    return config, state
+
+
+def check_weights(file: Path, state: dict[str, torch.Tensor]) -> None:
+    """Every tensor floating point and finite (NaN weights would sample garbage silently)."""
+    if not state:
+        raise CheckpointError(f"{file}: holds no tensors")
+    for name, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{file}: tensor {name} has dtype {tensor.dtype}, not a float")
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{file}: tensor {name} holds NaN or infinite values")
 
 
 def read_config(path_or_name: str | Path) -> Config:
@@ -143,22 +165,50 @@ def read_config(path_or_name: str | Path) -> Config:
 # -- training state ----------------------------------------------------------------------------
 
 
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text beside `path`, then rename it into place: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def save_state(path: str | Path, state: dict) -> Path:
     """Write a resume state (tensors and plain Python values only) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # a kill before this line leaves the previous state intact
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
 def load_state(path: str | Path, device: str | torch.device = "cpu") -> dict:
     """Read a resume state without unpickling code."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such training state") from None
+    except Exception as err:  # truncated zip, a pickle with code, random bytes, ...
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a readable training state ({reason[:200]}); move it away to start "
+            "the run over"
+        ) from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"{path}: not a bigr training state (no 'step' entry)")
+    return state
 
 
 class EMA:

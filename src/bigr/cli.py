@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .commands.argtypes import device as device_arg
+
 EXIT_USAGE = 2
 
 
@@ -317,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma list: default, release (the release's algorithm), official_work (bigr's "
         "loop doing the release's head work)",
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument(
         "--repeats",
@@ -339,13 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", action="append", help="tokenizer of the matching --model")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the embedded Fashion-MNIST models at work (no download)")
     p.add_argument("--out", default="bigr-demo", help="output folder (default: bigr-demo)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("export", help="copy a model directory with weights stored in another dtype")

@@ -13,11 +13,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 FORMAT_VERSION = 1
+
+
+def _require(config: Any, rules: dict[str, str]) -> None:
+    """Range checks by field: "pos" (> 0), "nonneg" (>= 0), "prob" (in [0, 1)), each optional
+    field skipped when None. One message naming the field and the value."""
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if v is None:
+                continue
+            ok = {"pos": v > 0, "nonneg": v >= 0, "prob": 0 <= v < 1}[rule]
+            if not ok:
+                what = {"pos": "> 0", "nonneg": ">= 0", "prob": "in [0, 1)"}[rule]
+                raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +73,22 @@ class TokenizerConfig:
         return self.res_blocks if self.decoder_res_blocks is None else self.decoder_res_blocks
 
     def validate(self) -> None:
+        _require(
+            self,
+            {
+                "in_channels": "pos",
+                "base_channels": "pos",
+                "channel_mult": "pos",
+                "res_blocks": "pos",
+                "decoder_res_blocks": "pos",
+                "attn_resolutions": "pos",
+                "latent_channels": "pos",
+                "code_bits": "pos",
+                "image_size": "pos",
+            },
+        )
+        if not self.channel_mult:
+            raise ValueError("channel_mult must list at least one level")
         if self.image_size % self.downsample_factor:
             raise ValueError(
                 f"image_size {self.image_size} is not a multiple of the downsample factor "
@@ -149,6 +182,31 @@ class BiGRConfig:
         return -(-hidden // self.multiple_of) * self.multiple_of
 
     def validate(self) -> None:
+        _require(
+            self,
+            {
+                **dict.fromkeys(("dim", "depth", "heads", "kv_heads", "multiple_of"), "pos"),
+                **dict.fromkeys(("ffn_multiplier", "rope_base", "norm_eps"), "pos"),
+                **dict.fromkeys(("code_bits", "grid_size", "class_tokens"), "pos"),
+                "num_classes": "nonneg",
+                "text_dim": "nonneg",
+                **dict.fromkeys(
+                    ("class_dropout", "token_dropout", "attn_dropout", "resid_dropout"), "prob"
+                ),
+                "ffn_dropout": "prob",
+                "drop_path": "prob",
+            },
+        )
+        _require(
+            self.head,
+            {
+                "width": "pos",
+                "depth": "pos",
+                "diffusion_steps": "pos",
+                "focal_gamma": "nonneg",
+                "aux_weight": "nonneg",
+            },
+        )
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
         if self.head_dim % 4:
@@ -188,12 +246,51 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ValueError(f"{name} must be an object, got {value!r}")
             value = from_dict(hint, value)
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
-            value = tuple(value)
+        else:
+            value = _typed(name, hint, value)
         kwargs[name] = value
-    return cls(**kwargs)
+    config = cls(**kwargs)
+    if hasattr(config, "validate"):
+        config.validate()
+    return config
+
+
+def _typed(name: str, hint: Any, value: Any) -> Any:
+    """`value` converted to `hint` (int, float, bool, str, tuple[int, ...], X | None), or a
+    ValueError naming the field: JSON from a file is checked, never trusted."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _typed(name, inner, value)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        return tuple(_typed(name, args[0], v) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        return value
+    return value
 
 
 def config_to_json(config: Config) -> dict[str, Any]:

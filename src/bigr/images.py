@@ -12,6 +12,7 @@ Conventions: images are float tensors (3, H, W) or (B, 3, H, W) in [0, 1]; masks
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +25,46 @@ class ImageError(ValueError):
     """A file that cannot be used as an image (missing, unreadable, wrong size)."""
 
 
+MAX_PIXELS = 64_000_000  # 8000 x 8000: far above any use here, far below a decompression bomb
+BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
+
+
 def open_image(path: str | Path) -> Image.Image:
+    """The image at `path`, loaded; refuses files over `MAX_PIXELS` before decoding them."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(
+                    f"{path}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,}"
+                )
             img.load()
             return img.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
         raise ImageError(f"{path}: cannot read as an image ({err})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB: 16-bit and float grey scaled to 0..255 (not clipped), alpha composited on
+    `BACKGROUND`, palettes expanded."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if image.mode == "F":
+            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        image = Image.fromarray(arr, mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, BACKGROUND)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB")
 
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
@@ -48,8 +79,8 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
 
 
 def to_tensor(image: Image.Image) -> Tensor:
-    """PIL image -> (3, H, W) float in [0, 1] (RGB)."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    """PIL image -> (3, H, W) float in [0, 1] (RGB; see `to_rgb` for other modes)."""
+    arr = np.asarray(to_rgb(image), dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255)
 
 
@@ -65,7 +96,7 @@ def to_pil(image: Tensor) -> Image.Image:
 
 def load_image(path: str | Path, size: int) -> Tensor:
     """(3, size, size) in [0, 1], centre-cropped as the release does."""
-    return to_tensor(center_crop(open_image(path).convert("RGB"), size))
+    return to_tensor(center_crop(to_rgb(open_image(path)), size))
 
 
 def load_mask(path: str | Path, size: int) -> Tensor:
@@ -74,7 +105,7 @@ def load_mask(path: str | Path, size: int) -> Tensor:
     The mask goes through the same centre crop as the image, so a mask drawn on the original
     photo lines up with the cropped image.
     """
-    mask = open_image(path).convert("L")
+    mask = to_rgb(open_image(path)).convert("L")
     if min(mask.size) < size:
         raise ImageError(f"{path}: mask is {mask.size[0]}x{mask.size[1]}, smaller than {size}")
     cropped = np.asarray(center_crop(mask, size))
@@ -85,7 +116,14 @@ def save_image(image: Tensor, path: str | Path) -> Path:
     """Write (3, H, W) in [0, 1] as a PNG (values outside [0, 1] are clamped)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(image).save(path)
+    # written beside the target and renamed, so a failed write never destroys an earlier file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+        to_pil(image).save(tmp, format=fmt)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -151,6 +151,13 @@ def _load(path_or_name: str | Path, expected: type, device: str | torch.device):
     with torch.device("meta"):
         model = build_model(config)
     model.to_empty(device=device)
+    expected_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for name, tensor in state.items():
+        if name in expected_shapes and tuple(tensor.shape) != expected_shapes[name]:
+            raise CheckpointError(
+                f"{path_or_name}: tensor {name} has shape {tuple(tensor.shape)}, the config "
+                f"needs {expected_shapes[name]}"
+            )
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     if missing or unexpected:
         raise CheckpointError(

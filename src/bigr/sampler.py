@@ -38,6 +38,7 @@ from .draws import Draws, TorchDraws
 from .model import BiGR
 
 ORDERS = ("entropy", "confidence", "random", "raster")
+MAX_STEPS = 1000  # unmasking or head steps: more than any recipe needs, few enough to finish
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,12 +67,24 @@ class SamplerConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        for name in ("steps", "head_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if not 1 <= value <= MAX_STEPS:
+                raise ValueError(f"{name} must be in 1..{MAX_STEPS}, got {value}")
+        for name in ("guidance", "gumbel", "head_temperature"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value}")
         if self.guidance < 0:
             raise ValueError(f"guidance must be >= 0, got {self.guidance}")
         if self.gumbel < 0:
             raise ValueError(f"gumbel temperature must be >= 0, got {self.gumbel}")
+        if self.head_temperature <= 0:
+            raise ValueError(f"head_temperature must be > 0, got {self.head_temperature}")
         schedules.guidance_at(self.guidance, self.guidance_schedule, 1.0)
         schedules.gumbel_temperature_at(self.gumbel, self.gumbel_schedule, 1.0)
 
@@ -191,6 +204,44 @@ def predict_probs(
     return probs.scatter(1, index.unsqueeze(-1).expand(-1, -1, k), p.view(b, max_unknown, k))
 
 
+def check_conditions(model: BiGR, labels: Tensor, label_weights: Tensor | None = None) -> None:
+    """Class ids (B,) or (B, J) with weights, in 0..num_classes (the last is the null class);
+    or, for a text model, embeddings (B, text_dim) or (B, J, text_dim). ValueError otherwise."""
+    mc = model.config
+    if not isinstance(labels, Tensor):
+        raise ValueError(f"labels must be a tensor, got {type(labels).__name__}")
+    mixed = label_weights is not None
+    if mc.text_dim:
+        want = 3 if mixed else 2
+        if labels.dim() != want or labels.shape[-1] != mc.text_dim or labels.is_complex():
+            raise ValueError(
+                f"a text model takes caption embeddings of shape (B{', J' if mixed else ''}, "
+                f"{mc.text_dim}), got {tuple(labels.shape)}"
+            )
+        if not labels.is_floating_point() or not bool(torch.isfinite(labels).all()):
+            raise ValueError("caption embeddings must be finite floats")
+    else:
+        if labels.dim() != (2 if mixed else 1):
+            raise ValueError(
+                f"labels must be class ids of shape (B{', J' if mixed else ''}), "
+                f"got {tuple(labels.shape)}"
+            )
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"class ids must be integers, got {labels.dtype}")
+        top = mc.num_classes if mc.has_null_class else mc.num_classes - 1
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > top):
+            raise ValueError(f"class ids must be in 0..{top}, got {labels.tolist()}")
+    if labels.shape[0] < 1:
+        raise ValueError("labels: give at least one condition")
+    if mixed and (
+        label_weights.shape != labels.shape[:2] or not bool(torch.isfinite(label_weights).all())
+    ):
+        raise ValueError(
+            f"label_weights must be finite, of shape {tuple(labels.shape[:2])}, "
+            f"got {tuple(label_weights.shape)}"
+        )
+
+
 @torch.no_grad()
 def sample_codes(
     model: BiGR,
@@ -208,8 +259,14 @@ def sample_codes(
     config = config or SamplerConfig()
     config.validate()
     mc = model.config
+    check_conditions(model, labels, label_weights)
     b, l, k = labels.shape[0], mc.num_tokens, mc.code_bits
     device = model.transformer.mask_token.device
+    if config.head_steps > mc.head.diffusion_steps:
+        raise ValueError(
+            f"head_steps {config.head_steps} exceeds the model's {mc.head.diffusion_steps} "
+            "diffusion steps"
+        )
     if config.guidance != 1 and not mc.has_null_class:
         raise ValueError(
             "guidance needs a null class, but this model was trained without label dropout"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import math
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .apps import edit, enrich, inpaint, interpolate, outpaint
 from .apps.common import labels_for
-from .images import center_crop, to_pil, to_tensor
+from .images import center_crop, to_pil, to_rgb, to_tensor
 from .model import BiGR, load_tokenizer
 from .recipes import recipe
 from .sampler import ORDERS, SamplerConfig, sample_codes
@@ -122,15 +123,23 @@ def read_upload(data: bytes) -> Image.Image:
         image = Image.open(io.BytesIO(data))
         image.verify()  # structural check; reopen afterwards to read pixels
         image = Image.open(io.BytesIO(data))
+        if image.format not in ALLOWED_FORMATS:
+            raise RequestError(f"{image.format} images are not accepted; use PNG, JPEG or WebP")
+        w, h = image.size  # from the header: checked before any pixel is decoded
+        if max(w, h) > MAX_SIDE:
+            raise RequestError(f"the image is {w}x{h}; the largest side allowed is {MAX_SIDE}")
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as error:
+        if isinstance(error, RequestError):
+            raise
         raise RequestError(f"not a readable image ({error.__class__.__name__})") from None
-    if image.format not in ALLOWED_FORMATS:
-        raise RequestError(f"{image.format} images are not accepted; use PNG, JPEG or WebP")
-    w, h = image.size
-    if max(w, h) > MAX_SIDE:
-        raise RequestError(f"the image is {w}x{h}; the largest side allowed is {MAX_SIDE}")
-    return image.convert("RGB")
+    return to_rgb(image)
 
 
 def prepare(image: Image.Image, size: int) -> torch.Tensor:
@@ -148,11 +157,18 @@ def decode_mask(url: str, size: int) -> torch.Tensor:
     """A painted mask (PNG data URL, any square resolution) -> (size, size) bool."""
     if not url.startswith("data:image/png;base64,"):
         raise RequestError("the mask must be a PNG data URL")
+    if len(url) > 2 * MAX_UPLOAD_BYTES:
+        raise RequestError(f"the mask is larger than {MAX_UPLOAD_BYTES} bytes")
     try:
         raw = base64.b64decode(url.split(",", 1)[1], validate=True)
         mask = Image.open(io.BytesIO(raw))
+        if max(mask.size) > MAX_SIDE:
+            w, h = mask.size
+            raise RequestError(f"the mask is {w}x{h}; the largest side allowed is {MAX_SIDE}")
         mask.load()
-    except (ValueError, OSError, UnidentifiedImageError):
+    except (ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+        if isinstance(error, RequestError):
+            raise
         raise RequestError("the mask could not be decoded") from None
     alpha = np.asarray(mask.convert("RGBA"))
     painted = torch.from_numpy((alpha[..., 3] > 0) & (alpha[..., :3].max(-1) > 127)).float()
@@ -168,21 +184,47 @@ def decode_mask(url: str, size: int) -> torch.Tensor:
 # -- the application ---------------------------------------------------------------------------
 
 
-def _sampler(options: dict, base: SamplerConfig) -> SamplerConfig:
+def _number(key: str, value, kind: type):
+    """A JSON value of the field's kind: integers exactly (no bools, no 3.7), finite numbers."""
+    if isinstance(value, bool):
+        raise RequestError(f"{key} must be a number, not {str(value).lower()}")
+    if kind is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if not isinstance(value, int):
+            raise RequestError(f"{key} must be a whole number, got {value!r}")
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise RequestError(f"{key} must be a number, got {value!r}") from None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise RequestError(f"{key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _sampler(options, base: SamplerConfig) -> SamplerConfig:
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise RequestError("sampler must be an object of sampler options")
     allowed = {f.name for f in dataclasses.fields(SamplerConfig)}
     changes = {}
-    for key, value in (options or {}).items():
+    for key, value in options.items():
         if key not in allowed:
             raise RequestError(f"unknown sampler option {key!r}")
         if value in (None, ""):
             continue
         kind = type(getattr(SamplerConfig(), key))
-        try:
-            changes[key] = kind(value)
-        except (TypeError, ValueError):
-            raise RequestError(
-                f"sampler option {key}: {value!r} is not a {kind.__name__}"
-            ) from None
+        if kind is str:
+            if not isinstance(value, str):
+                raise RequestError(f"sampler option {key} must be text, got {value!r}")
+            changes[key] = value
+        else:
+            changes[key] = _number(f"sampler option {key}", value, kind)
     config = dataclasses.replace(base, **changes)
     try:
         config.validate()
@@ -192,12 +234,16 @@ def _sampler(options: dict, base: SamplerConfig) -> SamplerConfig:
 
 
 def _int(body: dict, key: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(body.get(key, default))
-    except (TypeError, ValueError):
-        raise RequestError(f"{key} must be an integer") from None
+    value = _number(key, body.get(key, default), int)
     if not low <= value <= high:
         raise RequestError(f"{key} must lie in {low}..{high}, got {value}")
+    return value
+
+
+def _text(body: dict, key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise RequestError(f"{key} must be text, got {value!r}")
     return value
 
 
@@ -230,6 +276,8 @@ class Server:
         return self._text_encoder([prompt.strip()])[0]
 
     def pair(self, name: str | None) -> ModelPair:
+        if name is not None and not isinstance(name, str):
+            raise RequestError(f"model must be a model name, got {name!r}")
         if name is None:
             return next(iter(self.pairs.values()))
         if name not in self.pairs:
@@ -284,17 +332,19 @@ class Server:
 
         image = mask = None
         if operation in ("inpaint", "outpaint", "edit", "enrich"):
-            image_id = body.get("image_id")
+            image_id = _text(body, "image_id")
             if image_id not in self.uploads:
                 raise RequestError("upload an image first")
             image = prepare(self.uploads[image_id], size)
         if operation in ("inpaint", "outpaint", "edit"):
-            mask = decode_mask(body.get("mask") or "", size)
+            mask = decode_mask(_text(body, "mask") or "", size)
             if operation != "outpaint" and not mask.any():
                 raise RequestError("paint a mask over the region to regenerate")
             if operation == "outpaint" and not mask.any():
                 raise RequestError("paint a mask over the region to keep")
-        blend = bool(body.get("blend", True))
+        blend = body.get("blend", True)
+        if not isinstance(blend, bool):
+            raise RequestError(f"blend must be true or false, got {blend!r}")
         model, tok = pair.model, pair.tokenizer
 
         def generator() -> torch.Generator:

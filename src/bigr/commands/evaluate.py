@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpoint import atomic_write_text
+from .argtypes import device as device_arg
+from .argtypes import int_in
 from .generate import add_sampler_arguments, load_pair, parse_ints, sampler_from_args
 
 
@@ -119,7 +122,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     result |= {"num_samples": samples.num_images, "num_reference": reference.num_images}
     text = json.dumps(result, indent=2)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
     print(text)
     return 0
 
@@ -206,8 +209,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         )
         print(f"raw pixels: top-1 {results['raw pixels']['top1']:.2f}")
     if args.out:
-        Path(args.out).write_text(
-            json.dumps({"config": config.__dict__, "results": results}, indent=2) + "\n"
+        atomic_write_text(
+            args.out, json.dumps({"config": config.__dict__, "results": results}, indent=2) + "\n"
         )
         print(f"wrote {args.out}")
     return 0
@@ -311,7 +314,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--tokenizer")
     p.add_argument("--out", required=True, help="sample folder (shards, then samples.npz)")
-    p.add_argument("--num", type=int, default=10_000)
+    p.add_argument("--num", type=int_in(1, 1_000_000), default=10_000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--png", action="store_true", help="also write every image as a PNG")
@@ -327,7 +330,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument("--tokenizer")
     p.add_argument("--out", required=True, help="folder for points.jsonl, tuning.md/json")
-    p.add_argument("--num", type=int, default=1000, help="samples per point")
+    p.add_argument("--num", type=int_in(2, 100_000), default=1000, help="samples per point")
     p.add_argument(
         "--ref", default="fashion-mnist:val", help="held-out images (never the test split)"
     )
@@ -351,7 +354,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ref-num", type=int, help="reference images (default: as many as samples)")
     p.add_argument("--ref-stats", help="cache the reference statistics in this .npz")
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--device")
+    p.add_argument("--device", type=device_arg)
     p.add_argument("--out", help="also write the result JSON here")
     p.set_defaults(func=cmd_fid)
 
@@ -370,6 +373,6 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=0.1, help="base lr (scaled by batch / 256)")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "lars"])
-    p.add_argument("--device")
+    p.add_argument("--device", type=device_arg)
     p.add_argument("--out", help="write results as JSON")
     p.set_defaults(func=cmd_probe)

@@ -24,8 +24,10 @@ from ..apps.common import check_class, check_pair
 from ..images import ImageError, load_image, load_mask, open_image, save_grid, save_image
 from ..model import BiGR, load_tokenizer
 from ..recipes import recipe
-from ..sampler import SamplerConfig, sample_codes
+from ..sampler import MAX_STEPS, SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
+from .argtypes import device as device_arg
+from .argtypes import finite_float, int_in
 
 SAMPLER_FLAGS = {  # argparse dest -> SamplerConfig field
     "steps": "steps",
@@ -51,22 +53,28 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
         "release's), release, paper-l, paper-xl, paper-xxl, notebook, edit, interpolate, enrich, "
         "PRESET/paper|release, or a name in the model's recipe.json; flags below override fields",
     )
-    g.add_argument("--steps", type=int, help="unmasking steps")
+    g.add_argument("--steps", type=int_in(1, MAX_STEPS), help="unmasking steps")
     g.add_argument(
         "--schedule", choices=["cosine", "linear", "square", "sqrt"], help="reveal schedule"
     )
     g.add_argument(
         "--order", choices=["entropy", "confidence", "random", "raster"], help="token order"
     )
-    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
+    g.add_argument(
+        "--guidance", type=finite_float(0.0), help="classifier-free guidance scale (1 = none)"
+    )
     g.add_argument("--guidance-schedule", choices=["constant", "linear"])
-    g.add_argument("--gumbel", type=float, help="Gumbel temperature of the token order")
+    g.add_argument("--gumbel", type=finite_float(0.0), help="Gumbel temperature of the token order")
     g.add_argument("--gumbel-schedule", choices=["constant", "down", "up"])
-    g.add_argument("--head-steps", type=int, help="Bernoulli diffusion steps of the head")
-    g.add_argument("--head-temperature", type=float)
+    g.add_argument(
+        "--head-steps", type=int_in(1, MAX_STEPS), help="Bernoulli diffusion steps of the head"
+    )
+    g.add_argument("--head-temperature", type=finite_float(0.0, open_low=True))
     g.add_argument("--bits", choices=["bernoulli", "threshold"], help="how revealed bits are drawn")
     g.add_argument("--seed", type=int, default=0, help="the same seed reproduces an output exactly")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument(
+        "--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu"
+    )
 
 
 def sampler_from_args(args: argparse.Namespace, default: SamplerConfig | str) -> SamplerConfig:
@@ -126,6 +134,17 @@ class Progress:
             self.bar.close()
 
 
+def save_tensor(tensor: torch.Tensor, path: str | Path) -> None:
+    """torch.save to a temporary sibling, then rename: a failure keeps the earlier file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(tensor, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _generator(args: argparse.Namespace) -> torch.Generator:
     return torch.Generator(args.device).manual_seed(args.seed)
 
@@ -169,7 +188,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out)
     written = []
     if args.codes_out:
-        torch.save(codes.cpu(), args.codes_out)
+        save_tensor(codes.cpu(), args.codes_out)
         written.append(Path(args.codes_out))
     if tokenizer is not None:
         with torch.no_grad():
@@ -322,7 +341,7 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
             help="input image (centre-cropped and resized as the release does)",
         )
         p.add_argument("--mask", required=mask_required, help=mask_help)
-        p.add_argument("--num", type=int, default=1, help="variants to generate")
+        p.add_argument("--num", type=int_in(1, 256), default=1, help="variants to generate")
         p.add_argument(
             "--rule",
             default="any",
@@ -349,7 +368,12 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prompt", action="append", help="a caption (text models; repeatable, one row each)"
     )
-    p.add_argument("--num", type=int, default=1, help="images per class or prompt (one row each)")
+    p.add_argument(
+        "--num",
+        type=int_in(1, 4096),
+        default=1,
+        help="images per class or prompt (one row each)",
+    )
     p.add_argument("--codes-out", help="also save the codes (B, L, K) with torch.save")
     p.add_argument("--codes-only", action="store_true", help="do not decode (no tokenizer needed)")
     add_sampler_arguments(p)
@@ -381,7 +405,7 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("interpolate", help="generate along a mix of two classes")
     model_args(p)
     p.add_argument("--classes", required=True, help="two class ids, e.g. 284,388")
-    p.add_argument("--num", type=int, default=7, help="frames, end points included")
+    p.add_argument("--num", type=int_in(2, 256), default=7, help="frames, end points included")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_interpolate)
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..config import BiGRConfig, apply_overrides, get_preset
+from .argtypes import device as device_arg
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -114,7 +115,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rank", type=int, help="this process's rank (default: $RANK)")
     p.add_argument("--world-size", type=int, help="number of ranks (default: $WORLD_SIZE)")
-    p.add_argument("--device")
+    p.add_argument("--device", type=device_arg)
     p.set_defaults(func=cmd_tokenize)
 
     p = sub.add_parser("train", help="train a BiGR generator on code shards (also under torchrun)")
@@ -127,7 +128,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt if it exists")
     p.add_argument("--tokenizer", help="tokenizer directory, for sample grids during training")
     p.add_argument("--sample-classes", help="comma-separated classes of the sample grids")
-    p.add_argument("--device")
+    p.add_argument("--device", type=device_arg)
     g = p.add_argument_group("optimisation (defaults: the release's recipe)")
     g.add_argument("--steps", type=int)
     g.add_argument("--batch-size", type=int, help="global batch: per rank x ranks x accumulation")
@@ -221,7 +222,7 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--device")
+    p.add_argument("--device", type=device_arg)
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     g = p.add_argument_group("optimisation")
     for flag, kind in [

@@ -1,0 +1,62 @@
+"""Argument types that range-check numbers at the command line (argparse reports the error)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def finite_float(low: float = -math.inf, high: float = math.inf, *, open_low: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+        if value < low or (open_low and value == low) or value > high:
+            sign = ">" if open_low else ">="
+            bound = f"{sign} {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def device(text: str) -> str:
+    """A torch device that exists here: `cpu`, `cuda`, `cuda:N` (N < the GPU count), `mps`."""
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        message = f"{text!r} is not a device (cpu, cuda, cuda:N, mps)"
+        raise argparse.ArgumentTypeError(message) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA device on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {count} CUDA devices")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise argparse.ArgumentTypeError(f"{text}: unsupported device type {dev.type!r}")
+    return text

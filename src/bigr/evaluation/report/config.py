@@ -1,0 +1,43 @@
+"""The settings of a report, and the ones every section's cache key shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...sampler import ORDERS, SamplerConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportConfig:
+    recipe: SamplerConfig
+    num_fid: int = 10_000
+    num_sweep: int = 2_000
+    num_orders: int | None = None  # samples per order / bit-draw point (None: `num_sweep`)
+    steps_sweep: tuple[int, ...] = (4, 8, 12, 20)
+    head_sweep: tuple[int, ...] = (5, 10, 25, 50)
+    orders: tuple[str, ...] = ORDERS
+    probe_train: int = 10_000
+    probe_test: int = 10_000
+    probe_epochs: int = 30
+    inpaint_images: int = 1_000
+    num_text: int = 1_500  # text models: samples over the 30 (class, tone) prompts
+    text_fid: bool = False  # also the FID of the prompted samples (an Inception pass)
+    # (label, model directory): generators trained otherwise (e.g. predicting x0 instead of
+    # flips) at one budget, compared by FID-`num_sweep` with the recipe in the `variants` section
+    variants: tuple[tuple[str, str], ...] = ()
+    batch_size: int = 250
+    reference: str = "fashion-mnist:test"
+    train_data: str = "fashion-mnist:train"
+    seed: int = 0
+
+    @property
+    def orders_count(self) -> int:
+        """Samples per order / bit-draw point."""
+        return self.num_orders or self.num_sweep
+
+
+# The settings each section's numbers depend on (its `SETTINGS`, besides these common ones):
+# changing another one (say `num_sweep`) keeps that section's cached result valid. Every FID
+# compares with the `num_fid` reference images.
+COMMON_SETTINGS = ("batch_size", "reference", "seed")
+FID_SETTINGS = ("num_fid", "recipe", "train_data")

@@ -1,0 +1,154 @@
+"""What the sections share: the models, the reference statistics, real-data floors and memoised
+sample FIDs, and the helpers that draw and encode images."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ... import distributed
+from ...data import open_dataset
+from ...images import save_grid
+from ...model import BiGR
+from ...sampler import SamplerConfig, sample_codes
+from ...tokenizer import BinaryAutoencoder
+from ..reference import (
+    ImageStatistics,
+    compare_statistics,
+    load_statistics,
+    save_statistics,
+    statistics_from_images,
+)
+from .config import ReportConfig
+
+
+def real_images(spec: str, count: int, size: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
+    """(count, 3, S, S) images and labels: the first `count`, or a seeded random subset."""
+    data = open_dataset(spec, size)
+    if count > len(data):
+        raise ValueError(f"{spec} has {len(data)} images; {count} were asked for")
+    if seed is None:
+        index = torch.arange(count)
+    else:
+        index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count]
+    pairs = [data[int(i)] for i in index]
+    return torch.stack([p[0] for p in pairs]), torch.tensor([int(p[1]) for p in pairs])
+
+
+@torch.no_grad()
+def generate(
+    model: BiGR,
+    tokenizer: BinaryAutoencoder,
+    sampler: SamplerConfig,
+    count: int,
+    *,
+    batch_size: int,
+    seed: int,
+) -> tuple[Tensor, float]:
+    """`count` class-balanced images (label i % classes) and the seconds spent sampling codes
+    (decoding excluded). Batch b is drawn from a generator seeded by (seed, b)."""
+    device = model.transformer.mask_token.device
+    images, seconds = [], 0.0
+    for b, start in enumerate(range(0, count, batch_size)):
+        labels = torch.arange(start, min(start + batch_size, count), device=device)
+        labels = labels % model.config.num_classes
+        gen = distributed.generator(device, seed, "report", b)
+        t0 = time.perf_counter()
+        codes = sample_codes(model, labels, sampler, generator=gen)
+        seconds += time.perf_counter() - t0
+        images.append(tokenizer.decode(codes).clamp(0, 1).cpu())
+    return torch.cat(images), seconds
+
+
+def _fid_entry(stats: ImageStatistics, reference: ImageStatistics, **extra) -> dict:
+    scores = compare_statistics(stats, reference)
+    return {**{k: float(v) for k, v in scores.items()}, "n": stats.num_images, **extra}
+
+
+@torch.no_grad()
+def _encode(tokenizer: BinaryAutoencoder, images: Tensor, batch: int) -> Tensor:
+    device = next(tokenizer.parameters()).device
+    return torch.cat(
+        [
+            tokenizer.encode(chunk.to(device), stochastic=False).codes.cpu()
+            for chunk in images.split(batch)
+        ]
+    )
+
+
+class _Context:
+    """The models and settings of one report. `image_size` defaults to the tokenizer's; the
+    model-free part (`precompute_real`) passes it with no model or tokenizer."""
+
+    def __init__(
+        self,
+        model: BiGR | None,
+        tokenizer: BinaryAutoencoder | None,
+        extractor,
+        config: ReportConfig,
+        out: Path,
+        force: bool,
+        *,
+        image_size: int | None = None,
+    ):
+        self.model, self.tokenizer, self.extractor = model, tokenizer, extractor
+        self.config, self.out, self.force = config, out, force
+        self.size = tokenizer.config.image_size if image_size is None else image_size
+        self._reference: ImageStatistics | None = None
+        self._memo: dict[str, dict] = {}  # the same sampler at the same n is measured once
+
+    def stats(self, images: Tensor, keep_features: bool = False) -> ImageStatistics:
+        return statistics_from_images(images, self.extractor, keep_features=keep_features)
+
+    def reference(self) -> ImageStatistics:
+        """Statistics of `num_fid` held-out images (features kept for precision/recall)."""
+        if self._reference is None:
+            cache = self.out / "results" / f"reference_{self.config.num_fid}.npz"
+            if cache.is_file() and not self.force:
+                self._reference = load_statistics(cache)
+            else:
+                images, _ = real_images(self.config.reference, self.config.num_fid, self.size)
+                self._reference = self.stats(images, keep_features=True)
+                save_statistics(self._reference, cache)
+        return self._reference
+
+    def floor(self, count: int, seed: int) -> dict:
+        """FID of `count` real training images against the reference (cached: no model)."""
+        path = self.out / "results" / f"floor_{count}_{seed}.json"
+        if path.is_file() and not self.force:
+            return json.loads(path.read_text())
+        train, _ = real_images(self.config.train_data, count, self.size, seed=seed)
+        entry = _fid_entry(self.stats(train, keep_features=True), self.reference())
+        path.write_text(json.dumps(entry, indent=2) + "\n")
+        return entry
+
+    def sample_fid(
+        self, sampler: SamplerConfig, count: int, name: str, model: BiGR | None = None
+    ) -> dict:
+        key = json.dumps([dataclasses.asdict(sampler), count, name if model else ""])
+        if key not in self._memo:
+            self._memo[key] = self._sample_fid(sampler, count, name, model or self.model)
+        return self._memo[key]
+
+    def _sample_fid(self, sampler: SamplerConfig, count: int, name: str, model: BiGR) -> dict:
+        images, seconds = generate(
+            model,
+            self.tokenizer,
+            sampler,
+            count,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+        )
+        save_grid(images[:100], self.out / "samples" / f"{name}.png", nrow=10)
+        stats = self.stats(images, keep_features=count == self.config.num_fid)
+        return _fid_entry(
+            stats,
+            self.reference(),
+            seconds_per_image=seconds / count,
+            sampler=dataclasses.asdict(sampler),
+        )

@@ -1,0 +1,22 @@
+"""Number and table formatting shared by the sections' markdown."""
+
+from __future__ import annotations
+
+import math
+
+FID_HEADER = (
+    "| | n | FID | sFID | precision | recall | s/image |",
+    "|---|---|---|---|---|---|---|",
+)
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _fid_row(label: str, entry: dict) -> str:
+    return (
+        f"| {label} | {entry['n']} | {_fmt(entry['fid'])} | {_fmt(entry.get('sfid', math.nan))} "
+        f"| {_fmt(entry.get('precision', math.nan), 3)} | {_fmt(entry.get('recall', math.nan), 3)} "
+        f"| {_fmt(entry.get('seconds_per_image', math.nan), 4)} |"
+    )
