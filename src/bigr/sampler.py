@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -41,20 +41,28 @@ ORDERS = ("entropy", "confidence", "random", "raster")
 MAX_STEPS = 1000  # unmasking or head steps: more than any recipe needs, few enough to finish
 
 
+def _option(default, help: str, choices: tuple[str, ...] | None = None, **extra):
+    """A sampler field with what the command line shows for it (`bigr.commands` builds one
+    flag per field from this; `cli=False` keeps a field off the command line)."""
+    return field(default=default, metadata={"help": help, "choices": choices, **extra})
+
+
 @dataclass(frozen=True, kw_only=True)
 class SamplerConfig:
-    steps: int = 20
-    schedule: str = "cosine"
-    order: str = "confidence"
-    guidance: float = 3.0
-    guidance_schedule: str = "constant"
-    gumbel: float = 0.01
-    gumbel_schedule: str = "constant"
-    head_steps: int = 100
-    head_temperature: float = 1.0
-    bits: str = "bernoulli"  # or "threshold"
-    head_tokens: str = "unknown"  # or "all": the release's amount of work
-    budget: str = "unknown"  # or "official": the release's inpainting count
+    steps: int = _option(20, "unmasking steps")
+    schedule: str = _option("cosine", "reveal schedule", tuple(schedules.MASK_SCHEDULES))
+    order: str = _option("confidence", "token order", ORDERS)
+    guidance: float = _option(3.0, "classifier-free guidance scale (1 = none)")
+    guidance_schedule: str = _option("constant", "guidance ramp", ("constant", "linear"))
+    gumbel: float = _option(0.01, "Gumbel temperature of the token order")
+    gumbel_schedule: str = _option("constant", "Gumbel ramp", ("constant", "down", "up"))
+    head_steps: int = _option(100, "Bernoulli diffusion steps of the head")
+    head_temperature: float = _option(1.0, "temperature of the head's logits", positive=True)
+    bits: str = _option("bernoulli", "how revealed bits are drawn", ("bernoulli", "threshold"))
+    # the release's amount of work (head on every token), for benchmarks and parity
+    head_tokens: str = _option("unknown", "", ("unknown", "all"), cli=False)
+    # the release's inpainting count, for parity only
+    budget: str = _option("unknown", "", ("unknown", "official"), cli=False)
 
     def validate(self) -> None:
         checks = {

@@ -7,6 +7,7 @@ or `bigr.sampler`, and writes PNGs, printing what it wrote. Argument parsing sta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -29,18 +30,10 @@ from ..tokenizer import BinaryAutoencoder
 from .argtypes import device as device_arg
 from .argtypes import finite_float, int_in
 
-SAMPLER_FLAGS = {  # argparse dest -> SamplerConfig field
-    "steps": "steps",
-    "schedule": "schedule",
-    "order": "order",
-    "guidance": "guidance",
-    "guidance_schedule": "guidance_schedule",
-    "gumbel": "gumbel",
-    "gumbel_schedule": "gumbel_schedule",
-    "head_steps": "head_steps",
-    "head_temperature": "head_temperature",
-    "bits": "bits",
-}
+
+def cli_fields() -> list[dataclasses.Field]:
+    """The SamplerConfig fields a user sets from the command line (one flag each)."""
+    return [f for f in dataclasses.fields(SamplerConfig) if f.metadata.get("cli", True)]
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,24 +46,16 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
         "release's), release, paper-l, paper-xl, paper-xxl, notebook, edit, interpolate, enrich, "
         "PRESET/paper|release, or a name in the model's recipe.json; flags below override fields",
     )
-    g.add_argument("--steps", type=int_in(1, MAX_STEPS), help="unmasking steps")
-    g.add_argument(
-        "--schedule", choices=["cosine", "linear", "square", "sqrt"], help="reveal schedule"
-    )
-    g.add_argument(
-        "--order", choices=["entropy", "confidence", "random", "raster"], help="token order"
-    )
-    g.add_argument(
-        "--guidance", type=finite_float(0.0), help="classifier-free guidance scale (1 = none)"
-    )
-    g.add_argument("--guidance-schedule", choices=["constant", "linear"])
-    g.add_argument("--gumbel", type=finite_float(0.0), help="Gumbel temperature of the token order")
-    g.add_argument("--gumbel-schedule", choices=["constant", "down", "up"])
-    g.add_argument(
-        "--head-steps", type=int_in(1, MAX_STEPS), help="Bernoulli diffusion steps of the head"
-    )
-    g.add_argument("--head-temperature", type=finite_float(0.0, open_low=True))
-    g.add_argument("--bits", choices=["bernoulli", "threshold"], help="how revealed bits are drawn")
+    for spec in cli_fields():
+        meta = spec.metadata
+        if meta["choices"]:
+            kind = {"choices": list(meta["choices"])}
+        elif spec.type in ("int", int):
+            kind = {"type": int_in(1, MAX_STEPS)}
+        else:
+            kind = {"type": finite_float(0.0, open_low=meta.get("positive", False))}
+        flag = "--" + spec.name.replace("_", "-")
+        g.add_argument(flag, dest=spec.name, help=meta["help"], **kind)
     g.add_argument("--seed", type=int, default=0, help="the same seed reproduces an output exactly")
     g.add_argument(
         "--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu"
@@ -85,9 +70,9 @@ def sampler_from_args(args: argparse.Namespace, default: SamplerConfig | str) ->
     if isinstance(default, str):
         default = recipe(default, getattr(args, "model", None))
     changes = {
-        field: getattr(args, dest)
-        for dest, field in SAMPLER_FLAGS.items()
-        if getattr(args, dest, None) is not None
+        spec.name: getattr(args, spec.name)
+        for spec in cli_fields()
+        if getattr(args, spec.name, None) is not None
     }
     config = SamplerConfig(**{**default.__dict__, **changes})
     config.validate()

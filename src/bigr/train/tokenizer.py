@@ -118,32 +118,52 @@ def evaluate_reconstruction(model: BinaryAutoencoder, images: Tensor) -> tuple[f
     return float(psnr(images, recon).mean()), recon
 
 
-def train_tokenizer(
+@dataclass
+class _Run:
+    """Everything a tokenizer run holds between steps."""
+
+    ctx: distributed.Context
+    model: BinaryAutoencoder
+    disc: PatchDiscriminator
+    net: nn.Module  # the model, wrapped in DDP under torchrun
+    dnet: nn.Module
+    ema: EMA
+    opt: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    perceptual: nn.Module | None
+    start: int
+    log: list[dict]
+    eval_images: Tensor | None
+
+    def autocast(self, train: TokenizerTrainConfig) -> contextlib.AbstractContextManager:
+        use_bf16 = train.precision == "bf16" or (
+            train.precision == "auto" and self.ctx.device.type == "cuda"
+        )
+        if not use_bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=torch.bfloat16)
+
+
+def _setup(
     config: TokenizerConfig,
-    dataset,
-    out_dir: str | Path,
+    out: Path,
     train: TokenizerTrainConfig,
     *,
-    held_out=None,
-    resume: bool = False,
-    device: str | None = None,
-    perceptual: nn.Module | None = None,
-    progress: bool = True,
-) -> dict[str, float]:
-    """Train from scratch (or resume); `held_out` (a dataset) feeds PSNR and recon grids."""
+    held_out,
+    resume: bool,
+    device: str | None,
+    perceptual: nn.Module | None,
+) -> _Run:
+    """Models, optimizers and the resumed state (if any); the log truncated to that state."""
     ctx = distributed.setup(device)
     if train.batch_size % ctx.world_size:
         raise ValueError(
             f"global batch {train.batch_size} is not divisible by {ctx.world_size} ranks"
         )
-    out = Path(out_dir)
     torch.manual_seed(train.seed)
     model = BinaryAutoencoder(config).to(ctx.device).train()
-    disc = (
-        PatchDiscriminator(config.in_channels, train.disc_channels, train.disc_layers)
-        .to(ctx.device)
-        .train()
-    )
+    disc = PatchDiscriminator(config.in_channels, train.disc_channels, train.disc_layers)
+    disc = disc.to(ctx.device).train()
     if perceptual is None and train.perceptual_weight > 0:
         from ..perceptual import InceptionPerceptual
 
@@ -168,108 +188,136 @@ def train_tokenizer(
 
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         net, dnet = DDP(model, device_ids=ids), DDP(disc, device_ids=ids)
-    log = [r for r in _read_log(out / "log.jsonl") if r["step"] <= start]
     eval_images = None
     if held_out is not None and len(held_out):
         count = min(train.eval_images, len(held_out))
         eval_images = torch.stack([held_out[i][0] for i in range(count)])
+    log = [r for r in _read_log(out / "log.jsonl") if r["step"] <= start]
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    return _Run(ctx, model, disc, net, dnet, ema, opt, opt_d, perceptual, start, log, eval_images)
+
+
+def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -> dict:
+    """One optimizer step of the autoencoder (and of the discriminator once it is on)."""
+    ctx = run.ctx
+    g = distributed.generator("cpu", train.seed, "tokenizer-step", step)
+    indices = batch_indices(step, train.batch_size, len(dataset), train.seed)
+    flips = torch.rand(train.batch_size, generator=g) < 0.5 if train.flip else None
+    per_rank = train.batch_size // ctx.world_size
+    rows = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
+    x = _images(dataset, indices[rows], None if flips is None else flips[rows]).to(ctx.device)
+    code_gen = distributed.generator(ctx.device, train.seed, "codes", step, ctx.rank)
+    lr = schedules.learning_rate(
+        step,
+        train.lr,
+        warmup=train.warmup_steps,
+        total=train.steps,
+        schedule=train.lr_schedule,
+        minimum=train.min_lr,
+    )
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    gan_on = step >= train.disc_start
+    with run.autocast(train):
+        recon, enc = run.net(x, generator=code_gen)
+        rec = (x - recon.float()).abs().mean()
+        p_loss = rec.new_zeros(())
+        if run.perceptual is not None and step >= train.perceptual_start:
+            p_loss = run.perceptual(x, recon.float()).mean()
+        nll = rec + train.perceptual_weight * p_loss
+        loss, g_loss, d_weight = nll, rec.new_zeros(()), rec.new_zeros(())
+        if gan_on:
+            g_loss = -run.dnet(recon.float()).mean()
+            last = run.model.decoder.blocks[-1].weight
+            d_weight = adaptive_weight(nll, g_loss, last, train.disc_weight_max)
+            loss = loss + d_weight * g_loss
+        if train.code_weight > 0:
+            loss = loss + train.code_weight * (enc.probs * (1 - enc.probs)).mean()
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    d_loss = rec.new_zeros(())
+    if gan_on:
+        with run.autocast(train):
+            d_loss = hinge_d_loss(run.dnet(x), run.dnet(recon.detach().float()))
+        run.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        run.opt_d.step()
+    if (step + 1) % train.ema_every == 0:
+        run.ema.update(run.model)
+    values = torch.stack([loss, rec, p_loss, g_loss, d_weight, d_loss]).detach().float().tolist()
+    names = ("loss", "l1", "perceptual", "g_loss", "d_weight", "d_loss")
+    return {"step": step + 1, **dict(zip(names, values, strict=True)), "lr": lr}
+
+
+def _append_log(out: Path, run: _Run, stats: dict) -> None:
+    run.log.append(stats)
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(stats) + "\n")
+
+
+def _bookkeeping(out: Path, run: _Run, stats: dict, train: TokenizerTrainConfig, t0: float):
+    """Main rank: held-out PSNR and grids, the log, checkpoints."""
+    done = stats["step"]
+    if run.eval_images is not None and (done % train.eval_every == 0 or done == train.steps):
+        stats |= _evaluate(out, done, run.model, run.ema, run.eval_images, train.export)
+    if done % train.log_every == 0 or done == train.steps or "psnr" in stats:
+        stats["seconds"] = time.perf_counter() - t0
+        _append_log(out, run, stats)
+    if done % train.checkpoint_every == 0 or done == train.steps:
+        _save(out, done, run.model, run.disc, run.ema, run.opt, run.opt_d, train, run.log)
+
+
+def train_tokenizer(
+    config: TokenizerConfig,
+    dataset,
+    out_dir: str | Path,
+    train: TokenizerTrainConfig,
+    *,
+    held_out=None,
+    resume: bool = False,
+    device: str | None = None,
+    perceptual: nn.Module | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train from scratch (or resume); `held_out` (a dataset) feeds PSNR and recon grids."""
+    out = Path(out_dir)
+    run = _setup(
+        config,
+        out,
+        train,
+        held_out=held_out,
+        resume=resume,
+        device=device,
+        perceptual=perceptual,
+    )
+    ctx = run.ctx
     bar = None
     if progress and ctx.is_main:
         from tqdm import tqdm
 
-        bar = tqdm(total=train.steps, initial=start, desc="train-tokenizer", unit="step")
-    use_bf16 = train.precision == "bf16" or (
-        train.precision == "auto" and ctx.device.type == "cuda"
-    )
-    autocast = (
-        (lambda: torch.autocast(ctx.device.type, dtype=torch.bfloat16))
-        if use_bf16
-        else contextlib.nullcontext
-    )
-    per_rank = train.batch_size // ctx.world_size
-    last_layer = model.decoder.blocks[-1].weight
+        bar = tqdm(total=train.steps, initial=run.start, desc="train-tokenizer", unit="step")
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
-    for step in range(start, train.steps):
-        g = distributed.generator("cpu", train.seed, "tokenizer-step", step)
-        indices = batch_indices(step, train.batch_size, len(dataset), train.seed)
-        flips = torch.rand(train.batch_size, generator=g) < 0.5 if train.flip else None
-        rows = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
-        x = _images(dataset, indices[rows], None if flips is None else flips[rows]).to(ctx.device)
-        code_gen = distributed.generator(ctx.device, train.seed, "codes", step, ctx.rank)
-        lr = schedules.learning_rate(
-            step,
-            train.lr,
-            warmup=train.warmup_steps,
-            total=train.steps,
-            schedule=train.lr_schedule,
-            minimum=train.min_lr,
-        )
-        for group in opt.param_groups:
-            group["lr"] = lr
-        with autocast():
-            recon, enc = net(x, generator=code_gen)
-            rec = (x - recon.float()).abs().mean()
-            p_loss = (
-                perceptual(x, recon.float()).mean()
-                if perceptual is not None and step >= train.perceptual_start
-                else rec.new_zeros(())
-            )
-            nll = rec + train.perceptual_weight * p_loss
-            loss = nll
-            gan_on = step >= train.disc_start
-            g_loss = d_weight = rec.new_zeros(())
-            if gan_on:
-                g_loss = -dnet(recon.float()).mean()
-                d_weight = adaptive_weight(nll, g_loss, last_layer, train.disc_weight_max)
-                loss = loss + d_weight * g_loss
-            if train.code_weight > 0:
-                loss = loss + train.code_weight * (enc.probs * (1 - enc.probs)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        d_loss = rec.new_zeros(())
-        if gan_on:
-            with autocast():
-                d_loss = hinge_d_loss(dnet(x), dnet(recon.detach().float()))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-        if (step + 1) % train.ema_every == 0:
-            ema.update(model)
-        done = step + 1
-        values = (
-            torch.stack([loss, rec, p_loss, g_loss, d_weight, d_loss]).detach().float().tolist()
-        )
-        names = ("loss", "l1", "perceptual", "g_loss", "d_weight", "d_loss")
-        stats = {"step": done, **dict(zip(names, values, strict=True)), "lr": lr}
+    for step in range(run.start, train.steps):
+        stats = tokenizer_step(step, run, dataset, train)
         if ctx.is_main:
-            if eval_images is not None and (done % train.eval_every == 0 or done == train.steps):
-                stats |= _evaluate(out, done, model, ema, eval_images, train.export)
-            if done % train.log_every == 0 or done == train.steps or "psnr" in stats:
-                stats["seconds"] = time.perf_counter() - t0
-                log.append(stats)
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(stats) + "\n")
+            _bookkeeping(out, run, stats, train, t0)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(l1=f"{stats['l1']:.4f}")
-            if done % train.checkpoint_every == 0 or done == train.steps:
-                _save(out, done, model, disc, ema, opt, opt_d, train, log)
         distributed.barrier(ctx)
     if bar is not None:
         bar.close()
-    if start >= train.steps and ctx.is_main:  # a finished run resumed: re-export only
-        stats = {"step": start, "reexport": train.export}
-        if eval_images is not None:
-            stats |= _evaluate(out, start, model, ema, eval_images, train.export)
-        log.append(stats)
-        with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps(stats) + "\n")
-        _save(out, start, model, disc, ema, opt, opt_d, train, log)
+    if run.start >= train.steps and ctx.is_main:  # a finished run resumed: re-export only
+        stats = {"step": run.start, "reexport": train.export}
+        if run.eval_images is not None:
+            model, ema = run.model, run.ema
+            stats |= _evaluate(out, run.start, model, ema, run.eval_images, train.export)
+        _append_log(out, run, stats)
+        _save(out, run.start, run.model, run.disc, run.ema, run.opt, run.opt_d, train, run.log)
     distributed.teardown(ctx)
     return stats
 
