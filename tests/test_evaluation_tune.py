@@ -16,6 +16,7 @@ def _config(reference: str) -> TuneConfig:
         reference=reference,
         guidance=(1.0, 2.0),
         guidance_schedules=("constant",),
+        guidance_windows=((0.0, 0.5),),
         orders=("entropy", "random"),
         gumbel=(0.0, 1.0),
         gumbel_schedules=("constant", "down"),

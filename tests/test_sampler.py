@@ -176,3 +176,28 @@ def test_progress_is_reported_before_the_first_step_and_after_each(random_bigr):
     )
     total = len(plan_steps([16, 16], 16, FAST))
     assert calls == [(i, total) for i in range(total + 1)]
+
+
+def test_guidance_interval_guides_only_inside_it_and_skips_the_unconditional_pass(random_bigr):
+    config = SamplerConfig(
+        steps=4,
+        head_steps=3,
+        guidance=2.5,
+        gumbel=0.0,
+        guidance_schedule="interval",
+        guidance_start=0.0,
+        guidance_stop=0.5,
+    )
+    plan = plan_steps([16, 16], 16, config)
+    assert [s.guidance for s in plan] == [2.5, 2.5, 1.0, 1.0]
+    rows: list[int] = []
+    handle = random_bigr.transformer.register_forward_hook(
+        lambda module, args, out: rows.append(out.shape[0])
+    )
+    try:
+        sample_codes(random_bigr, torch.tensor([1, 2]), config, generator=_gen(0))
+    finally:
+        handle.remove()
+    assert rows == [4, 4, 2, 2]  # both halves, then the conditional half alone
+    with pytest.raises(ValueError, match="guidance interval"):
+        SamplerConfig(guidance_start=0.7, guidance_stop=0.2).validate()

@@ -53,7 +53,9 @@ class SamplerConfig:
     schedule: str = _option("cosine", "reveal schedule", tuple(schedules.MASK_SCHEDULES))
     order: str = _option("confidence", "token order", ORDERS)
     guidance: float = _option(3.0, "classifier-free guidance scale (1 = none)")
-    guidance_schedule: str = _option("constant", "guidance ramp", ("constant", "linear"))
+    guidance_schedule: str = _option("constant", "guidance ramp", schedules.GUIDANCE_SCHEDULES)
+    guidance_start: float = _option(0.0, "interval schedule: guide steps with progress > this")
+    guidance_stop: float = _option(1.0, "interval schedule: ... and progress <= this")
     gumbel: float = _option(0.01, "Gumbel temperature of the token order")
     gumbel_schedule: str = _option("constant", "Gumbel ramp", ("constant", "down", "up"))
     head_steps: int = _option(100, "Bernoulli diffusion steps of the head")
@@ -81,7 +83,7 @@ class SamplerConfig:
                 raise ValueError(f"{name} must be an integer, got {value!r}")
             if not 1 <= value <= MAX_STEPS:
                 raise ValueError(f"{name} must be in 1..{MAX_STEPS}, got {value}")
-        for name in ("guidance", "gumbel", "head_temperature"):
+        for name in ("guidance", "gumbel", "head_temperature", "guidance_start", "guidance_stop"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number, got {value!r}")
@@ -93,6 +95,11 @@ class SamplerConfig:
             raise ValueError(f"gumbel temperature must be >= 0, got {self.gumbel}")
         if self.head_temperature <= 0:
             raise ValueError(f"head_temperature must be > 0, got {self.head_temperature}")
+        if not 0.0 <= self.guidance_start <= self.guidance_stop <= 1.0:
+            raise ValueError(
+                "guidance interval needs 0 <= guidance_start <= guidance_stop <= 1, got "
+                f"{self.guidance_start}, {self.guidance_stop}"
+            )
         schedules.guidance_at(self.guidance, self.guidance_schedule, 1.0)
         schedules.gumbel_temperature_at(self.gumbel, self.gumbel_schedule, 1.0)
 
@@ -124,7 +131,12 @@ def plan_steps(unknown: list[int], num_tokens: int, config: SamplerConfig) -> li
             Step(
                 counts,
                 list(left),
-                schedules.guidance_at(config.guidance, config.guidance_schedule, r),
+                schedules.guidance_at(
+                    config.guidance,
+                    config.guidance_schedule,
+                    r,
+                    (config.guidance_start, config.guidance_stop),
+                ),
                 schedules.gumbel_temperature_at(config.gumbel, config.gumbel_schedule, r),
                 config.order,
             )

@@ -56,13 +56,24 @@ def training_mask_count(step: int, num_tokens: int) -> int:
 # -- guidance and Gumbel ramps ----------------------------------------------------------------
 
 
-def guidance_at(scale: float, schedule: str, progress: float) -> float:
-    """Classifier-free guidance scale at progress r: constant, or 1 + (scale - 1) r (linear)."""
+GUIDANCE_SCHEDULES = ("constant", "linear", "interval")
+
+
+def guidance_at(
+    scale: float, schedule: str, progress: float, window: tuple[float, float] = (0.0, 1.0)
+) -> float:
+    """Classifier-free guidance scale at progress r: constant; 1 + (scale - 1) r (linear); or
+    `scale` for r inside `window` = (start, stop] and 1 (no guidance, no unconditional pass)
+    outside it (interval)."""
     if schedule == "constant":
         return scale
     if schedule == "linear":
         return 1.0 + (scale - 1.0) * progress
-    raise ValueError(f"unknown guidance schedule {schedule!r}; known: constant, linear")
+    if schedule == "interval":
+        start, stop = window
+        return scale if start < progress <= stop else 1.0
+    known = ", ".join(GUIDANCE_SCHEDULES)
+    raise ValueError(f"unknown guidance schedule {schedule!r}; known: {known}")
 
 
 def gumbel_temperature_at(temperature: float, schedule: str, progress: float) -> float:

@@ -2,9 +2,9 @@
 
 A coordinate-descent sweep: starting from a base recipe, each axis in turn — guidance, order x
 Gumbel temperature (each certainty order at every temperature; `random` and `raster` without
-noise), the Gumbel ramp, the guidance schedule, unmasking steps, head (diffusion) steps, then
-guidance once more — is swept with the other fields held at the best values so far, and the
-value with the lowest FID against the reference split (default `fashion-mnist:val`, the last
+noise), the Gumbel ramp, the guidance schedule, a guidance interval, unmasking steps, head
+(diffusion) steps, then guidance once more — is swept with the other fields held at the best
+values so far, and the value with the lowest FID against the reference split (default `fashion-mnist:val`, the last
 5,000 training images, which the embedded models never train on) is kept. Every point uses the
 same seeds (batch b of every point draws from a generator seeded by (seed, b)), so points differ
 only by their settings.
@@ -37,6 +37,8 @@ class TuneConfig:
     reference: str = "fashion-mnist:val"
     guidance: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
     guidance_schedules: tuple[str, ...] = ("constant", "linear")
+    # (start, stop] of progress where guidance applies ("interval" schedule; outside, one pass)
+    guidance_windows: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.25, 1.0), (0.5, 1.0))
     orders: tuple[str, ...] = ("entropy", "confidence", "random", "raster")
     gumbel: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0)
     gumbel_schedules: tuple[str, ...] = ("constant", "down", "up")
@@ -74,11 +76,20 @@ def axes(cfg: TuneConfig) -> list[tuple[str, Callable[[SamplerConfig], list[Samp
             return [cur]
         return [dataclasses.replace(cur, gumbel_schedule=s) for s in cfg.gumbel_schedules]
 
+    def windows(cur: SamplerConfig) -> list[SamplerConfig]:
+        return [cur] + [
+            dataclasses.replace(
+                cur, guidance_schedule="interval", guidance_start=a, guidance_stop=b
+            )
+            for a, b in cfg.guidance_windows
+        ]
+
     return [
         ("guidance", replace("guidance", cfg.guidance)),
         ("order x gumbel", orders),
         ("gumbel schedule", gumbel_schedules),
         ("guidance schedule", replace("guidance_schedule", cfg.guidance_schedules)),
+        ("guidance interval", windows),
         ("unmasking steps", replace("steps", cfg.steps)),
         ("head steps", replace("head_steps", cfg.head_steps)),
         ("guidance (again)", replace("guidance", cfg.guidance)),
@@ -201,8 +212,11 @@ def _r(row: dict) -> str:
 
 
 def _describe(s: SamplerConfig) -> str:
+    ramp = s.guidance_schedule
+    if ramp == "interval":
+        ramp = f"in ({s.guidance_start:g}, {s.guidance_stop:g}]"
     return (
-        f"guidance {s.guidance:g} ({s.guidance_schedule}), {s.order} gumbel {s.gumbel:g} "
+        f"guidance {s.guidance:g} ({ramp}), {s.order} gumbel {s.gumbel:g} "
         f"({s.gumbel_schedule}), {s.steps} steps, {s.head_steps} head steps"
     )
 
