@@ -1,13 +1,13 @@
 """`bigr tune-recipe`: choose a model's sampling recipe on held-out images, never the test split.
 
-A coordinate-descent sweep: starting from a base recipe, each axis in turn — guidance, order x
-Gumbel temperature (each certainty order at every temperature; `random` and `raster` without
-noise), the Gumbel ramp, the guidance schedule, a guidance interval, unmasking steps, head
-(diffusion) steps, then guidance once more — is swept with the other fields held at the best
-values so far, and the value with the lowest FID against the reference split (default `fashion-mnist:val`, the last
-5,000 training images, which the embedded models never train on) is kept. Every point uses the
-same seeds (batch b of every point draws from a generator seeded by (seed, b)), so points differ
-only by their settings.
+A coordinate-descent sweep: starting from a base recipe, each axis in turn (guidance; order x
+Gumbel temperature, each certainty order at every temperature, `random` and `raster` without
+noise; the Gumbel ramp; the guidance schedule; a guidance interval; unmasking steps; head
+(diffusion) steps; then guidance once more) is swept with the other fields held at the best
+values so far, and the value with the lowest FID against the reference split is kept (default
+`fashion-mnist:val`, the last 5,000 training images, which the embedded models never train on).
+Every point uses the same seeds (batch b of every point draws from a generator seeded by
+(seed, b)), so points differ only by their settings.
 
 Each measured point is appended to `OUT/points.jsonl` (keyed by its settings, n, seed and
 reference), so an interrupted sweep resumes where it stopped and a rerun costs nothing; the
