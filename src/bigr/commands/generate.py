@@ -182,11 +182,28 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return _written(*written)
 
 
+def box_arg(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not four numbers x0,y0,x1,y1") from None
+    if len(values) != 4 or not all(0 <= v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give four fractions in [0, 1]")
+    x0, y0, x1, y1 = values
+    if not (x0 < x1 and y0 < y1):
+        raise argparse.ArgumentTypeError(f"{text!r}: need x0 < x1 and y0 < y1")
+    return values
+
+
 def _load_image_and_mask(args: argparse.Namespace, size: int, required: bool = True):
     image = load_image(args.image, size)
+    if getattr(args, "box", None) is not None:
+        if args.mask is not None:
+            raise ValueError("give --mask or --box, not both")
+        return image, box_mask(size, args.box)
     if args.mask is None:
         if required:
-            raise ValueError("--mask is required")
+            raise ValueError("--mask (an image) or --box (x0,y0,x1,y1 fractions) is required")
         return image, None
     w, h = open_image(args.image).size
     mw, mh = open_image(args.mask).size
@@ -319,13 +336,18 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--tokenizer", help="tokenizer directory (default: MODEL/tokenizer)")
         p.add_argument("--out", required=True, help="output PNG")
 
-    def edit_args(p: argparse.ArgumentParser, mask_help: str, mask_required: bool = True) -> None:
+    def edit_args(p: argparse.ArgumentParser, mask_help: str) -> None:
         p.add_argument(
             "--image",
             required=True,
             help="input image (centre-cropped and resized as the release does)",
         )
-        p.add_argument("--mask", required=mask_required, help=mask_help)
+        p.add_argument("--mask", help=mask_help)
+        p.add_argument(
+            "--box",
+            type=box_arg,
+            help="instead of --mask: the box x0,y0,x1,y1 in fractions of the image (0..1)",
+        )
         p.add_argument("--num", type=int_in(1, 256), default=1, help="variants to generate")
         p.add_argument(
             "--rule",
@@ -339,7 +361,10 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
             help="do not paste the original back outside the mask",
         )
         p.add_argument(
-            "--feather", type=int, default=0, help="soften the blend over this many pixels"
+            "--feather",
+            type=int_in(0, 64),
+            default=0,
+            help="soften the blend over this many pixels",
         )
         p.add_argument(
             "--stochastic-codes",
@@ -372,11 +397,7 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("outpaint", help="keep the white region of a mask, regenerate the rest")
     model_args(p)
-    edit_args(
-        p,
-        "mask of the same size; white = keep (default: keep the central half)",
-        mask_required=False,
-    )
+    edit_args(p, "mask of the same size; white = keep (default: keep the central half)")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_outpaint)
 
@@ -397,7 +418,7 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enrich", help="add detail to a low-resolution image")
     model_args(p)
     p.add_argument("--image", required=True)
-    p.add_argument("--ds", type=int, default=2, help="down-sampling factor of the input")
-    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--ds", type=int_in(1, 16), default=2, help="down-sampling factor of the input")
+    p.add_argument("--rounds", type=int_in(1, 32), default=4)
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_enrich)
