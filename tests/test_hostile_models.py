@@ -31,11 +31,15 @@ CONFIG_CASES = {
     "heads is zero": (lambda d: d.update(heads=0), "heads must be > 0"),
     "dropout above one": (
         lambda d: d.update(class_dropout=1.5),
-        r"class_dropout must be in \[0, 1\)",
+        r"class_dropout must be in \[0, 1\]",
     ),
     "use_adaln is a number": (lambda d: d.update(use_adaln=1), "use_adaln must be true or false"),
     "head is a list": (lambda d: d.update(head=[1, 2]), "head must be an object"),
     "head width zero": (lambda d: d["head"].update(width=0), "width must be > 0"),
+    "resid dropout of one": (
+        lambda d: d.update(resid_dropout=1.0),
+        r"resid_dropout must be in \[0, 1\)",
+    ),
     "unknown field": (lambda d: d.update(colour=3), "unknown BiGRConfig fields: colour"),
     "unknown kind": (lambda d: d.update(kind="vae"), "config kind must be one of"),
     "dim not divisible by heads": (lambda d: d.update(dim=66), "not divisible by heads"),

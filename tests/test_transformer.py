@@ -72,3 +72,17 @@ def test_plain_blocks_without_adaln_build_and_run():
     assert tr.adaln is None and tr.layers[0].ada_gss is None
     codes, labels, mask = _inputs(config)
     assert tr(codes, labels, mask).shape == (2, 16, 64)
+
+
+def test_class_dropout_one_trains_unconditionally():
+    import dataclasses
+
+    from bigr.config import PRESETS
+    from bigr.model import BiGR
+
+    config = dataclasses.replace(PRESETS["bigr-tiny"], class_dropout=1.0)
+    config.validate()
+    model = BiGR(config)
+    labels = torch.arange(10)
+    dropped = model.transformer.drop_labels(labels, torch.Generator().manual_seed(0))
+    assert torch.equal(dropped, torch.full_like(labels, config.null_class))

@@ -23,17 +23,18 @@ FORMAT_VERSION = 1
 
 
 def _require(config: Any, rules: dict[str, str]) -> None:
-    """Range checks by field: "pos" (> 0), "nonneg" (>= 0), "prob" (in [0, 1)), each optional
-    field skipped when None. One message naming the field and the value."""
+    """Range checks by field: "pos" (> 0), "nonneg" (>= 0), "prob" (in [0, 1)), "unit" (in
+    [0, 1]); a field that is None is skipped. One message naming the field and the value."""
     for name, rule in rules.items():
         value = getattr(config, name)
         values = value if isinstance(value, tuple) else (value,)
         for v in values:
             if v is None:
                 continue
-            ok = {"pos": v > 0, "nonneg": v >= 0, "prob": 0 <= v < 1}[rule]
+            ok = {"pos": v > 0, "nonneg": v >= 0, "prob": 0 <= v < 1, "unit": 0 <= v <= 1}[rule]
             if not ok:
-                what = {"pos": "> 0", "nonneg": ">= 0", "prob": "in [0, 1)"}[rule]
+                what = {"pos": "> 0", "nonneg": ">= 0", "prob": "in [0, 1)", "unit": "in [0, 1]"}
+                what = what[rule]
                 raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
@@ -190,9 +191,9 @@ class BiGRConfig:
                 **dict.fromkeys(("code_bits", "grid_size", "class_tokens"), "pos"),
                 "num_classes": "nonneg",
                 "text_dim": "nonneg",
-                **dict.fromkeys(
-                    ("class_dropout", "token_dropout", "attn_dropout", "resid_dropout"), "prob"
-                ),
+                # class_dropout 1 trains an unconditional model (every label is the null one)
+                "class_dropout": "unit",
+                **dict.fromkeys(("token_dropout", "attn_dropout", "resid_dropout"), "prob"),
                 "ffn_dropout": "prob",
                 "drop_path": "prob",
             },
