@@ -51,6 +51,11 @@ def test_report_writes_every_section_and_reuses_cached_results(
     assert orders["floor"]["n"] == 10 and orders["orders"]["raster"]["n"] == 10
     sweeps = json.loads((out / "results" / "sweeps.json").read_text())
     assert sweeps["floor"]["n"] == 12 and sweeps["steps"][0]["n"] == 12
+    edits = json.loads((out / "results" / "edits.json").read_text())["edits"]
+    # the test data has classes 0-2: the pairs starting there are measured, the others skipped
+    assert [(e["source"], e["target"]) for e in edits] == [(0, 3), (1, 3)]
+    assert all(e["n"] == 8 and 0 <= e["target_after"] <= 1 for e in edits)
+    assert "Class editing" in text and (out / "samples" / "edits.png").is_file()
     inpaint = json.loads((out / "results" / "inpaint.json").read_text())["masks"]
     # the reconstruction ceiling is measured on the same region as the fill
     assert all(e["tokens_regenerated"] > 0 for e in inpaint.values())

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import atomic_write_text
+from ..recipes import recipe
 from .argtypes import device as device_arg
 from .argtypes import int_in
 from .generate import add_sampler_arguments, load_pair, parse_ints, sampler_from_args
@@ -235,6 +236,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             "probe_train": "probe_train",
             "probe_test": "probe_test",
             "inpaint_images": "inpaint_images",
+            "edit_images": "edit_images",
             "num_text": "num_text",
             "batch_size": "batch_size",
             "reference": "reference",
@@ -252,6 +254,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         variants.append((label, directory))
     config = ReportConfig(
         recipe=sampler,
+        edit_recipe=recipe("edit", args.model),
         seed=args.seed,
         text_fid=args.text_fid,
         variants=tuple(variants),
@@ -294,6 +297,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-train", type=int)
     p.add_argument("--probe-test", type=int)
     p.add_argument("--inpaint-images", type=int)
+    p.add_argument("--edit-images", type=int, help="held-out images per class-edit pair")
     p.add_argument("--num-text", type=int, help="text models: samples over the prompts")
     p.add_argument("--text-fid", action="store_true", help="text models: also an FID")
     p.add_argument(

@@ -20,6 +20,8 @@ class ReportConfig:
     probe_test: int = 10_000
     probe_epochs: int = 30
     inpaint_images: int = 1_000
+    edit_images: int = 50  # held-out images per class-edit pair (the edits section)
+    edit_recipe: SamplerConfig | None = None  # None: the built-in "edit" recipe
     num_text: int = 1_500  # text models: samples over the 30 (class, tone) prompts
     text_fid: bool = False  # also the FID of the prompted samples (an Inception pass)
     # (label, model directory): generators trained otherwise (e.g. predicting x0 instead of

@@ -81,6 +81,29 @@ def _encode(tokenizer: BinaryAutoencoder, images: Tensor, batch: int) -> Tensor:
     )
 
 
+def pixel_classifier(ctx: _Context):
+    """A linear probe on real pixels (trained once per report): (classify, top-1 % on the
+    held-out images). `classify(images)` returns class ids."""
+    if getattr(ctx, "_pixel_classifier", None) is None:
+        from ..probe import ProbeConfig, train_probe
+
+        cfg = ctx.config
+        train_x, train_y = real_images(cfg.train_data, cfg.probe_train, ctx.size, seed=cfg.seed)
+        test_x, test_y = real_images(cfg.reference, cfg.probe_test, ctx.size)
+        probe = ProbeConfig(epochs=cfg.probe_epochs, warmup_epochs=max(1, cfg.probe_epochs // 10))
+        head = train_probe(
+            train_x.flatten(1), train_y, test_x.flatten(1), test_y, probe, return_head=True
+        )
+        predict = head.pop("head")
+
+        def classify(images: Tensor) -> Tensor:
+            with torch.no_grad():
+                return predict(images.flatten(1)).argmax(1)
+
+        ctx._pixel_classifier = (classify, head["top1"])
+    return ctx._pixel_classifier
+
+
 class _Context:
     """The models and settings of one report. `image_size` defaults to the tokenizer's; the
     model-free part (`precompute_real`) passes it with no model or tokenizer."""

@@ -11,7 +11,7 @@ from .format import _fmt
 from .sections import MODULES, variants
 
 # the order of the sections in report.md
-ORDER = ("tokenizer", "fid", "sweeps", "orders", "variants", "probe", "inpaint", "text")
+ORDER = ("tokenizer", "fid", "sweeps", "orders", "variants", "probe", "inpaint", "edits", "text")
 
 
 def _header(config: ReportConfig, machine: dict, model_name: str) -> list[str]:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from . import fid, inpaint, orders, probe, sweeps, text, tokenizer, variants
+from . import edits, fid, inpaint, orders, probe, sweeps, text, tokenizer, variants
 
 MODULES = {
     "tokenizer": tokenizer,
@@ -18,6 +18,7 @@ MODULES = {
     "orders": orders,
     "probe": probe,
     "inpaint": inpaint,
+    "edits": edits,
     "text": text,
     "variants": variants,
 }
@@ -25,5 +26,5 @@ SECTIONS = {name: module.compute for name, module in MODULES.items()}
 SECTION_SETTINGS: dict[str, tuple[str, ...]] = {
     name: module.SETTINGS for name, module in MODULES.items()
 }
-CLASS_SECTIONS = ("tokenizer", "fid", "sweeps", "orders", "probe", "inpaint")
+CLASS_SECTIONS = ("tokenizer", "fid", "sweeps", "orders", "probe", "inpaint", "edits")
 TEXT_SECTIONS = ("text", "probe", "inpaint")

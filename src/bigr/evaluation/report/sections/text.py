@@ -13,9 +13,8 @@ from .... import distributed
 from ....apps.common import unconditional
 from ....images import save_grid
 from ....sampler import sample_codes
-from ...probe import ProbeConfig, train_probe
 from ..config import ReportConfig
-from ..context import _Context, _fid_entry, real_images
+from ..context import _Context, _fid_entry, pixel_classifier
 from ..format import _fmt
 
 SETTINGS = (
@@ -77,19 +76,7 @@ def compute(ctx: _Context) -> dict:
     target_class = torch.tensor([p["class"] for p in prompts]).repeat_interleave(per_prompt)
     target_tone = torch.tensor([p["tone"] for p in prompts]).repeat_interleave(per_prompt)
     images_t, null_t, seconds = _sample(ctx, conditions)
-    # class probe on real pixels (the same recipe as the representation probe)
-    train_x, train_y = real_images(cfg.train_data, cfg.probe_train, ctx.size, seed=cfg.seed)
-    test_x, test_y = real_images(cfg.reference, cfg.probe_test, ctx.size)
-    probe = ProbeConfig(epochs=cfg.probe_epochs, warmup_epochs=max(1, cfg.probe_epochs // 10))
-    head = train_probe(
-        train_x.flatten(1), train_y, test_x.flatten(1), test_y, probe, return_head=True
-    )
-    predict = head.pop("head")
-
-    def class_of(x: Tensor) -> Tensor:
-        with torch.no_grad():
-            return predict(x.flatten(1)).argmax(1)
-
+    class_of, probe_top1 = pixel_classifier(ctx)  # a linear probe on real pixels
     rows = []
     for i, p in enumerate(prompts):
         sl = slice(i * per_prompt, (i + 1) * per_prompt)
@@ -112,7 +99,7 @@ def compute(ctx: _Context) -> dict:
         "tone_match": float((tone_of(images_t) == target_tone).float().mean()),
         "null_class_match": float((class_of(null_t) == target_class).float().mean()),
         "null_tone_match": float((tone_of(null_t) == target_tone).float().mean()),
-        "probe_real_top1": head["top1"],
+        "probe_real_top1": probe_top1,
         "fid": None if stats is None else _fid_entry(stats, ctx.reference())["fid"],
         "prompts": rows,
     }
