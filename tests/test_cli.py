@@ -24,15 +24,17 @@ def test_parity_command_passes_on_both_references(reference_dir, capsys):
     assert "0 failed" in out and "FAIL" not in out
 
 
-def test_convert_writes_a_loadable_model_with_the_same_numerics(reference_dir, tmp_path):
+def test_convert_writes_a_loadable_model_with_the_same_numerics(reference_dir, tmp_path, capsys):
+    """No preset: the configuration is read off the checkpoint (shapes and stored args)."""
     from bigr.config import PRESETS
 
     ckpt = reference_dir / "tiny" / "tiny_bigr_ckpt.pt"
-    assert (
-        main(["convert", "bigr", str(ckpt), "--preset", "bigr-tiny", "--out", str(tmp_path / "m")])
-        == 0
-    )
+    assert main(["convert", "bigr", str(ckpt), "--out", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "configuration (inferred from the checkpoint):" in out
+    assert "  dim " in out and "= 64  (mask_tok)" in out
     model = BiGR.from_pretrained(tmp_path / "m")
+    assert model.config == PRESETS["bigr-tiny"]
     official, _ = load_official(ckpt, PRESETS["bigr-tiny"])
     codes = torch.randint(0, 2, (2, 16, 16)).float()
     labels, mask = torch.tensor([1, 2]), torch.rand(2, 16) < 0.5
@@ -40,11 +42,60 @@ def test_convert_writes_a_loadable_model_with_the_same_numerics(reference_dir, t
         model.transformer(codes, labels, mask), official.transformer(codes, labels, mask)
     )
     bae = reference_dir / "tiny_bae" / "tiny_binaryae_ema.th"
-    assert (
-        main(["convert", "bae", str(bae), "--preset", "bae-tiny", "--out", str(tmp_path / "t")])
-        == 0
-    )
+    assert main(["convert", "bae", str(bae), "--out", str(tmp_path / "t")]) == 0
     assert load_tokenizer(tmp_path / "t").config == PRESETS["bae-tiny"]
+    # the preset, now a cross-check, passes; --set applies to both sides
+    args = ["convert", "bigr", str(ckpt), "--preset", "bigr-tiny", "--set", "head.alpha=0"]
+    assert main([*args, "--out", str(tmp_path / "m2")]) == 0
+    assert "checked against preset bigr-tiny" in capsys.readouterr().out
+    assert BiGR.from_pretrained(tmp_path / "m2").config.head.alpha == 0.0
+
+
+def test_convert_a_checkpoint_of_a_shape_no_preset_has(tmp_path, capsys):
+    from test_official import UNUSUAL, _outputs, save_unusual_checkpoint
+
+    ckpt = tmp_path / "unusual.pt"
+    original = save_unusual_checkpoint(ckpt, n_head=6, dropout_p=0.1)
+    assert main(["convert", "bigr", str(ckpt), "--out", str(tmp_path / "m")]) == 0
+    assert "heads                = 6  (args n_head)" in capsys.readouterr().out
+    model = BiGR.from_pretrained(tmp_path / "m")
+    assert model.config == UNUSUAL
+    for a, b in zip(_outputs(model, UNUSUAL), _outputs(original, UNUSUAL), strict=True):
+        assert torch.equal(a, b)
+
+    # without n_head the heads cannot be known: the error names the flag, which then works
+    save_unusual_checkpoint(ckpt, p_flip=True)
+    assert main(["convert", "bigr", str(ckpt), "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "--set heads=" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+    args = ["convert", "bigr", str(ckpt), "--set", "heads=6", "--out", str(tmp_path / "m3")]
+    assert main(args) == 0
+    assert BiGR.from_pretrained(tmp_path / "m3").config == UNUSUAL
+
+
+def test_a_wrong_preset_is_refused_naming_every_differing_field(reference_dir, tmp_path, capsys):
+    ckpt = str(reference_dir / "tiny" / "tiny_bigr_ckpt.pt")
+    args = ["convert", "bigr", ckpt, "--preset", "bigr-l-d24", "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "does not match preset 'bigr-l-d24'" in err
+    for field in (
+        "dim: inferred 64, preset 1024",
+        "depth: inferred 2, preset 24",
+        "heads: inferred 4, preset 16",
+        "code_bits: inferred 16, preset 24",
+        "grid_size: inferred 4, preset 16",
+        "num_classes: inferred 10, preset 1000",
+        "head.width: inferred 64, preset 1024",
+        "head.depth: inferred 2, preset 3",
+    ):
+        assert field in err, field
+    assert not (tmp_path / "x").exists()
+    # --set applies to both sides; one that contradicts the weights fails naming the keys
+    args = ["convert", "bigr", ckpt, "--preset", "bigr-tiny", "--set", "depth=3"]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 1
+    assert "missing keys: layers.2." in capsys.readouterr().err
 
 
 def test_errors_are_one_line_without_traceback(reference_dir, tmp_path):

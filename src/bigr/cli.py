@@ -24,31 +24,62 @@ class CLIError(Exception):
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    import json
+
     import torch
 
     from .config import BiGRConfig, apply_overrides, get_preset
     from .model import BiGR, save_tokenizer
-    from .official import convert_state_dict, load_official_file
+    from .official import (
+        config_differences,
+        convert_state_dict,
+        infer_config,
+        read_official_checkpoint,
+    )
     from .tokenizer import BinaryAutoencoder
 
-    try:
-        config = get_preset(args.preset)
-    except KeyError as err:
-        raise CLIError(str(err.args[0])) from None
     want_bigr = args.kind == "bigr"
-    if isinstance(config, BiGRConfig) != want_bigr:
-        raise CLIError(
-            f"preset {args.preset!r} is not a {'BiGR' if want_bigr else 'tokenizer'} preset"
-        )
-    config = apply_overrides(config, args.set or [])
+    overrides = args.set or []
+    preset = None
+    if args.preset:
+        try:
+            preset = get_preset(args.preset)
+        except KeyError as err:
+            raise CLIError(str(err.args[0])) from None
+        if isinstance(preset, BiGRConfig) != want_bigr:
+            raise CLIError(
+                f"preset {args.preset!r} is not a {'BiGR' if want_bigr else 'tokenizer'} preset"
+            )
+        preset = apply_overrides(preset, overrides)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
         args.dtype
     ]
-    state = load_official_file(args.file, args.kind, args.key)
-    converted, report = convert_state_dict(state, config, dtype=dtype)
+    checkpoint = read_official_checkpoint(args.file, args.kind, args.key)
+    # The configuration is read off the checkpoint; a preset only cross-checks it (and fills
+    # in what the file cannot tell, such as the heads of a file without build arguments).
+    inferred = infer_config(checkpoint, args.kind, overrides, preset)
+    config = inferred.config
+    if preset is not None:
+        differences = config_differences(config, preset)
+        if differences:
+            listed = "; ".join(
+                f"{name}: inferred {json.dumps(a)}, preset {json.dumps(b)}"
+                for name, a, b in differences
+            )
+            raise CLIError(
+                f"{Path(args.file).name} does not match preset {args.preset!r}"
+                + (" (after --set)" if overrides else "")
+                + f": {listed}"
+            )
+    origin = f"checked against preset {args.preset}" if preset else "inferred from the checkpoint"
+    print(f"configuration ({origin}):")
+    for line in inferred.lines():
+        print(f"  {line}")
+    converted, report = convert_state_dict(checkpoint.state, config, dtype=dtype)
     extra = {
         "source": Path(args.file).name,
         "converted_by": "bigr convert",
+        "config_from": origin,
         "report": report.summary(),
     }
     with torch.device("meta"):
@@ -282,14 +313,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["bigr", "bae"])
     p.add_argument("file", help="official checkpoint file")
     p.add_argument(
-        "--preset", required=True, help="configuration of the checkpoint (see `bigr presets`)"
+        "--preset",
+        help="optional cross-check: fail unless the configuration read off the checkpoint "
+        "equals this preset (see `bigr presets`)",
     )
     p.add_argument(
         "--out", required=True, help="output directory (config.json + model.safetensors)"
     )
     p.add_argument("--key", default="ema", help="entry of a BiGR .pt file holding the weights")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="set a config field, e.g. heads=16 where the checkpoint cannot tell it",
+    )
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("parity", help="recompute an official reference file and compare")
