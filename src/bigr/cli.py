@@ -30,12 +30,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     from .config import BiGRConfig, apply_overrides, get_preset
     from .model import BiGR, save_tokenizer
-    from .official import (
-        config_differences,
-        convert_state_dict,
-        infer_config,
-        read_official_checkpoint,
-    )
+    from .official import convert_state_dict, read_official_checkpoint
+    from .official_config import config_differences, infer_config
     from .tokenizer import BinaryAutoencoder
 
     want_bigr = args.kind == "bigr"

@@ -29,12 +29,8 @@ from .diffusion_head import bit_loss
 from .draws import RecordedDraws
 from .layers import apply_rope
 from .model import BiGR
-from .official import (
-    bigr_config_from_model_args,
-    convert_state_dict,
-    load_official_file,
-    tokenizer_config_from_hparams,
-)
+from .official import convert_state_dict, load_official_file
+from .official_config import bigr_config_from_model_args, tokenizer_config_from_hparams
 from .sampler import SamplerConfig, predict_probs, sample_codes
 from .tokenizer import BinaryAutoencoder, codes_to_grid, grid_to_codes
 
