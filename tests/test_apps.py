@@ -80,6 +80,25 @@ def test_outpaint_regenerates_around_the_kept_region(pair):
     assert result.regenerated.sum() == 12
 
 
+def test_outpaint_feathers_the_seam_by_default_and_pastes_hard_when_asked(pair):
+    model, tokenizer = pair
+    image, keep = _image(), box_mask(16, (0.25, 0.25, 0.75, 0.75))
+
+    def run(**kwargs):
+        gen = torch.Generator().manual_seed(0)
+        return outpaint(model, tokenizer, image, keep, sampler=FAST, generator=gen, **kwargs)
+
+    soft, hard = run(), run(feather_radius=0)
+    assert torch.equal(soft.raw, hard.raw)  # the same samples; only the blend differs
+    inside = keep.clone()
+    assert torch.equal(hard.images[0][:, inside], image[:, inside])  # a hard paste keeps all
+    # the default softens the kept box's border (half a token: 2 px here) but keeps its core
+    core = box_mask(16, (0.375, 0.375, 0.625, 0.625))
+    assert torch.equal(soft.images[0][:, core], image[:, core])
+    border = keep & ~box_mask(16, (0.3125, 0.3125, 0.6875, 0.6875))
+    assert not torch.equal(soft.images[0][:, border], image[:, border])
+
+
 def test_edit_checks_the_class_and_uses_it(pair):
     model, tokenizer = pair
     image, mask = _image(), box_mask(16, (0.0, 0.0, 0.5, 1.0))

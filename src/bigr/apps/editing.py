@@ -50,7 +50,7 @@ def regenerate(
     sampler: SamplerConfig = EDIT_SAMPLER,
     rule: str = "any",
     blend_result: bool = True,
-    feather_radius: int = 0,
+    feather_radius: int | None = 0,
     stochastic_codes: bool = False,
     generator: torch.Generator | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -81,7 +81,7 @@ def regenerate(
     )
     raw = decode(tokenizer, out)
     recon = decode(tokenizer, codes)[0]
-    images = blend(raw, image, pixel_mask, feather_radius) if blend_result else raw
+    images = blend(raw, image, pixel_mask, feather_radius or 0) if blend_result else raw
     return EditResult(
         images=images,
         raw=raw,
@@ -117,6 +117,12 @@ def outpaint(
 ) -> EditResult:
     """Keep the region under `keep_mask` and regenerate everything around it."""
     rule = kwargs.pop("rule", "any")
+    if kwargs.get("feather_radius") is None:
+        # A hard paste of the kept pixels shows a seam where they meet the generated ones
+        # (the decoder's output differs there from the original): soften it over half a
+        # token's width by default.
+        patch = tokenizer.config.image_size // model.config.grid_size
+        kwargs["feather_radius"] = max(1, patch // 2)
     # A token is kept only if it lies wholly in the kept region, so that generated content
     # never overwrites kept pixels: regenerate every token touching the outside ("any").
     result = regenerate(model, tokenizer, image, ~keep_mask, rule=rule, **kwargs)

@@ -363,8 +363,8 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--feather",
             type=int_in(0, 64),
-            default=0,
-            help="soften the blend over this many pixels",
+            default=None,
+            help="soften the blend over this many pixels (default 0; outpaint: half a token)",
         )
         p.add_argument(
             "--stochastic-codes",
