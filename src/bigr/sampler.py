@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from . import schedules
-from .draws import Draws, TorchDraws
+from .draws import Draws, TorchDraws, announce_rows
 from .model import BiGR
 
 ORDERS = ("entropy", "confidence", "random", "raster")
@@ -209,6 +209,7 @@ def predict_probs(
     halves = z.chunk(2) if use_cond and use_uncond else (z,)
     head_kwargs = dict(steps=config.head_steps, temperature=config.head_temperature, draws=draws)
     if config.head_tokens == "all":
+        announce_rows(draws, None, b, l)
         rows = [h.flatten(0, 1) for h in halves]
         p = model.head.sample(
             rows[0], rows[1] if len(rows) > 1 else None, guidance=guidance, **head_kwargs
@@ -216,6 +217,7 @@ def predict_probs(
         return p.view(b, l, k)
     # Head on still-unknown tokens only: their positions first (stable), padded to max_unknown.
     index = torch.argsort((~unknown).to(torch.int8), dim=1, stable=True)[:, :max_unknown]
+    announce_rows(draws, index, b, l)
     rows = [_select_rows(h, index) for h in halves]
     p = model.head.sample(
         rows[0], rows[1] if len(rows) > 1 else None, guidance=guidance, **head_kwargs
@@ -323,6 +325,7 @@ def sample_codes(
             scores = scores + (step.gumbel * noise).float()
         index = scores.topk(kmax, dim=1).indices  # (B, kmax), most certain first
         chosen = probs.gather(1, index.unsqueeze(-1).expand(-1, -1, k))
+        announce_rows(draws, index, b, l)
         bits = (
             draws.bernoulli(chosen)
             if config.bits == "bernoulli"
