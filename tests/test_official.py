@@ -22,16 +22,14 @@ from bigr.official import (
     BIGR_PREFIXES,
     BIGR_SCHEDULER,
     ConversionError,
-    convert_state_dict,
-    load_official_file,
-    official_key_shapes,
-    read_official_checkpoint,
-)
-from bigr.official_config import (
     bigr_config_from_model_args,
+    convert_state_dict,
     infer_bigr_config,
     infer_config,
     infer_tokenizer_config,
+    load_official_file,
+    official_key_shapes,
+    read_official_checkpoint,
     tokenizer_config_from_hparams,
 )
 from bigr.tokenizer import BinaryAutoencoder

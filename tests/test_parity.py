@@ -3,7 +3,7 @@ import shutil
 
 import torch
 
-from bigr.parity import run_parity
+from bigr.official.parity import run_parity
 
 
 def test_tiny_bigr_reference_is_reproduced(reference_dir):

@@ -30,8 +30,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     from .config import BiGRConfig, apply_overrides, get_preset
     from .model import BiGR, save_tokenizer
-    from .official import convert_state_dict, read_official_checkpoint
-    from .official_config import config_differences, infer_config
+    from .official import (
+        config_differences,
+        convert_state_dict,
+        infer_config,
+        read_official_checkpoint,
+    )
     from .tokenizer import BinaryAutoencoder
 
     want_bigr = args.kind == "bigr"
@@ -99,7 +103,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from .parity import format_rows, run_parity
+    from .official.parity import format_rows, run_parity
 
     path = Path(args.reference)
     if not path.is_file():

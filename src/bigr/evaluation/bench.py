@@ -24,7 +24,7 @@ from torch import Tensor
 from .. import schedules
 from ..config import TOKENIZER_FOR, BiGRConfig, TokenizerConfig, get_preset
 from ..model import BiGR
-from ..release_sampler import release_sample_codes
+from ..official.release_sampler import release_sample_codes
 from ..sampler import SamplerConfig, plan_steps, sample_codes
 
 
@@ -76,8 +76,9 @@ def head_flops(config: BiGRConfig, tokens: int, copies: int, head_steps: int) ->
 
 
 def release_flops(config: BiGRConfig, sampler: SamplerConfig, batch: int) -> dict[str, float]:
-    """Analytic FLOPs of the release's algorithm (`bigr.release_sampler`): both halves on every
-    token at every step, and every denoiser call embedding condition and time per token."""
+    """Analytic FLOPs of the release's algorithm (`bigr.official.release_sampler`): both
+    halves on every token at every step, and every denoiser call embedding condition and time
+    per token."""
     n, w, k, d = config.num_tokens, config.head.width, config.code_bits, config.dim
     body = 2 * (config.head.depth * (3 * w * w + 2 * w * w) + w * (w + k) + w * k)
     per_row_call = body + 2 * d * w + 2 * (256 * w + w * w)  # + c_embedder + t_embedder

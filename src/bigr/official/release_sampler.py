@@ -24,10 +24,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import schedules
-from .draws import Draws, TorchDraws, announce_rows
-from .model import BiGR
-from .sampler import SamplerConfig
+from .. import schedules
+from ..draws import Draws, TorchDraws, announce_rows
+from ..model import BiGR
+from ..sampler import SamplerConfig
 
 
 def release_head_sample(

@@ -18,7 +18,8 @@ arguments stored beside the weights (the release's `args` Namespace, a B-AE `hpa
 come back as plain values (`read_official_checkpoint`).
 
 Leaves to others: configurations, from build arguments or inferred from a checkpoint
-(`bigr.official_config`). Nothing here is used at run time after conversion.
+(`bigr.official.build_args`, `bigr.official.inference`). Nothing here is used at run time
+after conversion.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import schedules
-from .config import BiGRConfig, Config
-from .model import BiGR, build_model
-from .tokenizer import BinaryAutoencoder, ResBlock
+from .. import schedules
+from ..config import BiGRConfig, Config
+from ..model import BiGR, build_model
+from ..tokenizer import BinaryAutoencoder, ResBlock
 
 BIGR_PREFIXES = [  # (official, package); an entry without a trailing dot is an exact name
     ("mask_tok", "transformer.mask_token"),

@@ -23,16 +23,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import schedules
-from .denoiser import timestep_features
-from .diffusion_head import bit_loss
-from .draws import RecordedDraws
-from .layers import apply_rope
-from .model import BiGR
-from .official import convert_state_dict, load_official_file
-from .official_config import bigr_config_from_model_args, tokenizer_config_from_hparams
-from .sampler import SamplerConfig, predict_probs, sample_codes
-from .tokenizer import BinaryAutoencoder, codes_to_grid, grid_to_codes
+from .. import schedules
+from ..denoiser import timestep_features
+from ..diffusion_head import bit_loss
+from ..draws import RecordedDraws
+from ..layers import apply_rope
+from ..model import BiGR
+from ..sampler import SamplerConfig, predict_probs, sample_codes
+from ..tokenizer import BinaryAutoencoder, codes_to_grid, grid_to_codes
+from .build_args import bigr_config_from_model_args, tokenizer_config_from_hparams
+from .checkpoints import convert_state_dict, load_official_file
 
 BIGR_INPUTS = re.compile(
     r"^(in\.(bits|labels|mask)|rope\.x|cls\.(all_labels|force_drop_ids)|interp\.(labels1|labels2|weights)"
