@@ -207,3 +207,42 @@ def test_learning_rate_warmup_and_cosine():
     assert schedules.learning_rate(
         14, 1.0, warmup=4, total=14, schedule="cosine", minimum=0.1
     ) == pytest.approx(0.1)
+
+
+def test_a_warm_start_continues_from_an_export_at_its_step_with_the_lr_rewarmed(codes, tmp_path):
+    from bigr.train.generator import TrainConfig, warm_lr
+
+    common = ["--codes", str(codes), *ARGS, "--warmup", "4", "--checkpoint-every", "100"]
+    _train(*common, "--steps", "6", "--ema-decay", "0", "--out", str(tmp_path / "first"))
+    first = tmp_path / "first" / "model"
+    _train(*common, "--steps", "9", "--init", str(first), "--out", str(tmp_path / "warm"))
+    log = [json.loads(r) for r in (tmp_path / "warm" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [7, 8, 9]  # the data order and schedule go on
+    train = TrainConfig(steps=9, lr=1e-3, warmup_steps=4, rewarm_from=6)
+    assert [r["lr"] for r in log] == [warm_lr(s, train) for s in (6, 7, 8)]
+    assert log[0]["lr"] == pytest.approx(1e-3 / 4)
+    # the warm run starts from the export: its EMA (decay 0.9999) barely moved off it
+    start = BiGR.from_pretrained(first).state_dict()
+    ema = _state(tmp_path / "warm")["ema"]
+    assert max((ema[k] - start[k]).abs().max().item() for k in ema) < 1e-5
+    scratch = _state_at_init()  # and the export is not the untrained model
+    assert max((start[k] - scratch[k]).abs().max().item() for k in ema) > 1e-3
+    # an export past the requested steps is refused
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bigr",
+            "train",
+            *common,
+            "--steps",
+            "5",
+            "--init",
+            str(first),
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "--steps must be more" in bad.stderr

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 from PIL import Image
 
@@ -167,3 +168,31 @@ def test_cosine_learning_rate_and_a_late_perceptual_term(tmp_path):
     ]
     assert [r["lr"] for r in rows] == expected
     assert [r["perceptual"] > 0 for r in rows] == [False] * 3 + [True] * 3
+
+
+class CountingPerceptual(L2Perceptual):
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def forward(self, a, b):
+        self.sizes.append(len(a))
+        return super().forward(a, b)
+
+
+def test_the_perceptual_term_can_see_part_of_the_batch(tmp_path):
+    (tmp_path / "img").mkdir()
+    data = _folder(tmp_path / "img")
+    seen = CountingPerceptual()
+    train = TokenizerTrainConfig(
+        steps=2, batch_size=4, perceptual_images=2, disc_start=100, log_every=1, eval_images=0
+    )
+    train_tokenizer(PRESETS["bae-tiny"], data, tmp_path / "run", train, perceptual=seen)
+    assert seen.sizes == [2, 2]
+
+
+def test_tokenizer_training_settings_are_range_checked():
+    with pytest.raises(ValueError, match="perceptual_images must be >= 0"):
+        TokenizerTrainConfig(perceptual_images=-1)
+    with pytest.raises(ValueError, match="batch_size must be > 0"):
+        TokenizerTrainConfig(batch_size=0)

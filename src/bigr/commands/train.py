@@ -84,7 +84,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         load_tokenizer(args.tokenizer, device=args.device or "cpu") if args.tokenizer else None
     )
     stats = train_generator(
-        config, data, args.out, train, resume=args.resume, tokenizer=tokenizer, device=args.device
+        config,
+        data,
+        args.out,
+        train,
+        resume=args.resume,
+        init=args.init,
+        tokenizer=tokenizer,
+        device=args.device,
     )
     if os.environ.get("RANK", "0") != "0":
         return 0
@@ -126,6 +133,12 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt if it exists")
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="warm start from an exported model at the step it records (fresh optimizer, the LR "
+        "re-warmed over --warmup steps); OUT/state.pt, if there, still wins",
+    )
     p.add_argument("--tokenizer", help="tokenizer directory, for sample grids during training")
     p.add_argument("--sample-classes", help="comma-separated classes of the sample grids")
     p.add_argument("--device", type=device_arg)
@@ -168,6 +181,7 @@ TOKENIZER_FLAGS = {  # argparse dest -> TokenizerTrainConfig field
     "perceptual_weight": "perceptual_weight",
     "perceptual_resolution": "perceptual_resolution",
     "perceptual_start": "perceptual_start",
+    "perceptual_images": "perceptual_images",
     "disc_start": "disc_start",
     "disc_weight_max": "disc_weight_max",
     "ema_decay": "ema_decay",
@@ -234,6 +248,7 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
         ("--perceptual-weight", float),
         ("--perceptual-resolution", int),
         ("--perceptual-start", int),
+        ("--perceptual-images", int),
         ("--disc-start", int),
         ("--disc-weight-max", float),
         ("--ema-decay", float),

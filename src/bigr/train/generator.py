@@ -20,6 +20,7 @@ Outputs in the run folder: `model/` (EMA weights, loadable with `BiGR.from_pretr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -60,6 +61,34 @@ class TrainConfig:
     sample_classes: tuple[int, ...] = ()
     sample_steps: int = 10  # the release's training preview: 10 steps, guidance 4
     sample_guidance: float = 4.0
+    rewarm_from: int = 0  # a warm start at this step re-warms the LR over warmup_steps
+
+
+def warm_lr(step: int, train: TrainConfig) -> float:
+    """The schedule's LR, re-warmed linearly over `warmup_steps` after a warm start (fresh
+    optimizer moments) at step `rewarm_from`."""
+    lr = schedules.learning_rate(
+        step,
+        train.lr,
+        warmup=train.warmup_steps,
+        total=train.steps,
+        schedule=train.lr_schedule,
+        minimum=train.min_lr,
+    )
+    if train.rewarm_from > 0 and train.warmup_steps > 0 and step >= train.rewarm_from:
+        lr *= min(1.0, (step - train.rewarm_from + 1) / train.warmup_steps)
+    return lr
+
+
+def trained_steps(path: str | Path) -> int:
+    """The step count a `bigr train` export records (0 when it records none)."""
+    from ..checkpoint import resolve
+
+    meta = json.loads((resolve(path) / "config.json").read_text())
+    steps = meta.get("extra", {}).get("trained_steps", 0)
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"{path}: trained_steps must be a non-negative integer, got {steps!r}")
+    return steps
 
 
 def param_groups(model: BiGR, weight_decay: float) -> list[dict]:
@@ -172,14 +201,7 @@ def train_step(
     config = model.config
     draws = draw_step(step, config, train, data)
     normalizer = float(draws.mask.sum()) * config.code_bits / ctx.world_size
-    lr = schedules.learning_rate(
-        step,
-        train.lr,
-        warmup=train.warmup_steps,
-        total=train.steps,
-        schedule=train.lr_schedule,
-        minimum=train.min_lr,
-    )
+    lr = warm_lr(step, train)
     for group in opt.param_groups:
         group["lr"] = lr
     totals = torch.zeros(2, device=ctx.device)  # loss, accuracy x masked bits
@@ -313,11 +335,26 @@ def train_generator(
     train: TrainConfig,
     *,
     resume: bool = False,
+    init: str | Path | None = None,
     tokenizer: nn.Module | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Train from scratch (or resume) and write the run folder; returns the last step's stats."""
+    """Train from scratch (or resume) and write the run folder; returns the last step's stats.
+
+    `init`: a warm start from an exported model (weights into the model and the EMA, fresh
+    optimizer moments) at the step it records, the LR re-warmed over `warmup_steps`; a run
+    folder with a `state.pt` still resumes from that state."""
+    warm = None
+    if init is not None:
+        warm = BiGR.from_pretrained(init)
+        if config_to_json(warm.config) != config_to_json(config):
+            raise ValueError(f"--init {init}: its config differs from the one being trained")
+        train = dataclasses.replace(train, rewarm_from=trained_steps(init))
+        if train.rewarm_from >= train.steps:
+            raise ValueError(
+                f"--init {init} was trained {train.rewarm_from} steps; --steps must be more"
+            )
     ctx = distributed.setup(device)
     _check_batch(ctx, train)
     if data.meta.code_bits != config.code_bits or data.meta.num_tokens != config.num_tokens:
@@ -335,6 +372,10 @@ def train_generator(
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         start = state["step"]
+    elif warm is not None:
+        model.load_state_dict(warm.state_dict())
+        ema = EMA(model, train.ema_decay)
+        start = train.rewarm_from
     log = _read_log(out / "log.jsonl", start)
     wrapped = _wrap(model, ctx, train)  # FSDP replaces the parameters: optimizer after this
     if train.fsdp:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state, save_state
-from ..config import TokenizerConfig, config_to_json
+from ..config import TokenizerConfig, _require, config_to_json
 from ..model import save_tokenizer
 from ..tokenizer import BinaryAutoencoder
 from .generator import batch_indices
@@ -47,6 +47,7 @@ class TokenizerTrainConfig:
     perceptual_weight: float = 1.0
     perceptual_resolution: int = 128
     perceptual_start: int = 0  # step at which the perceptual term switches on
+    perceptual_images: int = 0  # images per rank the perceptual term sees (0: the whole batch)
     disc_start: int = 2000
     disc_weight_max: float = 1.0
     disc_layers: int = 3
@@ -62,6 +63,27 @@ class TokenizerTrainConfig:
     checkpoint_every: int = 500
     eval_every: int = 500
     eval_images: int = 64  # held-out images for PSNR and the reconstruction grid
+
+    def __post_init__(self) -> None:
+        _require(
+            self,
+            {
+                "steps": "pos",
+                "batch_size": "pos",
+                "lr": "pos",
+                "warmup_steps": "nonneg",
+                "min_lr": "nonneg",
+                "perceptual_weight": "nonneg",
+                "perceptual_resolution": "pos",
+                "perceptual_start": "nonneg",
+                "perceptual_images": "nonneg",
+                "ema_every": "pos",
+                "log_every": "pos",
+                "checkpoint_every": "pos",
+                "eval_every": "pos",
+                "eval_images": "nonneg",
+            },
+        )
 
 
 class PatchDiscriminator(nn.Module):
@@ -225,7 +247,8 @@ def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -
         rec = (x - recon.float()).abs().mean()
         p_loss = rec.new_zeros(())
         if run.perceptual is not None and step >= train.perceptual_start:
-            p_loss = run.perceptual(x, recon.float()).mean()
+            part = slice(None, train.perceptual_images or None)
+            p_loss = run.perceptual(x[part], recon[part].float()).mean()
         nll = rec + train.perceptual_weight * p_loss
         loss, g_loss, d_weight = nll, rec.new_zeros(()), rec.new_zeros(())
         if gan_on:
