@@ -24,6 +24,7 @@ def test_report_writes_every_section_and_reuses_cached_results(
         head_sweep=(2,),
         orders=("entropy", "raster"),
         probe_train=24,
+        probe_val=8,
         probe_test=24,
         probe_epochs=2,
         inpaint_images=4,
@@ -45,8 +46,19 @@ def test_report_writes_every_section_and_reuses_cached_results(
     assert fid["model"]["n"] == 16 and fid["floor"]["fid"] >= 0
     tok = json.loads((out / "results" / "tokenizer.json").read_text())
     assert tok["n"] == 16 and tok["rfid"] >= 0 and tok["psnr"] > 0
-    probe = json.loads((out / "results" / "probe.json").read_text())["results"]
-    assert {"layer 0", "layer 1", "tokenizer bits", "raw pixels"} <= set(probe)
+    probe = json.loads((out / "results" / "probe.json").read_text())
+    main = probe["models"]["model"]
+    depth = random_bigr.config.depth
+    assert sorted(main["val_top1"], key=int) == [str(i) for i in range(depth)]
+    # the block is chosen on the validation images (the shallower one on a tie), never on test
+    best = max(main["val_top1"].values())
+    assert main["chosen"] == min(int(i) for i, v in main["val_top1"].items() if v == best)
+    assert set(main["test"]) == {str(main["chosen"]), str(depth - 1)}
+    assert probe["train_size"] == 24 and probe["val_size"] == 8 and probe["test_size"] == 24
+    for row in [*main["test"].values(), *probe["baselines"].values()]:
+        assert row["top1_low"] <= row["top1"] <= row["top1_high"] and row["test_size"] == 24
+    assert set(probe["baselines"]) == {"raw pixels", "tokenizer bits"}
+    assert "raw pixels by" in text
     orders = json.loads((out / "results" / "orders.json").read_text())
     assert orders["floor"]["n"] == 10 and orders["orders"]["raster"]["n"] == 10
     sweeps = json.loads((out / "results" / "sweeps.json").read_text())

@@ -8,7 +8,8 @@ Every number is measured here by the package's own code, on the data named in th
 - the speed/quality curve: FID of `num_sweep` samples against unmasking steps and against
   diffusion (head) steps, with measured seconds per image, and the floor at the same n;
 - unmasking order (entropy, confidence, random, raster) and Bernoulli vs thresholded bits;
-- linear-probe top-1/top-5 after every block, against raw pixels and the tokenizer's bits;
+- a linear probe: the block chosen on a validation split of the training images, reported on
+  the test split against raw pixels, the tokenizer's bits and variant models;
 - an inpainting benchmark on held-out images: PSNR inside the regenerated region for a centre
   box, the right half and random tokens, against the tokenizer's own reconstruction (the
   ceiling) and a mean-colour fill (a floor).

@@ -16,7 +16,8 @@ class ReportConfig:
     steps_sweep: tuple[int, ...] = (4, 8, 12, 20)
     head_sweep: tuple[int, ...] = (5, 10, 25, 50)
     orders: tuple[str, ...] = ORDERS
-    probe_train: int = 10_000
+    probe_train: int = 60_000  # training images the probe features come from (all of them)
+    probe_val: int = 5_000  # the last of those held out to choose the block
     probe_test: int = 10_000
     probe_epochs: int = 30
     inpaint_images: int = 1_000

@@ -72,8 +72,11 @@ def summary(path: str | Path) -> dict:
         out["fid_floor"] = data["fid"]["floor"]["fid"]
         out["n"] = data["fid"]["model"]["n"]
     if "probe" in data:
-        best = max(
-            (v["top1"], k) for k, v in data["probe"]["results"].items() if k.startswith("layer")
-        )
-        out["probe_best"] = {"layer": best[1], "top1": best[0]}
+        main = data["probe"]["models"]["model"]
+        chosen = main["chosen"]
+        out["probe_best"] = {
+            "layer": chosen,
+            "top1": main["test"][str(chosen)]["top1"],
+            "raw_pixels_top1": data["probe"]["baselines"]["raw pixels"]["top1"],
+        }
     return out
