@@ -23,6 +23,9 @@ def test_report_writes_every_section_and_reuses_cached_results(
         steps_sweep=(1, 2),
         head_sweep=(2,),
         orders=("entropy", "raster"),
+        seeds=2,
+        gumbel_sweep=(0.0, 0.5),
+        selection_data=data,
         probe_train=24,
         probe_val=8,
         probe_test=24,
@@ -61,6 +64,15 @@ def test_report_writes_every_section_and_reuses_cached_results(
     assert "raw pixels by" in text
     orders = json.loads((out / "results" / "orders.json").read_text())
     assert orders["floor"]["n"] == 10 and orders["orders"]["raster"]["n"] == 10
+    raster = orders["orders"]["raster"]
+    assert len(raster["fids"]) == 2 and raster["low"] <= raster["fid"] <= raster["high"]
+    assert raster["minus_base_low"] <= raster["minus_base"] <= raster["minus_base_high"]
+    # entropy's own temperature is chosen on the selection data; raster has none to choose
+    assert set(orders["selection"]) == {"entropy"}
+    sel = orders["selection"]["entropy"]
+    assert sel["best"] == min((float(g) for g in sel["fids"]), key=lambda g: sel["fids"][str(g)])
+    assert orders["own_gumbel"]["entropy"]["gumbel"] == sel["best"]
+    assert orders["own_gumbel"]["raster"] == orders["orders"]["raster"]
     sweeps = json.loads((out / "results" / "sweeps.json").read_text())
     assert sweeps["floor"]["n"] == 12 and sweeps["steps"][0]["n"] == 12
     edits = json.loads((out / "results" / "edits.json").read_text())["edits"]

@@ -16,6 +16,9 @@ class ReportConfig:
     steps_sweep: tuple[int, ...] = (4, 8, 12, 20)
     head_sweep: tuple[int, ...] = (5, 10, 25, 50)
     orders: tuple[str, ...] = ORDERS
+    seeds: int = 3  # sample draws per point of the order / bit-draw comparisons
+    gumbel_sweep: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.45)  # each certainty order's own
+    selection_data: str = "fashion-mnist:val"  # held-out training images to choose settings on
     probe_train: int = 60_000  # training images the probe features come from (all of them)
     probe_val: int = 5_000  # the last of those held out to choose the block
     probe_test: int = 10_000

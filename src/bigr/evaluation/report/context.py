@@ -104,6 +104,11 @@ def pixel_classifier(ctx: _Context):
     return ctx._pixel_classifier
 
 
+def _slug(text: str) -> str:
+    """A file-name-safe form of a label or a data spec."""
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower() or "x"
+
+
 class _Context:
     """The models and settings of one report. `image_size` defaults to the tokenizer's; the
     model-free part (`precompute_real`) passes it with no model or tokenizer."""
@@ -123,22 +128,33 @@ class _Context:
         self.config, self.out, self.force = config, out, force
         self.size = tokenizer.config.image_size if image_size is None else image_size
         self._reference: ImageStatistics | None = None
+        self._other_references: dict[str, ImageStatistics] = {}
         self._memo: dict[str, dict] = {}  # the same sampler at the same n is measured once
 
     def stats(self, images: Tensor, keep_features: bool = False) -> ImageStatistics:
         return statistics_from_images(images, self.extractor, keep_features=keep_features)
 
-    def reference(self) -> ImageStatistics:
-        """Statistics of `num_fid` held-out images (features kept for precision/recall)."""
-        if self._reference is None:
-            cache = self.out / "results" / f"reference_{self.config.num_fid}.npz"
-            if cache.is_file() and not self.force:
-                self._reference = load_statistics(cache)
-            else:
-                images, _ = real_images(self.config.reference, self.config.num_fid, self.size)
-                self._reference = self.stats(images, keep_features=True)
-                save_statistics(self._reference, cache)
-        return self._reference
+    def reference(self, spec: str | None = None) -> ImageStatistics:
+        """Statistics of `num_fid` held-out images (features kept for precision/recall); with
+        `spec`, of another image set (e.g. a validation split for choosing settings: at most
+        `num_fid` of its images)."""
+        if spec is None or spec == self.config.reference:
+            if self._reference is None:
+                self._reference = self._statistics(self.config.reference, "reference")
+            return self._reference
+        if spec not in self._other_references:
+            self._other_references[spec] = self._statistics(spec, f"reference_{_slug(spec)}")
+        return self._other_references[spec]
+
+    def _statistics(self, spec: str, stem: str) -> ImageStatistics:
+        count = min(self.config.num_fid, len(open_dataset(spec, self.size)))
+        cache = self.out / "results" / f"{stem}_{count}.npz"
+        if cache.is_file() and not self.force:
+            return load_statistics(cache)
+        images, _ = real_images(spec, count, self.size)
+        stats = self.stats(images, keep_features=True)
+        save_statistics(stats, cache)
+        return stats
 
     def floor(self, count: int, seed: int) -> dict:
         """FID of `count` real training images against the reference (cached: no model)."""
@@ -151,27 +167,51 @@ class _Context:
         return entry
 
     def sample_fid(
-        self, sampler: SamplerConfig, count: int, name: str, model: BiGR | None = None
+        self,
+        sampler: SamplerConfig,
+        count: int,
+        name: str,
+        model: BiGR | None = None,
+        *,
+        seed: int | None = None,
+        reference: str | None = None,
     ) -> dict:
-        key = json.dumps([dataclasses.asdict(sampler), count, name if model else ""])
+        """FID of `count` samples (drawn with `seed`, default the report's) against the test
+        reference, or against `reference` (a selection split). Memoised per (sampler, count,
+        seed, reference, and the model when it is not the report's)."""
+        seed = self.config.seed if seed is None else seed
+        key = json.dumps(
+            [dataclasses.asdict(sampler), count, seed, reference or "", name if model else ""]
+        )
         if key not in self._memo:
-            self._memo[key] = self._sample_fid(sampler, count, name, model or self.model)
+            self._memo[key] = self._sample_fid(
+                sampler, count, name, model or self.model, seed, reference
+            )
         return self._memo[key]
 
-    def _sample_fid(self, sampler: SamplerConfig, count: int, name: str, model: BiGR) -> dict:
+    def _sample_fid(
+        self,
+        sampler: SamplerConfig,
+        count: int,
+        name: str,
+        model: BiGR,
+        seed: int,
+        reference: str | None,
+    ) -> dict:
         images, seconds = generate(
             model,
             self.tokenizer,
             sampler,
             count,
             batch_size=self.config.batch_size,
-            seed=self.config.seed,
+            seed=seed,
         )
         save_grid(images[:100], self.out / "samples" / f"{name}.png", nrow=10)
         stats = self.stats(images, keep_features=count == self.config.num_fid)
         return _fid_entry(
             stats,
-            self.reference(),
+            self.reference(reference),
             seconds_per_image=seconds / count,
             sampler=dataclasses.asdict(sampler),
+            seed=seed,
         )

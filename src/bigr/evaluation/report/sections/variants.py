@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ....model import BiGR
 from ..config import FID_SETTINGS, ReportConfig
-from ..context import _Context
+from ..context import _Context, _slug
 from ..format import FID_HEADER, _fid_row, _fmt
 
 SETTINGS = (*FID_SETTINGS, "num_sweep", "variants")
@@ -43,10 +43,6 @@ def compute(ctx: _Context) -> dict:
             "trained_steps": extra.get("trained_steps"),
         }
     return {"floor": ctx.floor(n, cfg.seed + 1), "variants": results}
-
-
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label).strip("_").lower()
 
 
 def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
