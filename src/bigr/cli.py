@@ -28,7 +28,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .config import BiGRConfig, apply_overrides, get_preset
+    from .config import BiGRConfig, get_preset
+    from .config_dicts import apply_overrides
     from .model import BiGR, save_tokenizer
     from .official import (
         config_differences,
@@ -196,7 +197,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _bench_train_variants(args: argparse.Namespace) -> int:
     import json
 
-    from .config import apply_overrides, get_preset
+    from .config import get_preset
+    from .config_dicts import apply_overrides
     from .evaluation.bench import bench_train_variants
 
     config = get_preset(args.preset)

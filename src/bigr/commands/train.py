@@ -7,7 +7,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..config import BiGRConfig, apply_overrides, get_preset
+from ..config import BiGRConfig, get_preset
+from ..config_dicts import apply_overrides
 from .argtypes import device as device_arg
 
 
