@@ -15,11 +15,10 @@ from bigr.shards import (
     bytes_per_image,
     missing_shards,
     pack_codes,
-    tokenize_command,
-    tokenize_dataset,
     unpack_codes,
     write_codes,
 )
+from bigr.tokenize_shards import tokenize_command, tokenize_dataset
 
 
 class TinyImages(torch.utils.data.Dataset):

@@ -13,7 +13,7 @@ from .argtypes import device as device_arg
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from ..shards import tokenize_command
+    from ..tokenize_shards import tokenize_command
 
     result = tokenize_command(
         args.tokenizer,
