@@ -1,5 +1,6 @@
 from bigr.config import PRESETS
-from bigr.evaluation.bench import bench_train, sampling_flops
+from bigr.evaluation.bench import sampling_flops
+from bigr.evaluation.bench_train import bench_train
 from bigr.model import BiGR
 from bigr.sampler import SamplerConfig
 
@@ -36,7 +37,7 @@ def test_head_flops_shrink_when_the_head_sees_only_unknown_tokens():
 def test_bench_train_variants_time_the_same_step_and_count_its_flops():
     import pytest
 
-    from bigr.evaluation.bench import bench_train_variants
+    from bigr.evaluation.bench_train import bench_train_variants
 
     result = bench_train_variants(
         "bigr-tiny", batch=2, iters=1, warmup=1, variants=("eager-fp32", "eager-bf16")

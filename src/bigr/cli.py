@@ -199,7 +199,7 @@ def _bench_train_variants(args: argparse.Namespace) -> int:
 
     from .config import get_preset
     from .config_dicts import apply_overrides
-    from .evaluation.bench import bench_train_variants
+    from .evaluation.bench_train import bench_train_variants
 
     config = get_preset(args.preset)
     changed = apply_overrides(config, args.set or [])
@@ -237,7 +237,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .evaluation.bench import bench_sample, bench_train
+    from .evaluation.bench import bench_sample
+    from .evaluation.bench_train import bench_train
 
     if args.what == "train" and args.variants:
         return _bench_train_variants(args)
