@@ -230,11 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands.bench import add_bench_command
     from .commands.evaluate import add_evaluation_commands
     from .commands.generate import add_generation_commands
+    from .commands.report import add_report_command
     from .commands.train import add_tokenizer_training_command, add_training_commands
 
     add_generation_commands(sub)
     add_training_commands(sub)
     add_tokenizer_training_command(sub)
+    add_report_command(sub)
     add_evaluation_commands(sub)
     add_bench_command(sub)
 

@@ -1,17 +1,16 @@
 """Handlers of `bigr sample`, `inpaint`, `outpaint`, `edit`, `interpolate` and `enrich`.
 
 Each reads the parsed arguments, loads models and images, calls one function of `bigr.apps`
-or `bigr.sampler`, and writes PNGs, printing what it wrote. Argument parsing stays in `cli.py`.
+or `bigr.sampler`, and writes PNGs, printing what it wrote; `add_generation_commands` adds
+their subparsers. Sampler flags, model loading and the progress bar are `common.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..apps import (
     box_mask,
@@ -21,113 +20,18 @@ from ..apps import (
     interpolate,
     outpaint,
 )
-from ..apps.common import check_class, check_pair
+from ..apps.common import check_class
 from ..images import ImageError, load_image, load_mask, open_image, save_grid, save_image
-from ..model import BiGR, load_tokenizer
-from ..recipes import recipe
-from ..sampler import MAX_STEPS, SamplerConfig, sample_codes
-from ..tokenizer import BinaryAutoencoder
-from .argtypes import device as device_arg
-from .argtypes import finite_float, int_in
-
-
-def cli_fields() -> list[dataclasses.Field]:
-    """The SamplerConfig fields a user sets from the command line (one flag each)."""
-    return [f for f in dataclasses.fields(SamplerConfig) if f.metadata.get("cli", True)]
-
-
-def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group(
-        "sampling (defaults: the model's recipe.json for this command, else the release's)"
-    )
-    g.add_argument(
-        "--recipe",
-        help="named settings to start from: recommended (the model's recipe.json, else the "
-        "release's), release, paper-l, paper-xl, paper-xxl, notebook, edit, interpolate, enrich, "
-        "PRESET/paper|release, or a name in the model's recipe.json; flags below override fields",
-    )
-    for spec in cli_fields():
-        meta = spec.metadata
-        if meta["choices"]:
-            kind = {"choices": list(meta["choices"])}
-        elif spec.type in ("int", int):
-            kind = {"type": int_in(1, MAX_STEPS)}
-        else:
-            kind = {"type": finite_float(0.0, open_low=meta.get("positive", False))}
-        flag = "--" + spec.name.replace("_", "-")
-        g.add_argument(flag, dest=spec.name, help=meta["help"], **kind)
-    g.add_argument("--seed", type=int, default=0, help="the same seed reproduces an output exactly")
-    g.add_argument(
-        "--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu"
-    )
-
-
-def sampler_from_args(args: argparse.Namespace, default: SamplerConfig | str) -> SamplerConfig:
-    """The sampler of a command: `default` (a config, or a recipe name looked up in the model's
-    own recipes first, see `bigr.recipes`) with the fields its flags set replaced."""
-    if getattr(args, "recipe", None):
-        default = args.recipe
-    if isinstance(default, str):
-        default = recipe(default, getattr(args, "model", None))
-    changes = {
-        spec.name: getattr(args, spec.name)
-        for spec in cli_fields()
-        if getattr(args, spec.name, None) is not None
-    }
-    config = SamplerConfig(**{**default.__dict__, **changes})
-    config.validate()
-    return config
-
-
-def load_pair(
-    args: argparse.Namespace, need_tokenizer: bool = True
-) -> tuple[BiGR, BinaryAutoencoder | None]:
-    from ..checkpoint import EMBEDDED_TOKENIZER
-
-    model = BiGR.from_pretrained(args.model, device=args.device)
-    tokenizer_dir = (
-        args.tokenizer
-        or EMBEDDED_TOKENIZER.get(str(args.model))
-        or (Path(args.model) / "tokenizer" if (Path(args.model) / "tokenizer").is_dir() else None)
-    )
-    if tokenizer_dir is None:
-        if need_tokenizer:
-            raise ValueError("no tokenizer: pass --tokenizer DIR (or put one in MODEL/tokenizer)")
-        return model, None
-    tokenizer = load_tokenizer(tokenizer_dir, device=args.device)
-    check_pair(model, tokenizer)
-    return model, tokenizer
-
-
-class Progress:
-    """A tqdm bar fed by a (done, total) callback; created at the first report, so that a
-    command failing before any work prints nothing but its error."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.bar: tqdm | None = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.description, unit="step", leave=False)
-        self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def save_tensor(tensor: torch.Tensor, path: str | Path) -> None:
-    """torch.save to a temporary sibling, then rename: a failure keeps the earlier file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(tensor, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from ..sampler import sample_codes
+from .argtypes import int_in
+from .common import (
+    Progress,
+    add_sampler_arguments,
+    load_pair,
+    parse_ints,
+    sampler_from_args,
+    save_tensor,
+)
 
 
 def _generator(args: argparse.Namespace) -> torch.Generator:
@@ -138,13 +42,6 @@ def _written(*paths: Path) -> int:
     for path in paths:
         print(f"wrote {path}")
     return 0
-
-
-def parse_ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -327,53 +224,9 @@ def cmd_enrich(args: argparse.Namespace) -> int:
 
 
 def add_generation_commands(sub: argparse._SubParsersAction) -> None:
-    def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--model",
-            required=True,
-            help="bigr model directory, or an embedded model: bigr:fashion, bigr:fashion-text",
-        )
-        p.add_argument("--tokenizer", help="tokenizer directory (default: MODEL/tokenizer)")
-        p.add_argument("--out", required=True, help="output PNG")
-
-    def edit_args(p: argparse.ArgumentParser, mask_help: str) -> None:
-        p.add_argument(
-            "--image",
-            required=True,
-            help="input image (centre-cropped and resized as the release does)",
-        )
-        p.add_argument("--mask", help=mask_help)
-        p.add_argument(
-            "--box",
-            type=box_arg,
-            help="instead of --mask: the box x0,y0,x1,y1 in fractions of the image (0..1)",
-        )
-        p.add_argument("--num", type=int_in(1, 256), default=1, help="variants to generate")
-        p.add_argument(
-            "--rule",
-            default="any",
-            choices=["any", "all", "majority", "official"],
-            help="when a partly masked token is regenerated (see bigr.apps.masks)",
-        )
-        p.add_argument(
-            "--no-blend",
-            action="store_true",
-            help="do not paste the original back outside the mask",
-        )
-        p.add_argument(
-            "--feather",
-            type=int_in(0, 64),
-            default=None,
-            help="soften the blend over this many pixels (default 0; outpaint: half a token)",
-        )
-        p.add_argument(
-            "--stochastic-codes",
-            action="store_true",
-            help="encode the input with Bernoulli codes, as the release does (default: p > 0.5)",
-        )
-
+    """`bigr sample`, `inpaint`, `outpaint`, `edit`, `interpolate` and `enrich`."""
     p = sub.add_parser("sample", help="class-conditional or text-to-image generation")
-    model_args(p)
+    _model_args(p)
     p.add_argument("--classes", help="comma-separated class ids, e.g. 207,360")
     p.add_argument(
         "--prompt", action="append", help="a caption (text models; repeatable, one row each)"
@@ -390,35 +243,84 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("inpaint", help="regenerate the white region of a mask")
-    model_args(p)
-    edit_args(p, "mask image of the same size as --image; white = regenerate")
+    _model_args(p)
+    _edit_args(p, "mask image of the same size as --image; white = regenerate")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_inpaint)
 
     p = sub.add_parser("outpaint", help="keep the white region of a mask, regenerate the rest")
-    model_args(p)
-    edit_args(p, "mask of the same size; white = keep (default: keep the central half)")
+    _model_args(p)
+    _edit_args(p, "mask of the same size; white = keep (default: keep the central half)")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_outpaint)
 
     p = sub.add_parser("edit", help="regenerate the white region of a mask as a given class")
-    model_args(p)
-    edit_args(p, "mask image of the same size as --image; white = regenerate")
+    _model_args(p)
+    _edit_args(p, "mask image of the same size as --image; white = regenerate")
     p.add_argument("--class", dest="class_id", type=int, required=True, help="target class id")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("interpolate", help="generate along a mix of two classes")
-    model_args(p)
+    _model_args(p)
     p.add_argument("--classes", required=True, help="two class ids, e.g. 284,388")
     p.add_argument("--num", type=int_in(2, 256), default=7, help="frames, end points included")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("enrich", help="add detail to a low-resolution image")
-    model_args(p)
+    _model_args(p)
     p.add_argument("--image", required=True)
     p.add_argument("--ds", type=int_in(1, 16), default=2, help="down-sampling factor of the input")
     p.add_argument("--rounds", type=int_in(1, 32), default=4)
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_enrich)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    """--model, --tokenizer and --out, which every generation command takes."""
+    p.add_argument(
+        "--model",
+        required=True,
+        help="bigr model directory, or an embedded model: bigr:fashion, bigr:fashion-text",
+    )
+    p.add_argument("--tokenizer", help="tokenizer directory (default: MODEL/tokenizer)")
+    p.add_argument("--out", required=True, help="output PNG")
+
+
+def _edit_args(p: argparse.ArgumentParser, mask_help: str) -> None:
+    """The input image, its mask (or box) and the blending of inpaint, outpaint and edit."""
+    p.add_argument(
+        "--image",
+        required=True,
+        help="input image (centre-cropped and resized as the release does)",
+    )
+    p.add_argument("--mask", help=mask_help)
+    p.add_argument(
+        "--box",
+        type=box_arg,
+        help="instead of --mask: the box x0,y0,x1,y1 in fractions of the image (0..1)",
+    )
+    p.add_argument("--num", type=int_in(1, 256), default=1, help="variants to generate")
+    p.add_argument(
+        "--rule",
+        default="any",
+        choices=["any", "all", "majority", "official"],
+        help="when a partly masked token is regenerated (see bigr.apps.masks)",
+    )
+    p.add_argument(
+        "--no-blend",
+        action="store_true",
+        help="do not paste the original back outside the mask",
+    )
+    p.add_argument(
+        "--feather",
+        type=int_in(0, 64),
+        default=None,
+        help="soften the blend over this many pixels (default 0; outpaint: half a token)",
+    )
+    p.add_argument(
+        "--stochastic-codes",
+        action="store_true",
+        help="encode the input with Bernoulli codes, as the release does (default: p > 0.5)",
+    )

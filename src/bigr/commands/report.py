@@ -1,0 +1,106 @@
+"""`bigr report`: its subparser and handler (the report itself is `bigr.evaluation.report`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..recipes import recipe
+from .common import add_sampler_arguments, load_pair, sampler_from_args
+
+
+def add_report_command(sub: argparse._SubParsersAction) -> None:
+    """`bigr report`: the results report, its sections and their sample counts."""
+    p = sub.add_parser(
+        "report", help="results report (FID, speed/quality, orders, probe, inpainting) as markdown"
+    )
+    p.add_argument("--model", help="generator directory (default: the embedded demo model)")
+    p.add_argument("--tokenizer")
+    p.add_argument("--out", required=True, help="report folder (sections are cached there)")
+    p.add_argument("--name", help="title of the report")
+    p.add_argument(
+        "--sections",
+        help="comma list of: tokenizer, fid, sweeps, orders, probe, inpaint, text, variants "
+        "(default: all that apply; text models get text, probe, inpaint)",
+    )
+    p.add_argument("--force", action="store_true", help="recompute cached sections")
+    p.add_argument("--num-fid", type=int, help="samples for the headline FID (default 10000)")
+    p.add_argument("--num-sweep", type=int, help="samples per sweep point (default 2000)")
+    p.add_argument(
+        "--num-orders", type=int, help="samples per order / bit-draw point (default: --num-sweep)"
+    )
+    p.add_argument("--probe-epochs", type=int)
+    p.add_argument("--probe-train", type=int)
+    p.add_argument("--probe-test", type=int)
+    p.add_argument("--inpaint-images", type=int)
+    p.add_argument("--edit-images", type=int, help="held-out images per class-edit pair")
+    p.add_argument("--num-text", type=int, help="text models: samples over the prompts")
+    p.add_argument("--text-fid", action="store_true", help="text models: also an FID")
+    p.add_argument(
+        "--variant",
+        action="append",
+        metavar="LABEL=DIR",
+        help="a generator trained otherwise (e.g. predicting x0), compared by FID (repeatable)",
+    )
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
+    p.add_argument("--train-data", help="training data (default fashion-mnist:train)")
+    add_sampler_arguments(p)
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..demo import asset_dir
+    from ..evaluation.report import ReportConfig, run_report
+
+    if args.model is None:  # the embedded demo models
+        args.model = str(asset_dir() / "model")
+        args.tokenizer = args.tokenizer or str(asset_dir() / "tokenizer")
+    model, tokenizer = load_pair(args)
+    sampler = sampler_from_args(args, "recommended")
+    changes = {
+        field: getattr(args, dest)
+        for dest, field in {
+            "num_fid": "num_fid",
+            "num_sweep": "num_sweep",
+            "num_orders": "num_orders",
+            "probe_epochs": "probe_epochs",
+            "probe_train": "probe_train",
+            "probe_test": "probe_test",
+            "inpaint_images": "inpaint_images",
+            "edit_images": "edit_images",
+            "num_text": "num_text",
+            "batch_size": "batch_size",
+            "reference": "reference",
+            "train_data": "train_data",
+        }.items()
+        if getattr(args, dest) is not None
+    }
+    variants = []
+    for item in args.variant or []:
+        label, sep, directory = item.partition("=")
+        if not sep or not label or not directory:
+            raise ValueError(f"--variant takes LABEL=DIR, got {item!r}")
+        if not (Path(directory) / "config.json").is_file():
+            raise FileNotFoundError(f"--variant {label}: no model at {directory}")
+        variants.append((label, directory))
+    config = ReportConfig(
+        recipe=sampler,
+        edit_recipe=recipe("edit", args.model),
+        seed=args.seed,
+        text_fid=args.text_fid,
+        variants=tuple(variants),
+        **changes,
+    )
+    sections = tuple(args.sections.split(",")) if args.sections else None
+    path = run_report(
+        model,
+        tokenizer,
+        args.out,
+        config,
+        sections=sections,
+        force=args.force,
+        model_name=args.name or Path(args.model).name,
+    )
+    print(f"wrote {path}")
+    return 0
