@@ -13,8 +13,8 @@ global count of masked bits. So a run gives the same result for any split of the
 batch over ranks and accumulation steps (up to float rounding), and a resumed run repeats the
 uninterrupted one exactly: the resume file holds the model, EMA, optimizer and step.
 
-Outputs in the run folder: `model/` (EMA weights, loadable with `BiGR.from_pretrained`),
-`state.pt` (resume), `log.jsonl`, `loss.png`, `samples/step_*.png`.
+Outputs in the run folder (written by `generator_run.py`): `model/` (EMA weights, loadable
+with `BiGR.from_pretrained`), `state.pt` (resume), `log.jsonl`, `loss.png`, `samples/step_*.png`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed, schedules
-from ..checkpoint import EMA, load_state, save_state
+from ..checkpoint import EMA, load_state
 from ..config import BiGRConfig, config_to_json
 from ..model import BiGR, sample_training_mask
 from ..shards import CodeShards
+from .generator_run import export_ema, full_states, read_log, save_preview, save_run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,89 +246,6 @@ def train_step(
     }
 
 
-def _full_states(
-    model: BiGR, ema: EMA, opt: torch.optim.Optimizer, train: TrainConfig
-) -> dict[str, dict]:
-    """Full (unsharded) model, EMA and optimizer states. Under FSDP this gathers shards, so
-    every rank calls it; elsewhere it only collects references."""
-    if not train.fsdp:
-        return {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        get_model_state_dict,
-        get_optimizer_state_dict,
-    )
-
-    options = StateDictOptions(full_state_dict=True)
-    return {
-        "model": {k: v.cpu() for k, v in get_model_state_dict(model, options=options).items()},
-        "ema": {k: v.cpu() for k, v in ema.state_dict().items()},
-        "opt": get_optimizer_state_dict(model, opt, options=options),
-    }
-
-
-def _export(config: BiGRConfig, states: dict[str, dict], device: torch.device) -> BiGR:
-    """A plain BiGR holding the EMA weights (and the model's buffers)."""
-    export = BiGR(config).to(device)
-    export.load_state_dict(states["model"])
-    with torch.no_grad():
-        for name, param in export.named_parameters():
-            param.copy_(states["ema"][name].to(param.dtype))
-    return export.eval()
-
-
-def _save(out: Path, config: BiGRConfig, states: dict, step: int, train: TrainConfig, log) -> None:
-    state = {
-        "step": step,
-        **states,
-        "train": json.loads(json.dumps(train.__dict__)),
-        "config": config_to_json(config),
-    }
-    save_state(out / "state.pt", state)
-    _export(config, states, torch.device("cpu")).save_pretrained(
-        out / "model", extra={"trained_steps": step, "trained_by": "bigr train"}
-    )
-    if log:
-        from ..plots import plot_curves
-
-        steps = [r["step"] for r in log]
-        plot_curves(
-            out / "loss.png",
-            {"loss": (steps, [r["loss"] for r in log])},
-            title="masked-modelling loss (masked bits, weighted BCE)",
-            ylabel="loss",
-        )
-
-
-def _read_log(path: Path, upto: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["step"] <= upto]
-
-
-def _preview(
-    out: Path,
-    step: int,
-    export: BiGR,
-    tokenizer: nn.Module | None,
-    train: TrainConfig,
-    labels: Tensor,
-) -> None:
-    """A grid for `labels`: class ids, or caption embeddings for a text model."""
-    from ..images import save_grid
-    from ..sampler import SamplerConfig, sample_codes
-
-    device = next(export.parameters()).device
-    labels = labels.to(device)
-    sampler = SamplerConfig(steps=train.sample_steps, guidance=train.sample_guidance, gumbel=0.0)
-    generator = torch.Generator(device).manual_seed(train.seed)
-    codes = sample_codes(export, labels, sampler, generator=generator)
-    with torch.no_grad():
-        images = tokenizer.decode(codes.to(next(tokenizer.parameters()).device)).clamp(0, 1)
-    save_grid(images.cpu(), out / "samples" / f"step_{step:07d}.png")
-
-
 def train_generator(
     config: BiGRConfig,
     data: CodeShards,
@@ -345,54 +263,21 @@ def train_generator(
     `init`: a warm start from an exported model (weights into the model and the EMA, fresh
     optimizer moments) at the step it records, the LR re-warmed over `warmup_steps`; a run
     folder with a `state.pt` still resumes from that state."""
-    warm = None
-    if init is not None:
-        warm = BiGR.from_pretrained(init)
-        if config_to_json(warm.config) != config_to_json(config):
-            raise ValueError(f"--init {init}: its config differs from the one being trained")
-        train = dataclasses.replace(train, rewarm_from=trained_steps(init))
-        if train.rewarm_from >= train.steps:
-            raise ValueError(
-                f"--init {init} was trained {train.rewarm_from} steps; --steps must be more"
-            )
+    warm, train = _warm_start(config, train, init)
     ctx = distributed.setup(device)
     _check_batch(ctx, train)
-    if data.meta.code_bits != config.code_bits or data.meta.num_tokens != config.num_tokens:
-        raise ValueError(
-            f"the codes are {data.meta.code_bits}-bit on {data.meta.num_tokens} tokens; the model "
-            f"expects {config.code_bits}-bit on {config.num_tokens}"
-        )
+    _check_codes(data, config)
     out = Path(out_dir)
     torch.manual_seed(train.seed)
     model = BiGR(config).to(ctx.device).train()
-    ema = EMA(model, train.ema_decay)
-    start, state = 0, None
-    if resume and (out / "state.pt").is_file():
-        state = load_state(out / "state.pt", ctx.device)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        start = state["step"]
-    elif warm is not None:
-        model.load_state_dict(warm.state_dict())
-        ema = EMA(model, train.ema_decay)
-        start = train.rewarm_from
-    log = _read_log(out / "log.jsonl", start)
+    ema, start, state = _restore(model, out, resume, warm, ctx, train)
+    log = read_log(out / "log.jsonl", start)
     wrapped = _wrap(model, ctx, train)  # FSDP replaces the parameters: optimizer after this
     if train.fsdp:
         ema.shard_like(model)
     opt = torch.optim.AdamW(param_groups(model, train.weight_decay), lr=train.lr, betas=train.betas)
     if state is not None:
-        if train.fsdp:
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                set_optimizer_state_dict,
-            )
-
-            set_optimizer_state_dict(
-                model, opt, state["opt"], options=StateDictOptions(full_state_dict=True)
-            )
-        else:
-            opt.load_state_dict(state["opt"])
+        _load_optimizer(model, opt, state["opt"], train)
     want_tokenizer = tokenizer is not None and bool(train.sample_classes)
     preview_labels = torch.tensor(train.sample_classes, dtype=torch.long)
     if config.text_dim and want_tokenizer:  # sample classes name caption ids
@@ -411,27 +296,95 @@ def train_generator(
         stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
         done = step + 1
         if ctx.is_main:
-            if done % train.log_every == 0 or done == train.steps:
-                stats["seconds"] = time.perf_counter() - t0
-                log.append(stats)
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(stats) + "\n")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss']:.4f}")
+            _log_step(out, stats, log, done, train, t0, bar)
         preview = want_tokenizer and (
             (train.sample_every and done % train.sample_every == 0) or done == train.steps
         )
         checkpoint = done % train.checkpoint_every == 0 or done == train.steps
         if preview or checkpoint:
-            states = _full_states(model, ema, opt, train)  # every rank: FSDP gathers
+            states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
             if ctx.is_main and checkpoint:
-                _save(out, config, states, done, train, log)
+                save_run(out, config, states, done, train, log)
             if ctx.is_main and preview:
-                export = _export(config, states, ctx.device)
-                _preview(out, done, export, tokenizer, train, preview_labels)
+                export = export_ema(config, states, ctx.device)
+                save_preview(out, done, export, tokenizer, train, preview_labels)
         distributed.barrier(ctx)
     if bar is not None:
         bar.close()
     distributed.teardown(ctx)
     return stats
+
+
+def _warm_start(
+    config: BiGRConfig, train: TrainConfig, init: str | Path | None
+) -> tuple[BiGR | None, TrainConfig]:
+    """The exported model of `--init` and `train` re-warmed from the step it records."""
+    if init is None:
+        return None, train
+    warm = BiGR.from_pretrained(init)
+    if config_to_json(warm.config) != config_to_json(config):
+        raise ValueError(f"--init {init}: its config differs from the one being trained")
+    train = dataclasses.replace(train, rewarm_from=trained_steps(init))
+    if train.rewarm_from >= train.steps:
+        raise ValueError(
+            f"--init {init} was trained {train.rewarm_from} steps; --steps must be more"
+        )
+    return warm, train
+
+
+def _check_codes(data: CodeShards, config: BiGRConfig) -> None:
+    if data.meta.code_bits != config.code_bits or data.meta.num_tokens != config.num_tokens:
+        raise ValueError(
+            f"the codes are {data.meta.code_bits}-bit on {data.meta.num_tokens} tokens; the model "
+            f"expects {config.code_bits}-bit on {config.num_tokens}"
+        )
+
+
+def _restore(
+    model: BiGR,
+    out: Path,
+    resume: bool,
+    warm: BiGR | None,
+    ctx: distributed.Context,
+    train: TrainConfig,
+) -> tuple[EMA, int, dict | None]:
+    """The EMA, the first step and the resume state (None unless resuming): `state.pt` of the
+    run folder when resuming, else the warm start's weights, else a fresh start."""
+    ema = EMA(model, train.ema_decay)
+    if resume and (out / "state.pt").is_file():
+        state = load_state(out / "state.pt", ctx.device)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        return ema, state["step"], state
+    if warm is not None:
+        model.load_state_dict(warm.state_dict())
+        return EMA(model, train.ema_decay), train.rewarm_from, None
+    return ema, 0, None
+
+
+def _load_optimizer(
+    model: BiGR, opt: torch.optim.Optimizer, state: dict, train: TrainConfig
+) -> None:
+    if not train.fsdp:
+        opt.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_optimizer_state_dict,
+    )
+
+    set_optimizer_state_dict(model, opt, state, options=StateDictOptions(full_state_dict=True))
+
+
+def _log_step(
+    out: Path, stats: dict, log: list[dict], done: int, train: TrainConfig, t0: float, bar
+) -> None:
+    """Append every `log_every`-th step (and the last) to `log.jsonl`; advance the bar."""
+    if done % train.log_every == 0 or done == train.steps:
+        stats["seconds"] = time.perf_counter() - t0
+        log.append(stats)
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(stats) + "\n")
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{stats['loss']:.4f}")
