@@ -5,7 +5,7 @@ import torch
 from bigr.draws import RecordedDraws
 from bigr.model import BiGR
 from bigr.official import bigr_config_from_model_args, convert_state_dict, load_official_file
-from bigr.official.parity import _sampler_config
+from bigr.official.parity_outputs import _sampler_config
 from bigr.official.release_sampler import release_sample_codes
 from bigr.sampler import SamplerConfig, sample_codes
 
