@@ -174,15 +174,7 @@ def convert_state_dict(
     official = strip_wrappers(official)
     report = ConversionReport()
     if not is_bigr and any(k.startswith("ae.") for k in official):
-        kept = {}
-        for key, value in official.items():
-            if key.startswith("ae."):
-                kept[key[3:]] = value
-            elif key.startswith(BAE_TRAINING_ONLY):
-                report.training_only_dropped += 1
-            else:
-                kept[key] = value  # reported as unknown below
-        official = kept
+        official = _strip_autoencoder_prefix(official, report)
     expected = official_key_shapes(config)
     with torch.device("meta"):
         package_shapes = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
@@ -229,6 +221,22 @@ def convert_state_dict(
             + "; ".join(problems)
         )
     return out, report
+
+
+def _strip_autoencoder_prefix(
+    official: dict[str, Tensor], report: ConversionReport
+) -> dict[str, Tensor]:
+    """A B-AE training checkpoint's `ae.` keys without the prefix; its training-only entries
+    (discriminator, perceptual loss) dropped and counted; other keys kept, to be reported."""
+    kept = {}
+    for key, value in official.items():
+        if key.startswith("ae."):
+            kept[key[3:]] = value
+        elif key.startswith(BAE_TRAINING_ONLY):
+            report.training_only_dropped += 1
+        else:
+            kept[key] = value  # reported as unknown by the caller
+    return kept
 
 
 def _list(items: list[str], limit: int = 6) -> str:
