@@ -83,13 +83,8 @@ def run_demo(
     sections: list[tuple[str, str, str]] = []
     timings: dict[str, float] = {}
 
-    @contextlib.contextmanager
-    def timed(name: str) -> Iterator[None]:
-        if progress:
-            print(f"demo: {name} ...", flush=True)
-        start = time.perf_counter()
-        yield
-        timings[name] = time.perf_counter() - start
+    def timed(name: str) -> contextlib.AbstractContextManager[None]:
+        return _timed(timings, name, progress)
 
     def gen() -> torch.Generator:
         return torch.Generator(device).manual_seed(seed)
@@ -182,6 +177,16 @@ def run_demo(
     settings = json.dumps(sampler.__dict__)
     _write_index(out / "index.html", sections, timings, settings)
     return {"out_dir": str(out), "seconds": timings, "total_seconds": sum(timings.values())}
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str, progress: bool) -> Iterator[None]:
+    """Seconds of the block into `timings[name]`, announced first when `progress`."""
+    if progress:
+        print(f"demo: {name} ...", flush=True)
+    start = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - start
 
 
 def _masked(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
