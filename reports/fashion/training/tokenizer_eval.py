@@ -1,0 +1,19 @@
+"""Tokenizer-only reconstruction numbers (PSNR, rFID) through the report's tokenizer section."""
+import json, sys
+from pathlib import Path
+from bigr.model import load_tokenizer
+from bigr.evaluation.inception import InceptionFeatures
+from bigr.evaluation.report import ReportConfig
+from bigr.evaluation.report.context import _Context
+from bigr.evaluation.report.sections import SECTIONS
+from bigr.recipes import recipe
+
+tok_dir, ref, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+tok = load_tokenizer(tok_dir)
+cfg = ReportConfig(recipe=recipe("release"), num_fid=n, reference=ref)
+(out / "results").mkdir(parents=True, exist_ok=True)
+ctx = _Context(None, tok, InceptionFeatures(), cfg, out, force=False)
+res = SECTIONS["tokenizer"](ctx)
+res["tokenizer"] = tok_dir
+(out / "tokenizer.json").write_text(json.dumps(res, indent=2))
+print(json.dumps(res))
