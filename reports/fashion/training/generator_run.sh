@@ -1,7 +1,7 @@
 # Generator for issue 11: tokenize the fit split (deterministic codes + flips), then train.
 cd /work/main; . .venv/bin/activate
 set -e
-T=/work/runs/tok32/model
+T=${T:-/work/main/models/staged/tokenizer32}
 # resumable: finished shards are skipped
   bigr tokenize --tokenizer $T --data fashion-mnist:fit --out /work/runs/codes32 --deterministic --flips --batch-size 256
 bigr train --codes /work/runs/codes32 --preset bigr-fashion --set code_bits=32 --out /work/runs/gen32 \
