@@ -1,11 +1,14 @@
 """Tokenizer-only reconstruction numbers (PSNR, rFID) through the report's tokenizer section."""
-import json, sys
+
+import json
+import sys
 from pathlib import Path
-from bigr.model import load_tokenizer
+
 from bigr.evaluation.inception import InceptionFeatures
 from bigr.evaluation.report import ReportConfig
 from bigr.evaluation.report.context import _Context
 from bigr.evaluation.report.sections import SECTIONS
+from bigr.model import load_tokenizer
 from bigr.recipes import recipe
 
 tok_dir, ref, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
