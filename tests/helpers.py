@@ -1,6 +1,9 @@
-"""Small stand-ins shared by the evaluation tests."""
+"""Small stand-ins and hostile files shared by the tests."""
 
 from __future__ import annotations
+
+import struct
+import zlib
 
 import torch
 from PIL import Image
@@ -26,3 +29,20 @@ def class_image_folder(root, per_class=8, classes=3, size=16):
             arr = (torch.rand(size, size, 3, generator=g) * 80 + 60 * c).byte().numpy()
             Image.fromarray(arr).save(root / f"class{c}" / f"{i}.png")
     return str(root)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG that declares width x height 1-bit pixels but holds almost no data: what a
+    decompression bomb looks like to a reader that trusts the header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )

@@ -19,6 +19,7 @@ from bigr.config import PRESETS
 from bigr.model import BiGR
 from bigr.serve import ModelPair, Server, create_app
 from bigr.tokenizer import BinaryAutoencoder
+from helpers import png_header_only
 
 ARTIFACTS = Path(
     os.environ.get("BIGR_TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts")
@@ -159,6 +160,11 @@ HOSTILE_JOBS = {
         {"operation": "enrich", "image_id": "IMAGE", "ds": 3},
         "not divisible",
     ),
+    "a misspelt field": ({"operation": "sample", "clas_id": 3}, "unknown field 'clas_id'"),
+    "unknown operation": ({"operation": "explode"}, "operation must be one of"),
+    "class out of range": ({"operation": "sample", "class_id": 99}, "class_id must lie"),
+    "unknown sampler option": ({"operation": "sample", "sampler": {"bogus": 1}}, "unknown sampler"),
+    "image never uploaded": ({"operation": "inpaint", "image_id": "nope"}, "upload an image"),
     "enrich rounds huge": (
         {"operation": "enrich", "image_id": "IMAGE", "rounds": 99},
         "rounds must lie",
@@ -192,10 +198,35 @@ def test_hostile_uploads_get_a_400(server, tmp_path):
         "tiff": (gif.getvalue(), "not accepted"),
         "truncated png": (_png()[:60], "not a readable image"),
         "tall": (_png((8, 5000)), "largest side"),
+        "empty": (b"", "empty"),
+        "text": (b"hello", "not a readable image"),
+        "decompression bomb": (png_header_only(100_000, 100_000), "not a readable image"),
     }
     for name, (payload, expected) in cases.items():
         r = client.post("/api/upload", data={"image": (io.BytesIO(payload), "x.png")})
         assert r.status_code == 400 and expected in r.get_json()["error"], name
+    assert client.post("/api/upload", data={}).status_code == 400  # no file at all
+
+
+def test_bodies_that_are_not_json_and_unknown_jobs_get_a_4xx_with_a_message(server):
+    client = create_app(server).test_client()
+    for data, kind in (("operation=sample", "text/plain"), ("{bad json", "application/json")):
+        r = client.post("/api/jobs", data=data, content_type=kind)
+        assert r.status_code == 400 and "JSON object" in r.get_json()["error"]
+    r = client.get("/api/jobs/nope")
+    assert r.status_code == 404 and "no job" in r.get_json()["error"]
+    assert client.delete("/api/jobs").status_code == 405
+
+
+def test_sixteen_bit_grey_uploads_keep_their_range(server):
+    client = create_app(server).test_client()
+    buffer = io.BytesIO()
+    ramp = np.linspace(0, 65535, 48 * 48).reshape(48, 48).astype(np.uint16)
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    r = client.post("/api/upload", data={"image": (io.BytesIO(buffer.getvalue()), "g.png")})
+    assert r.status_code == 200
+    preview = _decode(r.get_json()["preview"]).astype(float)
+    assert preview.min() < 30 and preview.max() > 225  # scaled to 0..255, not clipped at 255
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import signal
@@ -164,8 +165,17 @@ def test_a_kill_in_the_middle_of_a_checkpoint_write_still_resumes(codes, tmp_pat
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
+def _pickled_code() -> bytes:
+    """A torch file whose pickle names a callable (os.system): loading must not run it."""
+    buffer = io.BytesIO()
+    torch.save({"step": 1, "call": os.system, "args": ("touch pwned",)}, buffer)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
-    "content", [b"", b"not a zip file at all", b"PK\x03\x04truncated"], ids=["empty", "text", "zip"]
+    "content",
+    [b"", b"not a zip file at all", b"PK\x03\x04truncated", _pickled_code()],
+    ids=["empty", "text", "zip", "pickled code"],
 )
 def test_a_corrupt_state_is_refused_not_silently_restarted(codes, tmp_path, content):
     run = tmp_path / "run"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .commands.argtypes import device as device_arg
+from .commands.argtypes import int_in
 
 EXIT_USAGE = 2
 
@@ -159,11 +160,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .checkpoint import load_directory, save_directory
+    from .checkpoint import load_directory, resolve, save_directory
 
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    config, state = load_directory(args.src)
-    meta = json.loads((Path(args.src) / "config.json").read_text())
+    src = resolve(args.src)  # a folder, or an embedded name such as bigr:fashion
+    config, state = load_directory(src)
+    meta = json.loads((src / "config.json").read_text())
     state = {k: v.to(dtype[args.dtype]) if v.is_floating_point() else v for k, v in state.items()}
     extra = {**meta.get("extra", {}), "stored_dtype": args.dtype}
     out = save_directory(args.out, config, state, extra)
@@ -244,13 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", help="model directory (repeatable; default: demo)")
     p.add_argument("--tokenizer", action="append", help="tokenizer of the matching --model")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int_in(1, 65535), default=8765)
     p.add_argument("--device", type=device_arg, default="cpu")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the embedded Fashion-MNIST models at work (no download)")
     p.add_argument("--out", default="bigr-demo", help="output folder (default: bigr-demo)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0)
     p.add_argument("--device", type=device_arg, default="cpu")
     p.set_defaults(func=cmd_demo)
 

@@ -12,6 +12,7 @@ generic dict round trip and `--set a.b=v` overrides (`bigr.config_dicts`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +23,18 @@ FORMAT_VERSION = 1
 
 def _require(config: Any, rules: dict[str, str]) -> None:
     """Range checks by field: "pos" (> 0), "nonneg" (>= 0), "prob" (in [0, 1)), "unit" (in
-    [0, 1]); a field that is None is skipped. One message naming the field and the value."""
+    [0, 1]); a field that is None is skipped; infinities and NaN fail every rule. One message
+    naming the field and the value."""
     for name, rule in rules.items():
         value = getattr(config, name)
         values = value if isinstance(value, tuple) else (value,)
         for v in values:
             if v is None:
                 continue
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(v):
+                raise ValueError(f"{name} must be finite, got {value!r}")
             ok = {"pos": v > 0, "nonneg": v >= 0, "prob": 0 <= v < 1, "unit": 0 <= v <= 1}[rule]
             if not ok:
                 what = {"pos": "> 0", "nonneg": ">= 0", "prob": "in [0, 1)", "unit": "in [0, 1]"}

@@ -76,6 +76,8 @@ def run_demo(
     `sampler` defaults to the embedded model's recommended recipe (its `recipe.json`)."""
     sampler = sampler or demo_recipe()
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file; the demo writes a folder (give another --out)")
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_demo_models(device)
     size = tokenizer.config.image_size

@@ -32,6 +32,8 @@ BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
 def open_image(path: str | Path) -> Image.Image:
     """The image at `path`, loaded; refuses files over `MAX_PIXELS` before decoding them."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
@@ -112,9 +114,26 @@ def load_mask(path: str | Path, size: int) -> Tensor:
     return torch.from_numpy(cropped > 127)
 
 
+def check_output(path: str | Path) -> None:
+    """Refuse an output path that cannot become an image file, before any work is done: a
+    folder, a path under a file, or an extension Pillow cannot write."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder; give a file name such as {path / 'out.png'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ImageError(f"{path}: {parent} is a file, not a folder")
+            break
+    suffix = path.suffix.lower()
+    if suffix not in Image.registered_extensions():
+        raise ImageError(f"{path}: unknown image extension {suffix or '(none)'!r}; use .png")
+
+
 def save_image(image: Tensor, path: str | Path) -> Path:
     """Write (3, H, W) in [0, 1] as a PNG (values outside [0, 1] are clamped)."""
     path = Path(path)
+    check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # written beside the target and renamed, so a failed write never destroys an earlier file
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

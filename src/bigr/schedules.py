@@ -57,6 +57,7 @@ def training_mask_count(step: int, num_tokens: int) -> int:
 
 
 GUIDANCE_SCHEDULES = ("constant", "linear", "interval")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def guidance_at(

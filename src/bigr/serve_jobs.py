@@ -41,6 +41,12 @@ from .serve_requests import (
 )
 from .tokenizer import BinaryAutoencoder
 
+# Every field a job request may carry (the page sends all of them, whatever the operation).
+JOB_FIELDS = frozenset(
+    {"operation", "model", "num", "seed", "sampler", "image_id", "mask", "blend"}
+    | {"class_id", "class_b", "prompt", "prompt_b", "ds", "rounds"}
+)
+
 
 @dataclass
 class ModelPair:
@@ -160,6 +166,11 @@ class Server:
         }
 
     def submit(self, body: dict) -> dict:
+        unknown = sorted(set(body) - JOB_FIELDS)
+        if unknown:  # a misspelt field would otherwise be ignored silently
+            raise RequestError(
+                f"unknown field {unknown[0]!r}; known: {', '.join(sorted(JOB_FIELDS))}"
+            )
         operation = body.get("operation")
         if operation not in OPERATIONS:
             raise RequestError(f"operation must be one of {', '.join(OPERATIONS)}")

@@ -46,7 +46,12 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
             kind = {"type": finite_float(0.0, open_low=meta.get("positive", False))}
         flag = "--" + spec.name.replace("_", "-")
         g.add_argument(flag, dest=spec.name, help=meta["help"], **kind)
-    g.add_argument("--seed", type=int, default=0, help="the same seed reproduces an output exactly")
+    g.add_argument(
+        "--seed",
+        type=int_in(0, 2**63 - 1),
+        default=0,
+        help="the same seed reproduces an output exactly",
+    )
     g.add_argument(
         "--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu"
     )

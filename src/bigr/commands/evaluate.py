@@ -12,7 +12,7 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from .argtypes import device as device_arg
-from .argtypes import int_in
+from .argtypes import finite_float, int_in
 from .common import add_sampler_arguments, load_pair, parse_ints, sampler_from_args
 
 
@@ -98,14 +98,26 @@ def _uint8_to_float(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
 
 
+def _check_reference(spec: str, cache: Path | None) -> None:
+    """Fail on an unusable reference before any sample is measured (Inception is slow)."""
+    from ..data import open_dataset
+    from ..evaluation.reference import load_statistics
+
+    if cache is not None and cache.is_file():
+        load_statistics(cache)
+    elif not Path(spec).exists():
+        open_dataset(spec, 32)  # a dataset name: unknown ones are refused here
+
+
 def cmd_fid(args: argparse.Namespace) -> int:
     from ..evaluation.inception import InceptionFeatures
     from ..evaluation.reference import compare_statistics
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    extractor = InceptionFeatures().to(device)
     sample_path = Path(args.samples)
     images, _ = _load_samples(sample_path)
+    _check_reference(args.ref, Path(args.ref_stats) if args.ref_stats else None)
+    extractor = InceptionFeatures().to(device)
     size = images.shape[1] if images is not None else 0
     limit = args.num
     samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
@@ -233,11 +245,11 @@ def _add_sample_fid(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer")
     p.add_argument("--out", required=True, help="sample folder (shards, then samples.npz)")
     p.add_argument("--num", type=int_in(1, 1_000_000), default=10_000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--shard-size", type=int, default=1000)
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=32)
+    p.add_argument("--shard-size", type=int_in(1, 1_000_000), default=1000)
     p.add_argument("--png", action="store_true", help="also write every image as a PNG")
-    p.add_argument("--rank", type=int)
-    p.add_argument("--world-size", type=int)
+    p.add_argument("--rank", type=int_in(0, 65535))
+    p.add_argument("--world-size", type=int_in(1, 65536))
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_sample_fid)
 
@@ -255,7 +267,7 @@ def _add_tune_recipe(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ref", default="fashion-mnist:val", help="held-out images (never the test split)"
     )
-    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=250)
     p.add_argument("--sweep-guidance", help="comma-separated guidance scales")
     p.add_argument("--sweep-gumbel", help="comma-separated Gumbel temperatures")
     p.add_argument("--sweep-steps", help="comma-separated unmasking step counts")
@@ -274,10 +286,14 @@ def _add_fid(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="dataset (fashion-mnist:test), image folder, ADM .npz or stats .npz",
     )
-    p.add_argument("--num", type=int, help="use the first N samples")
-    p.add_argument("--ref-num", type=int, help="reference images (default: as many as samples)")
+    p.add_argument("--num", type=int_in(2, 10_000_000), help="use the first N samples")
+    p.add_argument(
+        "--ref-num",
+        type=int_in(2, 10_000_000),
+        help="reference images (default: as many as samples)",
+    )
     p.add_argument("--ref-stats", help="cache the reference statistics in this .npz")
-    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=50)
     p.add_argument("--device", type=device_arg)
     p.add_argument("--out", help="also write the result JSON here")
     p.set_defaults(func=cmd_fid)
@@ -293,12 +309,17 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baselines", default="bits", help="comma list of: bits, pixels")
     p.add_argument("--train-data", help="images of the training split (pixel baseline)")
     p.add_argument("--test-data", help="images of the held-out split (pixel baseline)")
-    p.add_argument("--pixel-size", type=int)
-    p.add_argument("--train-num", type=int)
-    p.add_argument("--test-num", type=int)
-    p.add_argument("--epochs", type=int, default=90)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=0.1, help="base lr (scaled by batch / 256)")
+    p.add_argument("--pixel-size", type=int_in(1, 1024))
+    p.add_argument("--train-num", type=int_in(1, 100_000_000))
+    p.add_argument("--test-num", type=int_in(1, 100_000_000))
+    p.add_argument("--epochs", type=int_in(1, 10_000), default=90)
+    p.add_argument("--batch-size", type=int_in(1, 65536), default=256)
+    p.add_argument(
+        "--lr",
+        type=finite_float(0, open_low=True),
+        default=0.1,
+        help="base lr (scaled by batch / 256)",
+    )
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "lars"])
     p.add_argument("--device", type=device_arg)
     p.add_argument("--out", help="write results as JSON")

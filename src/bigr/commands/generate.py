@@ -21,7 +21,15 @@ from ..apps import (
     outpaint,
 )
 from ..apps.common import check_class
-from ..images import ImageError, load_image, load_mask, open_image, save_grid, save_image
+from ..images import (
+    ImageError,
+    check_output,
+    load_image,
+    load_mask,
+    open_image,
+    save_grid,
+    save_image,
+)
 from ..sampler import sample_codes
 from .argtypes import int_in
 from .common import (
@@ -48,6 +56,8 @@ def _written(*paths: Path) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    if not args.codes_only:
+        check_output(args.out)  # before any work: a bad path fails fast
     model, tokenizer = load_pair(args, need_tokenizer=not args.codes_only)
     if model.config.text_dim:
         if not args.prompt or args.classes:
@@ -141,6 +151,7 @@ def _edit_kwargs(args: argparse.Namespace) -> dict:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
+    check_output(args.out)  # before any work: a bad path fails fast
     model, tokenizer = load_pair(args)
     image, mask = _load_image_and_mask(args, tokenizer.config.image_size)
     progress = Progress("inpainting")
@@ -150,6 +161,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
+    check_output(args.out)  # before any work: a bad path fails fast
     model, tokenizer = load_pair(args)
     image, mask = _load_image_and_mask(args, tokenizer.config.image_size)
     progress = Progress("editing")
@@ -161,6 +173,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_outpaint(args: argparse.Namespace) -> int:
+    check_output(args.out)  # before any work: a bad path fails fast
     model, tokenizer = load_pair(args)
     size = tokenizer.config.image_size
     image, keep = _load_image_and_mask(args, size, required=False)
@@ -173,6 +186,7 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
+    check_output(args.out)  # before any work: a bad path fails fast
     model, tokenizer = load_pair(args)
     classes = parse_ints(args.classes, "--classes")
     if len(classes) != 2:
@@ -196,6 +210,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_enrich(args: argparse.Namespace) -> int:
+    check_output(args.out)  # before any work: a bad path fails fast
     model, tokenizer = load_pair(args)
     size = tokenizer.config.image_size
     if size % args.ds:

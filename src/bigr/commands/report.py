@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..recipes import recipe
+from .argtypes import int_in
 from .common import add_sampler_arguments, load_pair, sampler_from_args
 
 
@@ -24,17 +25,27 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
         "(default: all that apply; text models get text, probe, inpaint)",
     )
     p.add_argument("--force", action="store_true", help="recompute cached sections")
-    p.add_argument("--num-fid", type=int, help="samples for the headline FID (default 10000)")
-    p.add_argument("--num-sweep", type=int, help="samples per sweep point (default 2000)")
     p.add_argument(
-        "--num-orders", type=int, help="samples per order / bit-draw point (default: --num-sweep)"
+        "--num-fid", type=int_in(2, 10_000_000), help="samples for the headline FID (default 10000)"
     )
-    p.add_argument("--probe-epochs", type=int)
-    p.add_argument("--probe-train", type=int)
-    p.add_argument("--probe-test", type=int)
-    p.add_argument("--inpaint-images", type=int)
-    p.add_argument("--edit-images", type=int, help="held-out images per class-edit pair")
-    p.add_argument("--num-text", type=int, help="text models: samples over the prompts")
+    p.add_argument(
+        "--num-sweep", type=int_in(2, 10_000_000), help="samples per sweep point (default 2000)"
+    )
+    p.add_argument(
+        "--num-orders",
+        type=int_in(2, 10_000_000),
+        help="samples per order / bit-draw point (default: --num-sweep)",
+    )
+    p.add_argument("--probe-epochs", type=int_in(1, 10_000))
+    p.add_argument("--probe-train", type=int_in(2, 10_000_000))
+    p.add_argument("--probe-test", type=int_in(2, 10_000_000))
+    p.add_argument("--inpaint-images", type=int_in(2, 10_000_000))
+    p.add_argument(
+        "--edit-images", type=int_in(2, 10_000_000), help="held-out images per class-edit pair"
+    )
+    p.add_argument(
+        "--num-text", type=int_in(2, 10_000_000), help="text models: samples over the prompts"
+    )
     p.add_argument("--text-fid", action="store_true", help="text models: also an FID")
     p.add_argument(
         "--variant",
@@ -42,7 +53,7 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
         metavar="LABEL=DIR",
         help="a generator trained otherwise (e.g. predicting x0), compared by FID (repeatable)",
     )
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int_in(1, 4096))
     p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
     p.add_argument("--train-data", help="training data (default fashion-mnist:train)")
     add_sampler_arguments(p)

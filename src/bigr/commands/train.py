@@ -10,6 +10,8 @@ from pathlib import Path
 from ..config import BiGRConfig, get_preset
 from ..config_dicts import apply_overrides
 from .argtypes import device as device_arg
+from .argtypes import finite_float, int_in
+from .common import parse_ints
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -77,9 +79,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if data.meta.classes and config.num_classes != len(data.meta.classes):
         config = dataclasses.replace(config, num_classes=len(data.meta.classes))
         print(f"num_classes set to {config.num_classes} from the codes' class list")
+    if not data.meta.classes and not config.text_dim and config.class_dropout < 1:
+        config = dataclasses.replace(config, num_classes=0, class_dropout=1.0)
+        print("the codes carry no class labels: training an unconditional model")
     changes = {f: getattr(args, d) for d, f in TRAIN_FLAGS.items() if getattr(args, d) is not None}
     if args.sample_classes:
-        changes["sample_classes"] = tuple(int(c) for c in args.sample_classes.split(","))
+        changes["sample_classes"] = tuple(parse_ints(args.sample_classes, "--sample-classes"))
     train = TrainConfig(**changes)
     tokenizer = (
         load_tokenizer(args.tokenizer, device=args.device or "cpu") if args.tokenizer else None
@@ -107,22 +112,26 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", required=True, help="tokenizer directory")
     p.add_argument("--data", required=True, help="fashion-mnist[:test], or a folder of images")
     p.add_argument("--out", required=True, help="output shard folder")
-    p.add_argument("--samples", type=int, default=1, help="stochastic code samples per image")
+    p.add_argument(
+        "--samples", type=int_in(1, 64), default=1, help="stochastic code samples per image"
+    )
     p.add_argument(
         "--deterministic", action="store_true", help="codes p > 0.5 instead of Bernoulli draws"
     )
     p.add_argument("--flips", action="store_true", help="also encode horizontally flipped copies")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--shard-size", type=int, default=10_000)
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--batch-size", type=int_in(1, 65536), default=64)
+    p.add_argument("--shard-size", type=int_in(1, 10_000_000), default=10_000)
+    p.add_argument("--workers", type=int_in(0, 256), default=0)
     p.add_argument(
         "--captions",
         choices=["fashion"],
         help="store generated captions (ids + MiniLM table) for a text-conditioned model",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rank", type=int, help="this process's rank (default: $RANK)")
-    p.add_argument("--world-size", type=int, help="number of ranks (default: $WORLD_SIZE)")
+    p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0)
+    p.add_argument("--rank", type=int_in(0, 65535), help="this process's rank (default: $RANK)")
+    p.add_argument(
+        "--world-size", type=int_in(1, 65536), help="number of ranks (default: $WORLD_SIZE)"
+    )
     p.add_argument("--device", type=device_arg)
     p.set_defaults(func=cmd_tokenize)
 
@@ -144,16 +153,20 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-classes", help="comma-separated classes of the sample grids")
     p.add_argument("--device", type=device_arg)
     g = p.add_argument_group("optimisation (defaults: the release's recipe)")
-    g.add_argument("--steps", type=int)
-    g.add_argument("--batch-size", type=int, help="global batch: per rank x ranks x accumulation")
-    g.add_argument("--grad-accum", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--warmup", type=int, help="warmup steps")
+    g.add_argument("--steps", type=int_in(1, 100_000_000))
+    g.add_argument(
+        "--batch-size",
+        type=int_in(1, 1_000_000),
+        help="global batch: per rank x ranks x accumulation",
+    )
+    g.add_argument("--grad-accum", type=int_in(1, 65536))
+    g.add_argument("--lr", type=finite_float(0, open_low=True))
+    g.add_argument("--weight-decay", type=finite_float(0))
+    g.add_argument("--warmup", type=int_in(0, 100_000_000), help="warmup steps")
     g.add_argument("--lr-schedule", choices=["constant", "cosine"])
-    g.add_argument("--min-lr", type=float)
-    g.add_argument("--grad-clip", type=float)
-    g.add_argument("--ema-decay", type=float)
+    g.add_argument("--min-lr", type=finite_float(0))
+    g.add_argument("--grad-clip", type=finite_float(0))
+    g.add_argument("--ema-decay", type=finite_float(0, 1))
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     g.add_argument("--compile", action="store_true", default=None)
     g.add_argument(
@@ -165,10 +178,10 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="one mask ratio per sample (the release draws one per batch)",
     )
-    g.add_argument("--seed", type=int)
-    g.add_argument("--log-every", type=int)
-    g.add_argument("--checkpoint-every", type=int)
-    g.add_argument("--sample-every", type=int)
+    g.add_argument("--seed", type=int_in(0, 2**63 - 1))
+    g.add_argument("--log-every", type=int_in(1, 100_000_000))
+    g.add_argument("--checkpoint-every", type=int_in(1, 100_000_000))
+    g.add_argument("--sample-every", type=int_in(0, 100_000_000))
     p.set_defaults(func=cmd_train)
 
 

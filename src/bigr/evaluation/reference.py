@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -183,10 +184,15 @@ def load_statistics(
     When the file holds images (`arr_0`, uint8 NHWC) and an extractor is given, their features
     are computed for precision/recall, and for any statistics the file lacks.
     """
-    with np.load(path, allow_pickle=False) as data:
-        keys = set(data.files)
-        stored = {k: data[k] for k in keys - {"arr_0"}}
-        images = data["arr_0"] if "arr_0" in keys and extractor is not None else None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            keys = set(data.files)
+            stored = {k: data[k] for k in keys - {"arr_0"}}
+            images = data["arr_0"] if "arr_0" in keys and extractor is not None else None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not an .npz of FID statistics or images ({err})") from None
     computed = None
     if images is not None:
         computed = compute_statistics(

@@ -27,12 +27,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
-from ..config import BiGRConfig, config_to_json
+from ..config import BiGRConfig, _require, config_to_json
 from ..model import BiGR, sample_training_mask
 from ..shards import CodeShards
 from .generator_run import export_ema, full_states, read_log, save_preview, save_run
@@ -63,6 +64,27 @@ class TrainConfig:
     sample_steps: int = 10  # the release's training preview: 10 steps, guidance 4
     sample_guidance: float = 4.0
     rewarm_from: int = 0  # a warm start at this step re-warms the LR over warmup_steps
+
+    def __post_init__(self) -> None:
+        _require(
+            self,
+            {
+                **dict.fromkeys(("steps", "batch_size", "grad_accum", "lr"), "pos"),
+                **dict.fromkeys(("log_every", "checkpoint_every", "sample_steps"), "pos"),
+                **dict.fromkeys(("weight_decay", "warmup_steps", "min_lr", "grad_clip"), "nonneg"),
+                **dict.fromkeys(("sample_every", "sample_guidance", "seed"), "nonneg"),
+                **dict.fromkeys(("sample_classes", "rewarm_from"), "nonneg"),
+                "betas": "prob",
+                "ema_decay": "unit",
+            },
+        )
+        if self.lr_schedule not in schedules.LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(schedules.LR_SCHEDULES)}, "
+                f"got {self.lr_schedule!r}"
+            )
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 
 
 def warm_lr(step: int, train: TrainConfig) -> float:
@@ -267,6 +289,7 @@ def train_generator(
     ctx = distributed.setup(device)
     _check_batch(ctx, train)
     _check_codes(data, config)
+    _check_preview_classes(config, data, train)
     out = Path(out_dir)
     torch.manual_seed(train.seed)
     model = BiGR(config).to(ctx.device).train()
@@ -282,6 +305,8 @@ def train_generator(
     preview_labels = torch.tensor(train.sample_classes, dtype=torch.long)
     if config.text_dim and want_tokenizer:  # sample classes name caption ids
         preview_labels = data.caption_embeddings()[preview_labels]
+    elif config.class_dropout >= 1:  # unconditional: only the null class was trained
+        preview_labels = model.transformer.null_labels(preview_labels)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
@@ -337,6 +362,28 @@ def _check_codes(data: CodeShards, config: BiGRConfig) -> None:
         raise ValueError(
             f"the codes are {data.meta.code_bits}-bit on {data.meta.num_tokens} tokens; the model "
             f"expects {config.code_bits}-bit on {config.num_tokens}"
+        )
+    if config.text_dim or config.class_dropout >= 1:
+        return  # caption ids, or an unconditional model: every label becomes the null one
+    labels = np.concatenate([np.asarray(shard) for shard in data.labels])
+    low, high = int(labels.min(initial=0)), int(labels.max(initial=0))
+    if low < 0 or high >= config.num_classes:
+        raise ValueError(
+            f"the codes' labels span {low}..{high} but the model has classes "
+            f"0..{config.num_classes - 1} (unlabelled images are -1: train them with "
+            "--set class_dropout=1 for an unconditional model)"
+        )
+
+
+def _check_preview_classes(config: BiGRConfig, data: CodeShards, train: TrainConfig) -> None:
+    if config.class_dropout >= 1 and not config.text_dim:
+        return  # an unconditional model previews len(sample_classes) unconditional samples
+    count = len(data.caption_embeddings()) if config.text_dim else config.num_classes
+    bad = [c for c in train.sample_classes if c >= count]
+    if bad:
+        what = "caption ids" if config.text_dim else "classes"
+        raise ValueError(
+            f"--sample-classes {bad[0]} is out of range: the data has {what} 0..{count - 1}"
         )
 
 

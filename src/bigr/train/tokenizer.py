@@ -82,8 +82,18 @@ class TokenizerTrainConfig:
                 "checkpoint_every": "pos",
                 "eval_every": "pos",
                 "eval_images": "nonneg",
+                **dict.fromkeys(("disc_start", "disc_weight_max", "code_weight", "seed"), "nonneg"),
+                **dict.fromkeys(("disc_lr", "disc_layers", "disc_channels"), "pos"),
+                "ema_decay": "unit",
             },
         )
+        if self.lr_schedule not in schedules.LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(schedules.LR_SCHEDULES)}, "
+                f"got {self.lr_schedule!r}"
+            )
+        if self.export not in ("ema", "raw"):
+            raise ValueError(f"export must be ema or raw, got {self.export!r}")
 
 
 class PatchDiscriminator(nn.Module):
