@@ -46,3 +46,21 @@ def png_header_only(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\0" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+def assert_one_clear_error(argv, message, out, capsys, *, add_out=True) -> None:
+    """`bigr ARGV` (with `--out OUT` when `add_out`) fails with a non-zero exit and exactly one
+    error line containing `message`, no traceback, and `out` (an earlier result) unchanged."""
+    from bigr.cli import main
+
+    out.write_bytes(b"earlier result")
+    try:
+        code = main([*argv, "--out", str(out)] if add_out else argv)
+    except SystemExit as exit:  # argparse: usage line + one error line, exit 2
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code != 0, argv
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+    assert out.read_bytes() == b"earlier result"

@@ -4,8 +4,8 @@ refused with one clear line and a non-zero exit, and no earlier output is destro
 import pytest
 import torch
 
-from bigr.cli import main
 from bigr.sampler import SamplerConfig, sample_codes
+from helpers import assert_one_clear_error
 
 EMBEDDED = ["--model", "bigr:fashion"]
 
@@ -55,20 +55,8 @@ CLI_CASES = {
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_hostile_command_lines_fail_with_one_clear_line(case, tmp_path, capsys):
     argv, message = CLI_CASES[case]
-    out = tmp_path / "out.png"
-    out.write_bytes(b"earlier result")
     needs_out = argv[0] in ("sample", "interpolate", "sample-fid", "tune-recipe")
-    full = [*argv, "--out", str(out)] if needs_out else argv
-    try:
-        code = main(full)
-    except SystemExit as exit:  # argparse: usage line + one error line, exit 2
-        code = exit.code
-    err = capsys.readouterr().err
-    assert code != 0, case
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1 and message in errors[0], err
-    assert "Traceback" not in err
-    assert out.read_bytes() == b"earlier result"
+    assert_one_clear_error(argv, message, tmp_path / "out.png", capsys, add_out=needs_out)
 
 
 @pytest.fixture(scope="module")

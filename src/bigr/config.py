@@ -42,6 +42,13 @@ def _require(config: Any, rules: dict[str, str]) -> None:
                 raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
+def _require_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
+    """One message naming the field when its value is not one of `choices`."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TokenizerConfig:
     """Binary autoencoder (B-AE): convolutional encoder, K-bit binarizer, decoder.

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
-from ..config import BiGRConfig, _require, config_to_json
+from ..config import BiGRConfig, _require, _require_choice, config_to_json
 from ..model import BiGR, sample_training_mask
 from ..shards import CodeShards
 from .generator_run import export_ema, full_states, read_log, save_preview, save_run
@@ -78,13 +78,8 @@ class TrainConfig:
                 "ema_decay": "unit",
             },
         )
-        if self.lr_schedule not in schedules.LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule must be one of {', '.join(schedules.LR_SCHEDULES)}, "
-                f"got {self.lr_schedule!r}"
-            )
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        _require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
+        _require_choice(self, "precision", ("auto", "fp32", "bf16"))
 
 
 def warm_lr(step: int, train: TrainConfig) -> float:

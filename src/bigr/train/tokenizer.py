@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state, save_state
-from ..config import TokenizerConfig, _require, config_to_json
+from ..config import TokenizerConfig, _require, _require_choice, config_to_json
 from ..model import save_tokenizer
 from ..tokenizer import BinaryAutoencoder
 from .generator import batch_indices
@@ -87,13 +87,9 @@ class TokenizerTrainConfig:
                 "ema_decay": "unit",
             },
         )
-        if self.lr_schedule not in schedules.LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule must be one of {', '.join(schedules.LR_SCHEDULES)}, "
-                f"got {self.lr_schedule!r}"
-            )
-        if self.export not in ("ema", "raw"):
-            raise ValueError(f"export must be ema or raw, got {self.export!r}")
+        _require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
+        _require_choice(self, "export", ("ema", "raw"))
+        _require_choice(self, "precision", ("auto", "fp32", "bf16"))
 
 
 class PatchDiscriminator(nn.Module):
