@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import distributed, schedules
-from ..checkpoint import EMA, load_state, save_state
-from ..config import TokenizerConfig, _require, _require_choice, config_to_json
-from ..model import save_tokenizer
+from ..checkpoint import EMA, load_state
+from ..config import TokenizerConfig, _require, _require_choice
 from ..tokenizer import BinaryAutoencoder
 from .generator import batch_indices
+from .tokenizer_run import (
+    append_log,
+    evaluate_reconstruction,
+    evaluate_run,
+    psnr,
+    read_log,
+    save_run,
+)
+
+__all__ = [
+    "PatchDiscriminator",
+    "TokenizerTrainConfig",
+    "evaluate_reconstruction",
+    "psnr",
+    "train_tokenizer",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,25 +139,11 @@ def adaptive_weight(nll: Tensor, g_loss: Tensor, last: Tensor, maximum: float) -
     return (g_nll.norm() / (g_gan.norm() + 1e-4)).clamp(0, maximum).detach()
 
 
-def psnr(a: Tensor, b: Tensor) -> Tensor:
-    """(B,) peak signal-to-noise ratio in dB of images in [0, 1]."""
-    mse = (a.clamp(0, 1) - b.clamp(0, 1)).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
-
-
 def _images(dataset, indices: Tensor, flips: Tensor | None) -> Tensor:
     batch = torch.stack([dataset[int(i)][0] for i in indices])
     if flips is not None:
         batch = torch.where(flips.view(-1, 1, 1, 1), batch.flip(-1), batch)
     return batch
-
-
-@torch.no_grad()
-def evaluate_reconstruction(model: BinaryAutoencoder, images: Tensor) -> tuple[float, Tensor]:
-    """Mean PSNR of deterministic-code reconstructions, and the reconstructions."""
-    device = next(model.parameters()).device
-    recon = model.decode(model.encode(images.to(device), stochastic=False).codes).clamp(0, 1).cpu()
-    return float(psnr(images, recon).mean()), recon
 
 
 @dataclass
@@ -220,7 +220,7 @@ def _setup(
     if held_out is not None and len(held_out):
         count = min(train.eval_images, len(held_out))
         eval_images = torch.stack([held_out[i][0] for i in range(count)])
-    log = [r for r in _read_log(out / "log.jsonl") if r["step"] <= start]
+    log = [r for r in read_log(out / "log.jsonl") if r["step"] <= start]
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
@@ -281,22 +281,16 @@ def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -
     return {"step": step + 1, **dict(zip(names, values, strict=True)), "lr": lr}
 
 
-def _append_log(out: Path, run: _Run, stats: dict) -> None:
-    run.log.append(stats)
-    with open(out / "log.jsonl", "a") as f:
-        f.write(json.dumps(stats) + "\n")
-
-
 def _bookkeeping(out: Path, run: _Run, stats: dict, train: TokenizerTrainConfig, t0: float):
     """Main rank: held-out PSNR and grids, the log, checkpoints."""
     done = stats["step"]
     if run.eval_images is not None and (done % train.eval_every == 0 or done == train.steps):
-        stats |= _evaluate(out, done, run.model, run.ema, run.eval_images, train.export)
+        stats |= evaluate_run(out, done, run.model, run.ema, run.eval_images, train.export)
     if done % train.log_every == 0 or done == train.steps or "psnr" in stats:
         stats["seconds"] = time.perf_counter() - t0
-        _append_log(out, run, stats)
+        append_log(out, run.log, stats)
     if done % train.checkpoint_every == 0 or done == train.steps:
-        _save(out, done, run.model, run.disc, run.ema, run.opt, run.opt_d, train, run.log)
+        save_run(out, done, run.model, run.disc, run.ema, run.opt, run.opt_d, train, run.log)
 
 
 def train_tokenizer(
@@ -344,107 +338,8 @@ def train_tokenizer(
         stats = {"step": run.start, "reexport": train.export}
         if run.eval_images is not None:
             model, ema = run.model, run.ema
-            stats |= _evaluate(out, run.start, model, ema, run.eval_images, train.export)
-        _append_log(out, run, stats)
-        _save(out, run.start, run.model, run.disc, run.ema, run.opt, run.opt_d, train, run.log)
+            stats |= evaluate_run(out, run.start, model, ema, run.eval_images, train.export)
+        append_log(out, run.log, stats)
+        save_run(out, run.start, run.model, run.disc, run.ema, run.opt, run.opt_d, train, run.log)
     distributed.teardown(ctx)
     return stats
-
-
-def _ema_model(model: BinaryAutoencoder, ema: EMA) -> BinaryAutoencoder:
-    export = BinaryAutoencoder(model.config).to(next(model.parameters()).device)
-    export.load_state_dict(model.state_dict())
-    ema.copy_to(export)
-    return export.eval()
-
-
-def _export_model(model: BinaryAutoencoder, ema: EMA, export: str) -> BinaryAutoencoder:
-    if export == "raw":
-        return model
-    return _ema_model(model, ema)
-
-
-def _evaluate(
-    out: Path, step: int, model: BinaryAutoencoder, ema: EMA, images: Tensor, export: str
-) -> dict[str, float]:
-    """Held-out PSNR of the EMA and of the raw weights; the grid shows the exported ones."""
-    from ..images import save_grid
-
-    was_training = model.training
-    model.eval()
-    raw_psnr, raw_recon = evaluate_reconstruction(model, images)
-    model.train(was_training)
-    ema_psnr, ema_recon = evaluate_reconstruction(_ema_model(model, ema), images)
-    recon = raw_recon if export == "raw" else ema_recon
-    n = min(len(images), 16)
-    save_grid(torch.cat([images[:n], recon[:n]]), out / "recon" / f"step_{step:07d}.png", nrow=n)
-    return {
-        "psnr": raw_psnr if export == "raw" else ema_psnr,
-        "psnr_ema": ema_psnr,
-        "psnr_raw": raw_psnr,
-    }
-
-
-def _save(
-    out: Path,
-    step: int,
-    model,
-    disc,
-    ema: EMA,
-    opt,
-    opt_d,
-    train: TokenizerTrainConfig,
-    log: list[dict],
-) -> None:
-    state = {
-        "step": step,
-        "model": model.state_dict(),
-        "disc": disc.state_dict(),
-        "ema": ema.state_dict(),
-        "opt": opt.state_dict(),
-        "opt_d": opt_d.state_dict(),
-        "train": json.loads(json.dumps(train.__dict__)),
-        "config": config_to_json(model.config),
-    }
-    save_state(out / "state.pt", state)
-    save_tokenizer(
-        _export_model(model, ema, train.export).eval(),
-        out / "model",
-        extra={
-            "trained_steps": step,
-            "trained_by": "bigr train-tokenizer",
-            "weights": train.export,
-        },
-    )
-    model.train()
-    if log:
-        from ..plots import plot_curves
-
-        losses = [r for r in log if "l1" in r]
-        steps = [r["step"] for r in losses]
-        series = {"L1": (steps, [r["l1"] for r in losses])}
-        if any(r["perceptual"] for r in losses):
-            series["perceptual"] = (steps, [r["perceptual"] for r in losses])
-        plot_curves(out / "loss.png", series, title="tokenizer training", ylabel="loss", logy=True)
-        curves = {}
-        for key, label in (("psnr_ema", "EMA weights"), ("psnr_raw", "raw weights")):
-            rows = [r for r in log if key in r and math.isfinite(r[key])]
-            if rows:
-                curves[label] = ([r["step"] for r in rows], [r[key] for r in rows])
-        if not curves:  # logs written before both were recorded: the EMA value only
-            rows = [r for r in log if "psnr" in r and math.isfinite(r["psnr"])]
-            if rows:
-                curves["EMA weights"] = ([r["step"] for r in rows], [r["psnr"] for r in rows])
-        if curves:
-            plot_curves(
-                out / "psnr.png",
-                curves,
-                title="held-out reconstruction (deterministic codes)",
-                ylabel="PSNR (dB)",
-            )
-
-
-def _read_log(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
