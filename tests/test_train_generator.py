@@ -13,7 +13,8 @@ from bigr import schedules
 from bigr.config import PRESETS
 from bigr.model import BiGR
 from bigr.shards import ShardMeta, write_codes
-from bigr.train.generator import batch_indices, param_groups
+from bigr.train.draws import batch_indices
+from bigr.train.generator import param_groups
 
 ARGS = ["--preset", "bigr-tiny", "--batch-size", "16", "--lr", "1e-3", "--log-every", "1"]
 

@@ -12,41 +12,12 @@ generic dict round trip and `--set a.b=v` overrides (`bigr.config_dicts`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config_dicts import from_dict, to_dict
+from .config_dicts import from_dict, require_ranges, to_dict
 
 FORMAT_VERSION = 1
-
-
-def _require(config: Any, rules: dict[str, str]) -> None:
-    """Range checks by field: "pos" (> 0), "nonneg" (>= 0), "prob" (in [0, 1)), "unit" (in
-    [0, 1]); a field that is None is skipped; infinities and NaN fail every rule. One message
-    naming the field and the value."""
-    for name, rule in rules.items():
-        value = getattr(config, name)
-        values = value if isinstance(value, tuple) else (value,)
-        for v in values:
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(v):
-                raise ValueError(f"{name} must be finite, got {value!r}")
-            ok = {"pos": v > 0, "nonneg": v >= 0, "prob": 0 <= v < 1, "unit": 0 <= v <= 1}[rule]
-            if not ok:
-                what = {"pos": "> 0", "nonneg": ">= 0", "prob": "in [0, 1)", "unit": "in [0, 1]"}
-                what = what[rule]
-                raise ValueError(f"{name} must be {what}, got {value!r}")
-
-
-def _require_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
-    """One message naming the field when its value is not one of `choices`."""
-    value = getattr(config, name)
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +56,7 @@ class TokenizerConfig:
         return self.res_blocks if self.decoder_res_blocks is None else self.decoder_res_blocks
 
     def validate(self) -> None:
-        _require(
+        require_ranges(
             self,
             {
                 "in_channels": "pos",
@@ -194,7 +165,7 @@ class BiGRConfig:
         return -(-hidden // self.multiple_of) * self.multiple_of
 
     def validate(self) -> None:
-        _require(
+        require_ranges(
             self,
             {
                 **dict.fromkeys(("dim", "depth", "heads", "kv_heads", "multiple_of"), "pos"),
@@ -209,7 +180,7 @@ class BiGRConfig:
                 "drop_path": "prob",
             },
         )
-        _require(
+        require_ranges(
             self.head,
             {
                 "width": "pos",

@@ -2,7 +2,8 @@
 
 Owns: `to_dict` / `from_dict` (JSON from a file is type-checked field by field, unknown keys
 are an error, `validate()` runs when the class has one) and `apply_overrides`, the
-`--set a.b=value` strings of the command line.
+`--set a.b=value` strings of the command line; `require_ranges` / `require_choice`, the
+range and choice checks of a config's fields, one message naming the field.
 
 Leaves to others: which config classes exist and their JSON envelope (`bigr.config`).
 """
@@ -113,3 +114,31 @@ def _set_path(config: Any, path: list[str], text: str) -> Any:
     if len(path) > 1:
         return dataclasses.replace(config, **{path[0]: _set_path(current, path[1:], text)})
     return dataclasses.replace(config, **{path[0]: _parse_value(text, current)})
+
+
+def require_ranges(config: Any, rules: dict[str, str]) -> None:
+    """Range checks by field: "pos" (> 0), "nonneg" (>= 0), "prob" (in [0, 1)), "unit" (in
+    [0, 1]); a field that is None is skipped; infinities and NaN fail every rule. One message
+    naming the field and the value."""
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(v):
+                raise ValueError(f"{name} must be finite, got {value!r}")
+            ok = {"pos": v > 0, "nonneg": v >= 0, "prob": 0 <= v < 1, "unit": 0 <= v <= 1}[rule]
+            if not ok:
+                what = {"pos": "> 0", "nonneg": ">= 0", "prob": "in [0, 1)", "unit": "in [0, 1]"}
+                what = what[rule]
+                raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def require_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
+    """One message naming the field when its value is not one of `choices`."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")

@@ -29,13 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
-from ..config import BiGRConfig, _require, _require_choice, config_to_json
-from ..model import BiGR, sample_training_mask
+from ..config import BiGRConfig, config_to_json
+from ..config_dicts import require_choice, require_ranges
+from ..model import BiGR
 from ..shards import CodeShards
+from .draws import draw_step
 from .generator_run import export_ema, full_states, read_log, save_preview, save_run
 
 
@@ -66,7 +68,7 @@ class TrainConfig:
     rewarm_from: int = 0  # a warm start at this step re-warms the LR over warmup_steps
 
     def __post_init__(self) -> None:
-        _require(
+        require_ranges(
             self,
             {
                 **dict.fromkeys(("steps", "batch_size", "grad_accum", "lr"), "pos"),
@@ -78,8 +80,8 @@ class TrainConfig:
                 "ema_decay": "unit",
             },
         )
-        _require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
-        _require_choice(self, "precision", ("auto", "fp32", "bf16"))
+        require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
+        require_choice(self, "precision", ("auto", "fp32", "bf16"))
 
 
 def warm_lr(step: int, train: TrainConfig) -> float:
@@ -121,45 +123,6 @@ def param_groups(model: BiGR, weight_decay: float) -> list[dict]:
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-
-
-def batch_indices(step: int, batch: int, count: int, seed: int) -> Tensor:
-    """Global-batch image indices of `step`: consecutive slices of one random permutation per
-    epoch, so any step's batch is known without replaying earlier ones."""
-    positions = torch.arange(step * batch, (step + 1) * batch)
-    epochs, offsets = positions // count, positions % count
-    out = torch.empty(batch, dtype=torch.long)
-    for epoch in epochs.unique().tolist():
-        perm = torch.randperm(count, generator=distributed.generator("cpu", seed, "epoch", epoch))
-        rows = epochs == epoch
-        out[rows] = perm[offsets[rows]]
-    return out
-
-
-@dataclass
-class StepDraws:
-    """Everything random about one global batch (rows = samples)."""
-
-    indices: Tensor  # (B,)
-    variants: Tensor  # (B,)
-    mask: Tensor  # (B, L) bool
-    drop: Tensor  # (B,) bool: label replaced by the null class
-    t: Tensor  # (B, L) diffusion time in 1..T
-    noise: Tensor  # (B, L, K) uniforms deciding the noisy bits
-
-
-def draw_step(step: int, config: BiGRConfig, train: TrainConfig, data: CodeShards) -> StepDraws:
-    g = distributed.generator("cpu", train.seed, "step", step)
-    b, l, k = train.batch_size, config.num_tokens, config.code_bits
-    indices = batch_indices(step, b, len(data), train.seed)
-    return StepDraws(
-        indices=indices,
-        variants=data.random_variants(b, generator=g),
-        mask=sample_training_mask(b, l, per_sample=train.per_sample_mask, generator=g),
-        drop=torch.rand(b, generator=g) < config.class_dropout,
-        t=torch.randint(1, config.head.diffusion_steps + 1, (b, l), generator=g),
-        noise=torch.rand(b, l, k, generator=g),
-    )
 
 
 def _micro_batches(ctx: distributed.Context, train: TrainConfig) -> Iterator[slice]:

@@ -28,9 +28,10 @@ from torch import Tensor, nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
-from ..config import TokenizerConfig, _require, _require_choice
+from ..config import TokenizerConfig
+from ..config_dicts import require_choice, require_ranges
 from ..tokenizer import BinaryAutoencoder
-from .generator import batch_indices
+from .draws import batch_indices
 from .tokenizer_run import (
     append_log,
     evaluate_reconstruction,
@@ -79,7 +80,7 @@ class TokenizerTrainConfig:
     eval_images: int = 64  # held-out images for PSNR and the reconstruction grid
 
     def __post_init__(self) -> None:
-        _require(
+        require_ranges(
             self,
             {
                 "steps": "pos",
@@ -101,9 +102,9 @@ class TokenizerTrainConfig:
                 "ema_decay": "unit",
             },
         )
-        _require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
-        _require_choice(self, "export", ("ema", "raw"))
-        _require_choice(self, "precision", ("auto", "fp32", "bf16"))
+        require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
+        require_choice(self, "export", ("ema", "raw"))
+        require_choice(self, "precision", ("auto", "fp32", "bf16"))
 
 
 class PatchDiscriminator(nn.Module):
