@@ -19,23 +19,13 @@ from pathlib import Path
 import torch
 
 from .apps import box_mask, edit, enrich, inpaint, interpolate, outpaint
+from .data import FASHION_MNIST_CLASSES
 from .images import load_image, save_grid
 from .model import BiGR, load_tokenizer
 from .recipes import recipe
 from .sampler import SamplerConfig, sample_codes
 
-CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+CLASSES = FASHION_MNIST_CLASSES  # the class names the embedded models were trained on
 
 
 def asset_dir() -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -191,3 +192,16 @@ def learning_rate(
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * progress))
     raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
+
+
+def run_learning_rate(step: int, train: Any) -> float:
+    """`learning_rate` with the settings of a training config (its `lr`, `warmup_steps`,
+    `steps`, `lr_schedule` and `min_lr`), as both trainers use it."""
+    return learning_rate(
+        step,
+        train.lr,
+        warmup=train.warmup_steps,
+        total=train.steps,
+        schedule=train.lr_schedule,
+        minimum=train.min_lr,
+    )

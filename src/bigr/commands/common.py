@@ -125,6 +125,21 @@ def save_tensor(tensor: torch.Tensor, path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def config_changes(
+    args: argparse.Namespace, cls: type, renames: dict[str, str] | None = None
+) -> dict:
+    """The fields of dataclass `cls` set on the command line: every option whose destination
+    is a field's name (or is renamed to one in `renames`) and was given (not None)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    renames = renames or {}
+    changes = {}
+    for dest, value in vars(args).items():
+        field = renames.get(dest, dest)
+        if field in fields and value is not None:
+            changes[field] = value
+    return changes
+
+
 def parse_ints(text: str, what: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]

@@ -11,7 +11,7 @@ from ..config import BiGRConfig, get_preset
 from ..config_dicts import apply_overrides
 from .argtypes import device as device_arg
 from .argtypes import finite_float, int_in
-from .common import parse_ints
+from .common import config_changes, parse_ints
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -44,28 +44,6 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_FLAGS = {  # argparse dest -> TrainConfig field
-    "steps": "steps",
-    "batch_size": "batch_size",
-    "grad_accum": "grad_accum",
-    "lr": "lr",
-    "weight_decay": "weight_decay",
-    "warmup": "warmup_steps",
-    "lr_schedule": "lr_schedule",
-    "min_lr": "min_lr",
-    "grad_clip": "grad_clip",
-    "ema_decay": "ema_decay",
-    "precision": "precision",
-    "compile": "compile",
-    "fsdp": "fsdp",
-    "per_sample_mask": "per_sample_mask",
-    "seed": "seed",
-    "log_every": "log_every",
-    "checkpoint_every": "checkpoint_every",
-    "sample_every": "sample_every",
-}
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from ..model import load_tokenizer
     from ..shards import CodeShards
@@ -82,7 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not data.meta.classes and not config.text_dim and config.class_dropout < 1:
         config = dataclasses.replace(config, num_classes=0, class_dropout=1.0)
         print("the codes carry no class labels: training an unconditional model")
-    changes = {f: getattr(args, d) for d, f in TRAIN_FLAGS.items() if getattr(args, d) is not None}
+    changes = config_changes(args, TrainConfig, {"warmup": "warmup_steps"})
+    changes.pop("sample_classes", None)  # text on the command line, parsed here
     if args.sample_classes:
         changes["sample_classes"] = tuple(parse_ints(args.sample_classes, "--sample-classes"))
     train = TrainConfig(**changes)
@@ -185,30 +164,6 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-TOKENIZER_FLAGS = {  # argparse dest -> TokenizerTrainConfig field
-    "steps": "steps",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "warmup": "warmup_steps",
-    "lr_schedule": "lr_schedule",
-    "min_lr": "min_lr",
-    "perceptual_weight": "perceptual_weight",
-    "perceptual_resolution": "perceptual_resolution",
-    "perceptual_start": "perceptual_start",
-    "perceptual_images": "perceptual_images",
-    "disc_start": "disc_start",
-    "disc_weight_max": "disc_weight_max",
-    "ema_decay": "ema_decay",
-    "ema_every": "ema_every",
-    "precision": "precision",
-    "seed": "seed",
-    "log_every": "log_every",
-    "checkpoint_every": "checkpoint_every",
-    "eval_every": "eval_every",
-    "eval_images": "eval_images",
-}
-
-
 def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     from ..config import TokenizerConfig
     from ..data import open_dataset
@@ -220,9 +175,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     config = apply_overrides(config, args.set or [])
     data = open_dataset(args.data, config.image_size)
     held_out = open_dataset(args.eval_data, config.image_size) if args.eval_data else None
-    changes = {
-        f: getattr(args, d) for d, f in TOKENIZER_FLAGS.items() if getattr(args, d) is not None
-    }
+    changes = config_changes(args, TokenizerTrainConfig, {"warmup": "warmup_steps"})
     if args.no_flip:
         changes["flip"] = False
     if args.export_weights:

@@ -87,14 +87,7 @@ class TrainConfig:
 def warm_lr(step: int, train: TrainConfig) -> float:
     """The schedule's LR, re-warmed linearly over `warmup_steps` after a warm start (fresh
     optimizer moments) at step `rewarm_from`."""
-    lr = schedules.learning_rate(
-        step,
-        train.lr,
-        warmup=train.warmup_steps,
-        total=train.steps,
-        schedule=train.lr_schedule,
-        minimum=train.min_lr,
-    )
+    lr = schedules.run_learning_rate(step, train)
     if train.rewarm_from > 0 and train.warmup_steps > 0 and step >= train.rewarm_from:
         lr *= min(1.0, (step - train.rewarm_from + 1) / train.warmup_steps)
     return lr

@@ -238,14 +238,7 @@ def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -
     rows = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
     x = _images(dataset, indices[rows], None if flips is None else flips[rows]).to(ctx.device)
     code_gen = distributed.generator(ctx.device, train.seed, "codes", step, ctx.rank)
-    lr = schedules.learning_rate(
-        step,
-        train.lr,
-        warmup=train.warmup_steps,
-        total=train.steps,
-        schedule=train.lr_schedule,
-        minimum=train.min_lr,
-    )
+    lr = schedules.run_learning_rate(step, train)
     for group in run.opt.param_groups:
         group["lr"] = lr
     gan_on = step >= train.disc_start
