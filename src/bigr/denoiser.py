@@ -152,6 +152,7 @@ class FusedDenoiser:
             # about `chunk_rows` rows per chunk: round, so 1.4 x chunk_rows stays one chunk
             n_chunks = max(1, round(copies * m / chunk_rows))
             per_chunk = -(-m // n_chunks) if m else 1
+            # (copies·M, W) -> (copies, M, W); a chunk's rows of every copy, (copies·rows, W)
             by_copy = cond.view(copies, m, width)
             self.chunks = [
                 (
@@ -172,6 +173,7 @@ class FusedDenoiser:
         for start, end, cond in self.chunks:
             x = self.x_embedder(signs[start:end].repeat(self.copies, 1))
             s = F.silu(torch.add(cond, t_emb), inplace=True)
+            # (copies·rows, K) -> (copies, rows, K)
             out[:, start:end] = self._forward(x, s).view(self.copies, end - start, k)
         return out
 

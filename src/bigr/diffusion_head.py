@@ -215,6 +215,7 @@ class BernoulliHead(nn.Module):
         if self.config.direct:  # one call, no chain: nothing is drawn
             both = torch.cat([z, z_uncond]) if guided else z
             x, t_index = self._direct_input(both)
+            # (halves·rows, K) -> (halves, rows, K): conditional first, then unconditional
             logits = (net(x, t_index, both).float() / temperature).view(-1, rows, self.code_bits)
             return torch.sigmoid(
                 torch.lerp(logits[1], logits[0], guidance) if guided else logits[0]

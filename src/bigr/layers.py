@@ -68,7 +68,9 @@ def apply_rope(x: Tensor, table: Tensor) -> Tensor:
     """Rotate consecutive pairs (2m, 2m+1) of x (B, L, H, Dh) by table (L, Dh/2, 2), in float32:
     (x0 cos - x1 sin, x1 cos + x0 sin), i.e. a complex product per pair."""
     pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, L, H, Dh/2)
+    # table (L, Dh/2, 2) -> complex (1, L, 1, Dh/2), broadcast over batch and heads
     rot = torch.view_as_complex(table.contiguous()).view(1, pairs.size(1), 1, pairs.size(3))
+    # (B, L, H, Dh/2) complex -> (B, L, H, Dh/2, 2) real -> (B, L, H, Dh)
     return torch.view_as_real(pairs * rot).flatten(3).type_as(x)
 
 
@@ -90,6 +92,7 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, rope: Tensor) -> Tensor:
         b, l, d = x.shape
         q, k, v = self.wqkv(x).split([d, self.kv_dim, self.kv_dim], dim=-1)
+        # (B, L, H·Dh) -> (B, L, H, Dh); keys and values have kv_heads heads
         q = apply_rope(q.view(b, l, self.heads, self.head_dim), rope)
         k = apply_rope(k.view(b, l, self.kv_heads, self.head_dim), rope)
         v = v.view(b, l, self.kv_heads, self.head_dim)
@@ -102,6 +105,7 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_dropout if self.training else 0.0
         )
+        # (B, H, L, Dh) -> (B, L, H, Dh) -> (B, L, D)
         return self.dropout(self.wo(out.transpose(1, 2).reshape(b, l, d)))
 
 

@@ -42,6 +42,7 @@ def sample_training_mask(
     )
     noise = torch.rand(batch, num_tokens, generator=generator).to(device)
     ranks = noise.argsort(dim=1).argsort(dim=1)
+    # counts (B,) -> (B, 1), against ranks (B, L)
     return ranks < counts.view(-1, 1)
 
 
@@ -85,6 +86,7 @@ class BiGR(nn.Module):
             labels = self.transformer.drop_labels(labels, generator)
         z = self.transformer(codes, labels, mask)
         if head_tokens == "all":
+            # every token a head row: (B, L) -> (B·L,), (B, L, ·) -> (B·L, ·)
             flat = mask.reshape(-1)
             return self.head.loss(
                 z.reshape(b * l, -1),

@@ -170,6 +170,7 @@ def token_scores(order: str, probs: Tensor, unknown: Tensor, draws: Draws) -> Te
 
 def _select_rows(z: Tensor, index: Tensor) -> Tensor:
     """Gather tokens `index` (B, U) from z (B, L, D) -> (B·U, D)."""
+    # index (B, U) -> (B, U, D); gathered (B, U, D) -> (B·U, D)
     return z.gather(1, index.unsqueeze(-1).expand(-1, -1, z.shape[-1])).flatten(0, 1)
 
 
@@ -210,6 +211,7 @@ def predict_probs(
     head_kwargs = dict(steps=config.head_steps, temperature=config.head_temperature, draws=draws)
     if config.head_tokens == "all":
         announce_rows(draws, None, b, l)
+        # each half (B, L, D) -> (B·L, D); probabilities back to (B, L, K)
         rows = [h.flatten(0, 1) for h in halves]
         p = model.head.sample(
             rows[0], rows[1] if len(rows) > 1 else None, guidance=guidance, **head_kwargs
@@ -223,6 +225,7 @@ def predict_probs(
         rows[0], rows[1] if len(rows) > 1 else None, guidance=guidance, **head_kwargs
     )
     probs = torch.zeros(b, l, k, device=codes.device, dtype=p.dtype)
+    # p (B·U, K) -> (B, U, K), scattered to the U positions `index` (B, U) of (B, L, K)
     return probs.scatter(1, index.unsqueeze(-1).expand(-1, -1, k), p.view(b, max_unknown, k))
 
 
@@ -301,6 +304,7 @@ def sample_codes(
         codes = torch.where(known_mask.unsqueeze(-1), known_codes.to(device).float(), codes)
     unknown = ~known_mask.to(device)
     plan = plan_steps((l - known_mask.sum(1)).tolist(), l, config)  # the one host read
+    # (steps, B) revealed counts -> (steps, B, 1)
     all_counts = torch.tensor([step.counts for step in plan], device=device).view(len(plan), b, 1)
     if progress is not None:
         progress(0, len(plan))  # a bar starts now, so its rate includes the first step

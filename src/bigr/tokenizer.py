@@ -60,8 +60,9 @@ class AttnBlock(nn.Module):
         y = self.norm(x)
         q = self.q(y).reshape(b, c, h * w).transpose(1, 2)  # (B, HW, C)
         k = self.k(y).reshape(b, c, h * w)  # (B, C, HW)
-        v = self.v(y).reshape(b, c, h * w)
+        v = self.v(y).reshape(b, c, h * w)  # (B, C, HW)
         attn = torch.softmax(torch.bmm(q, k) * c**-0.5, dim=2)  # (B, HW queries, HW keys)
+        # (B, C, HW keys) x (B, HW keys, HW queries) -> (B, C, HW) -> (B, C, H, W)
         out = torch.bmm(v, attn.transpose(1, 2)).reshape(b, c, h, w)
         return x + self.proj_out(out)
 
@@ -177,6 +178,7 @@ class Encoded:
 def grid_to_codes(grid: Tensor) -> Tensor:
     """(B, K, G, G) -> (B, G·G, K) in raster order."""
     b, k = grid.shape[:2]
+    # (B, K, G, G) -> (B, K, G·G) -> (B, G·G, K)
     return grid.reshape(b, k, -1).transpose(1, 2)
 
 
@@ -186,6 +188,7 @@ def codes_to_grid(codes: Tensor, grid_size: int | None = None) -> Tensor:
     g = grid_size or round(l**0.5)
     if g * g != l:
         raise ValueError(f"{l} tokens do not form a {g}x{g} grid")
+    # (B, L, K) -> (B, K, L) -> (B, K, G, G)
     return codes.transpose(1, 2).reshape(b, k, g, g)
 
 

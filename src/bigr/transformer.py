@@ -120,6 +120,7 @@ class BiGRTransformer(nn.Module):
     def where_null(self, drop: Tensor, labels: Tensor) -> Tensor:
         """`labels` with the samples where `drop` (B,) is true replaced by the null condition."""
         shape = drop.shape + (1,) * (labels.dim() - drop.dim())
+        # drop (B,) -> (B,) for class ids, (B, 1) for (B, T) text embeddings
         return torch.where(drop.view(shape), self.null_labels(labels), labels)
 
     def drop_labels(self, labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -160,6 +161,7 @@ class BiGRTransformer(nn.Module):
         h = self.token_dropout(h)
         adaln = None
         if self.adaln is not None:
+            # (B, 6·D) -> (B, 1, 6, D): the six modulations, broadcast over tokens
             adaln = self.adaln(nn.functional.silu(class_emb)).view(-1, 1, 6, self.config.dim)
         for i, layer in enumerate(self.layers):
             h = layer(h, self.rope, adaln)
