@@ -132,7 +132,9 @@ def run_demo(
         (
             "Class-conditional editing",
             "edit.png",
-            f"A sneaker's upper half regenerated as class {target} ({CLASSES[target]}).",
+            f"A sneaker's upper half regenerated conditioned on class {target} "
+            f"({CLASSES[target]}). A partial edit keeps the rest of the shoe and does not always "
+            "reach the target class; `bigr report --sections edits` measures how often it does.",
         )
     )
 
