@@ -21,7 +21,7 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="title of the report")
     p.add_argument(
         "--sections",
-        help="comma list of: tokenizer, fid, sweeps, orders, probe, inpaint, text, variants "
+        help="comma list of: tokenizer, fid, sweeps, orders, probe, inpaint, edits, text, variants "
         "(default: all that apply; text models get text, probe, inpaint)",
     )
     p.add_argument("--force", action="store_true", help="recompute cached sections")
@@ -63,7 +63,12 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from ..demo import asset_dir
     from ..evaluation.report import ReportConfig, run_report
+    from ..evaluation.report.sections import SECTIONS
 
+    sections = tuple(args.sections.split(",")) if args.sections else None
+    unknown = sorted(set(sections or ()) - set(SECTIONS))
+    if unknown:  # before any model is loaded
+        raise ValueError(f"unknown report sections {unknown}; known: {', '.join(SECTIONS)}")
     if args.model is None:  # the embedded demo models
         args.model = str(asset_dir() / "model")
         args.tokenizer = args.tokenizer or str(asset_dir() / "tokenizer")
@@ -103,7 +108,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         variants=tuple(variants),
         **changes,
     )
-    sections = tuple(args.sections.split(",")) if args.sections else None
     path = run_report(
         model,
         tokenizer,
