@@ -7,6 +7,10 @@ import math
 from collections.abc import Callable
 
 
+class CLIError(Exception):
+    """An error whose message is all the user needs to see (exit status 2)."""
+
+
 def int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:

@@ -1,0 +1,180 @@
+"""`bigr convert`, `parity`, `export` and `presets`: the release's checkpoints and the
+package's own model directories."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .argtypes import CLIError
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from ..config import BiGRConfig, get_preset
+    from ..config_dicts import apply_overrides
+    from ..model import BiGR, save_tokenizer
+    from ..official import (
+        config_differences,
+        convert_state_dict,
+        infer_config,
+        read_official_checkpoint,
+    )
+    from ..tokenizer import BinaryAutoencoder
+
+    want_bigr = args.kind == "bigr"
+    overrides = args.set or []
+    preset = None
+    if args.preset:
+        try:
+            preset = get_preset(args.preset)
+        except KeyError as err:
+            raise CLIError(str(err.args[0])) from None
+        if isinstance(preset, BiGRConfig) != want_bigr:
+            raise CLIError(
+                f"preset {args.preset!r} is not a {'BiGR' if want_bigr else 'tokenizer'} preset"
+            )
+        preset = apply_overrides(preset, overrides)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+        args.dtype
+    ]
+    checkpoint = read_official_checkpoint(args.file, args.kind, args.key)
+    # The configuration is read off the checkpoint; a preset only cross-checks it (and fills
+    # in what the file cannot tell, such as the heads of a file without build arguments).
+    inferred = infer_config(checkpoint, args.kind, overrides, preset)
+    config = inferred.config
+    if preset is not None:
+        differences = config_differences(config, preset)
+        if differences:
+            listed = "; ".join(
+                f"{name}: inferred {json.dumps(a)}, preset {json.dumps(b)}"
+                for name, a, b in differences
+            )
+            raise CLIError(
+                f"{Path(args.file).name} does not match preset {args.preset!r}"
+                + (" (after --set)" if overrides else "")
+                + f": {listed}"
+            )
+    origin = f"checked against preset {args.preset}" if preset else "inferred from the checkpoint"
+    print(f"configuration ({origin}):")
+    for line in inferred.lines():
+        print(f"  {line}")
+    converted, report = convert_state_dict(checkpoint.state, config, dtype=dtype)
+    extra = {
+        "source": Path(args.file).name,
+        "converted_by": "bigr convert",
+        "config_from": origin,
+        "report": report.summary(),
+    }
+    with torch.device("meta"):
+        model = BiGR(config) if want_bigr else BinaryAutoencoder(config)
+    model.load_state_dict(converted, strict=True, assign=True)
+    if want_bigr:
+        out = model.save_pretrained(args.out, extra=extra)
+    else:
+        out = save_tokenizer(model, args.out, extra=extra)
+    print(report.summary())
+    if report.dead_dropped:
+        print(
+            f"dropped dead tensors: {', '.join(report.dead_dropped[:6])}"
+            + (" ..." if len(report.dead_dropped) > 6 else "")
+        )
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from ..official.parity import format_rows, run_parity
+
+    path = Path(args.reference)
+    if not path.is_file():
+        raise CLIError(f"{path}: no such file")
+    if not path.with_suffix(".pt").is_file():
+        raise CLIError(f"{path.with_suffix('.pt')}: reference tensors not found next to the JSON")
+    rows = run_parity(path)
+    text = format_rows(rows)
+    if args.failures_only:
+        text = "\n".join(line for line in text.splitlines() if "FAIL" in line or "entries:" in line)
+    print(text)
+    return 0 if all(r.passed for r in rows) else 1
+
+
+# -- presets -----------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from ..checkpoint import load_directory, resolve, save_directory
+
+    dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    src = resolve(args.src)  # a folder, or an embedded name such as bigr:fashion
+    config, state = load_directory(src)
+    meta = json.loads((src / "config.json").read_text())
+    state = {k: v.to(dtype[args.dtype]) if v.is_floating_point() else v for k, v in state.items()}
+    extra = {**meta.get("extra", {}), "stored_dtype": args.dtype}
+    out = save_directory(args.out, config, state, extra)
+    size = (out / "model.safetensors").stat().st_size
+    print(f"wrote {out} ({size / 1e6:.1f} MB, {args.dtype}; loading computes in float32)")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..config import PRESETS, config_kind
+    from ..model import build_model, count_parameters
+
+    width = max(len(name) for name in PRESETS) + 2
+    for name, config in PRESETS.items():
+        with torch.device("meta"):
+            n = count_parameters(build_model(config))
+        print(f"{name:<{width}} {config_kind(config):<10} {n / 1e6:10.2f} M parameters")
+    return 0
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+def add_conversion_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="import an official BiGR (.pt) or B-AE (.th) checkpoint")
+    p.add_argument("kind", choices=["bigr", "bae"])
+    p.add_argument("file", help="official checkpoint file")
+    p.add_argument(
+        "--preset",
+        help="optional cross-check: fail unless the configuration read off the checkpoint "
+        "equals this preset (see `bigr presets`)",
+    )
+    p.add_argument(
+        "--out", required=True, help="output directory (config.json + model.safetensors)"
+    )
+    p.add_argument("--key", default="ema", help="entry of a BiGR .pt file holding the weights")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="set a config field, e.g. heads=16 where the checkpoint cannot tell it",
+    )
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("parity", help="recompute an official reference file and compare")
+    p.add_argument("reference", help="a *_reference.json file (its .pt lies next to it)")
+    p.add_argument("--failures-only", action="store_true", help="print only failing rows")
+    p.set_defaults(func=cmd_parity)
+
+
+def add_model_file_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="copy a model directory with weights stored in another dtype")
+    p.add_argument("src", help="model or tokenizer directory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("presets", help="list the model presets")
+    p.set_defaults(func=cmd_presets)
