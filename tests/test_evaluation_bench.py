@@ -8,7 +8,7 @@ from bigr.sampler import SamplerConfig
 def test_bench_train_reports_both_head_paths_and_tokenization():
     result = bench_train("bigr-tiny", batch=2, iters=1, warmup=0, tokenize_batch=2)
     config = PRESETS["bigr-tiny"]
-    for name in ("masked_only", "all_tokens"):
+    for name in ("head_unknown", "head_all"):
         entry = result["train"][name]
         assert entry["tokens_per_second"] > 0
         assert (
@@ -16,11 +16,9 @@ def test_bench_train_reports_both_head_paths_and_tokenization():
             < 1e-6
         )
     # same draw, same loss: only the amount of head work differs
-    assert (
-        abs(result["train"]["masked_only"]["loss"] - result["train"]["all_tokens"]["loss"]) < 1e-5
-    )
+    assert abs(result["train"]["head_unknown"]["loss"] - result["train"]["head_all"]["loss"]) < 1e-5
     head = result["head"]
-    assert head["seconds_masked_only"] > 0 and head["seconds_all_tokens"] > 0
+    assert head["seconds_head_unknown"] > 0 and head["seconds_head_all"] > 0
     assert 0 < result["settings"]["masked_fraction"] < 1
     assert result["tokenize"]["tokenizer"] == "bae-tiny"
     assert result["tokenize"]["images_per_second"] > 0
@@ -58,7 +56,7 @@ def test_bench_train_variants_time_the_same_step_and_count_its_flops():
         bench_train_variants("bigr-tiny", variants=("jit-fp64",))
 
 
-def test_bench_sample_times_default_release_and_official_work_paths():
+def test_bench_sample_times_default_release_and_head_all_paths():
     from bigr.evaluation.bench import bench_sample
 
     result = bench_sample(
@@ -66,14 +64,14 @@ def test_bench_sample_times_default_release_and_official_work_paths():
         batch=2,
         steps=2,
         head_steps=3,
-        paths=("default", "release", "official_work"),
+        paths=("default", "release", "head_all"),
     )
     paths = result["paths"]
-    assert set(paths) == {"default", "release", "official_work"}
+    assert set(paths) == {"default", "release", "head_all"}
     # the release does the most work; bigr's default the least (head on unknown tokens only)
     assert (
         paths["release"]["gflop_per_image"]
-        > paths["official_work"]["gflop_per_image"]
+        > paths["head_all"]["gflop_per_image"]
         > paths["default"]["gflop_per_image"]
     )
     for entry in paths.values():

@@ -64,7 +64,7 @@ class BiGR(nn.Module):
         noise: Tensor | None = None,
         drop_labels: bool | None = None,
         normalizer: float | None = None,
-        head_tokens: str = "masked",
+        head_tokens: str = "unknown",
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """Masked-modelling loss: mean over masked tokens and all their bits.
@@ -74,8 +74,9 @@ class BiGR(nn.Module):
         drops them itself passes False. `t` (B, L), and `x_t` (B, L, K) or uniforms `noise`
         (B, L, K), fix the diffusion noise; only their masked entries are used. `normalizer`:
         see `BernoulliHead.loss` (the global count of masked bits for a split batch).
-        `head_tokens='all'` runs the head on every token and zeroes the unmasked ones' loss, as
-        the release does: the same loss and gradient for more work (kept for benchmarks).
+        `head_tokens` is the sampler's switch: 'unknown' runs the head on the masked (unknown)
+        tokens only; 'all' runs it on every token and zeroes the others' loss, as the release
+        does: the same loss and gradient for more work (kept for benchmarks).
         """
         b, l, _ = codes.shape
         if mask is None:
@@ -98,8 +99,8 @@ class BiGR(nn.Module):
                 weight=flat,
                 generator=generator,
             )
-        if head_tokens != "masked":
-            raise ValueError(f"head_tokens must be 'masked' or 'all', not {head_tokens!r}")
+        if head_tokens != "unknown":
+            raise ValueError(f"head_tokens must be 'unknown' or 'all', not {head_tokens!r}")
         return self.head.loss(
             z[mask],
             codes[mask].float(),

@@ -118,7 +118,7 @@ def bench_sample(
     head_steps: int = 100,
     guidance: float = 3.0,
     gumbel: float = 0.01,
-    paths: tuple[str, ...] = ("default", "official_work"),
+    paths: tuple[str, ...] = ("default", "head_all"),
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
     repeats: int = 1,
@@ -131,7 +131,7 @@ def bench_sample(
     base = SamplerConfig(steps=steps, head_steps=head_steps, guidance=guidance, gumbel=gumbel)
     variants = {
         "default": base,
-        "official_work": dataclasses.replace(base, head_tokens="all"),
+        "head_all": dataclasses.replace(base, head_tokens="all"),
         "release": base,
     }
     unknown = sorted(set(paths) - set(variants))
@@ -182,7 +182,7 @@ def bench_sample(
         "matmul_gflops": matmul,
         "paths": results,
     }
-    for other in ("official_work", "release"):
+    for other in ("head_all", "release"):
         if "default" in results and other in results:
             out[f"speedup_vs_{other}"] = (
                 results[other]["seconds_per_image"] / results["default"]["seconds_per_image"]

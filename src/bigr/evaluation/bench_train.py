@@ -42,7 +42,7 @@ def bench_train(
     autocast_on = precision == "bf16"
     b, l = batch, config.num_tokens
     codes, labels, mask, t, noise = _training_batch(config, b, config.num_classes, device)
-    heads = {"masked_only": "masked", "all_tokens": "all"}
+    heads = {"head_unknown": "unknown", "head_all": "all"}
     models = {name: random_model(config, device=device).train() for name in heads}
     opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in heads}
@@ -78,7 +78,7 @@ def bench_train(
             "images_per_second": b / seconds,
             "loss": losses[name],
         }
-    head = _bench_head(models["masked_only"], mask, codes, warmup, iters, device, autocast_on)
+    head = _bench_head(models["head_unknown"], mask, codes, warmup, iters, device, autocast_on)
     del models, opts
     result = {
         "preset": preset,
@@ -91,8 +91,8 @@ def bench_train(
         },
         "machine": machine_info(device),
         "train": paths,
-        "speedup_masked_only": paths["all_tokens"]["seconds_per_step"]
-        / paths["masked_only"]["seconds_per_step"],
+        "speedup_head_unknown": paths["head_all"]["seconds_per_step"]
+        / paths["head_unknown"]["seconds_per_step"],
         "head": head,
     }
     result["tokenize"] = bench_tokenize(
@@ -117,13 +117,13 @@ def _bench_head(
     z = torch.randn(b * l, model.config.dim, generator=g).to(device).requires_grad_(True)
     x = codes.reshape(b * l, k)
     flat = mask.reshape(-1)
-    times: dict[str, list[float]] = {"masked_only": [], "all_tokens": []}
+    times: dict[str, list[float]] = {"head_unknown": [], "head_all": []}
     for i in range(warmup + iters):
         for name in times:
             sync(device)
             start = time.perf_counter()
             with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=autocast_on):
-                if name == "masked_only":
+                if name == "head_unknown":
                     out = model.head.loss(z[flat], x[flat])
                 else:
                     out = model.head.loss(z, x, weight=flat)
@@ -133,9 +133,9 @@ def _bench_head(
                 times[name].append(time.perf_counter() - start)
     seconds = {name: min(v) for name, v in times.items()}
     return {
-        "seconds_masked_only": seconds["masked_only"],
-        "seconds_all_tokens": seconds["all_tokens"],
-        "speedup_masked_only": seconds["all_tokens"] / seconds["masked_only"],
+        "seconds_head_unknown": seconds["head_unknown"],
+        "seconds_head_all": seconds["head_all"],
+        "speedup_head_unknown": seconds["head_all"] / seconds["head_unknown"],
     }
 
 
