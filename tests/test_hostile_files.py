@@ -88,7 +88,8 @@ CASES = {
     # output paths and seeds
     "out is a folder": (f"{SAMPLE} --out {{d}}/folder", "is a folder", False),
     "out under a file": (f"{SAMPLE} --out {{d}}/photo.png/x.png", "is a file, not a folder", False),
-    "out with an unknown extension": (f"{SAMPLE} --out {{d}}/out.xyz", "unknown image ext", False),
+    "out with an unknown extension": (f"{SAMPLE} --out {{d}}/out.xyz", "cannot write", False),
+    "out in a format Pillow only reads": (f"{SAMPLE} --out {{d}}/out.psd", "cannot write", False),
     "demo out is a file": ("demo --out {d}/photo.png", "is a file", False),
     "seed negative": (f"{SAMPLE} --seed -1", "--seed", True),
     "seed over 64 bits": (f"{SAMPLE} --seed {2**70}", "--seed", True),

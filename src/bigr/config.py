@@ -153,6 +153,11 @@ class BiGRConfig:
         return self.num_classes
 
     @property
+    def unconditional(self) -> bool:
+        """Class-free: every label is the null one (class_dropout 1), no text conditioning."""
+        return self.class_dropout >= 1 and not self.text_dim
+
+    @property
     def has_null_class(self) -> bool:
         # The official class table only gets the extra row when label dropout is on.
         return self.class_dropout > 0

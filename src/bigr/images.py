@@ -125,21 +125,30 @@ def check_output(path: str | Path) -> None:
             if not parent.is_dir():
                 raise ImageError(f"{path}: {parent} is a file, not a folder")
             break
+    _writer_format(path)
+
+
+def _writer_format(path: Path) -> str:
+    """The Pillow format that writes `path`'s extension (one Pillow can only read is refused)."""
     suffix = path.suffix.lower()
-    if suffix not in Image.registered_extensions():
-        raise ImageError(f"{path}: unknown image extension {suffix or '(none)'!r}; use .png")
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ImageError(
+            f"{path}: cannot write images with extension {suffix or '(none)'!r}; use .png"
+        )
+    return fmt
 
 
 def save_image(image: Tensor, path: str | Path) -> Path:
-    """Write (3, H, W) in [0, 1] as a PNG (values outside [0, 1] are clamped)."""
+    """Write (3, H, W) in [0, 1] in the format of `path`'s extension (values outside [0, 1]
+    are clamped)."""
     path = Path(path)
     check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # written beside the target and renamed, so a failed write never destroys an earlier file
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-        to_pil(image).save(tmp, format=fmt)
+        to_pil(image).save(tmp, format=_writer_format(path))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

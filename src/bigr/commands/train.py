@@ -7,6 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from .. import schedules
 from ..config import BiGRConfig, get_preset
 from ..config_dicts import apply_overrides
 from .argtypes import device as device_arg
@@ -57,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if data.meta.classes and config.num_classes != len(data.meta.classes):
         config = dataclasses.replace(config, num_classes=len(data.meta.classes))
         print(f"num_classes set to {config.num_classes} from the codes' class list")
-    if not data.meta.classes and not config.text_dim and config.class_dropout < 1:
+    if not data.meta.classes and not config.text_dim and not config.unconditional:
         config = dataclasses.replace(config, num_classes=0, class_dropout=1.0)
         print("the codes carry no class labels: training an unconditional model")
     changes = config_changes(args, TrainConfig, {"warmup": "warmup_steps"})
@@ -142,7 +143,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr", type=finite_float(0, open_low=True))
     g.add_argument("--weight-decay", type=finite_float(0))
     g.add_argument("--warmup", type=int_in(0, 100_000_000), help="warmup steps")
-    g.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    g.add_argument("--lr-schedule", choices=schedules.LR_SCHEDULES)
     g.add_argument("--min-lr", type=finite_float(0))
     g.add_argument("--grad-clip", type=finite_float(0))
     g.add_argument("--ema-decay", type=finite_float(0, 1))
@@ -227,7 +228,7 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
         ("--eval-images", int),
     ]:
         g.add_argument(flag, type=kind)
-    g.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    g.add_argument("--lr-schedule", choices=schedules.LR_SCHEDULES)
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     g.add_argument(
         "--export-weights",

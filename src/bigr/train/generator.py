@@ -256,7 +256,7 @@ def train_generator(
     preview_labels = torch.tensor(train.sample_classes, dtype=torch.long)
     if config.text_dim and want_tokenizer:  # sample classes name caption ids
         preview_labels = data.caption_embeddings()[preview_labels]
-    elif config.class_dropout >= 1:  # unconditional: only the null class was trained
+    elif config.unconditional:  # only the null class was trained
         preview_labels = model.transformer.null_labels(preview_labels)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -314,7 +314,7 @@ def _check_codes(data: CodeShards, config: BiGRConfig) -> None:
             f"the codes are {data.meta.code_bits}-bit on {data.meta.num_tokens} tokens; the model "
             f"expects {config.code_bits}-bit on {config.num_tokens}"
         )
-    if config.text_dim or config.class_dropout >= 1:
+    if config.text_dim or config.unconditional:
         return  # caption ids, or an unconditional model: every label becomes the null one
     labels = np.concatenate([np.asarray(shard) for shard in data.labels])
     low, high = int(labels.min(initial=0)), int(labels.max(initial=0))
@@ -322,12 +322,12 @@ def _check_codes(data: CodeShards, config: BiGRConfig) -> None:
         raise ValueError(
             f"the codes' labels span {low}..{high} but the model has classes "
             f"0..{config.num_classes - 1} (unlabelled images are -1: train them with "
-            "--set class_dropout=1 for an unconditional model)"
+            "class_dropout=1 for an unconditional model)"
         )
 
 
 def _check_preview_classes(config: BiGRConfig, data: CodeShards, train: TrainConfig) -> None:
-    if config.class_dropout >= 1 and not config.text_dim:
+    if config.unconditional:
         return  # an unconditional model previews len(sample_classes) unconditional samples
     count = len(data.caption_embeddings()) if config.text_dim else config.num_classes
     bad = [c for c in train.sample_classes if c >= count]
