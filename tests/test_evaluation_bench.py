@@ -56,6 +56,30 @@ def test_bench_train_variants_time_the_same_step_and_count_its_flops():
         bench_train_variants("bigr-tiny", variants=("jit-fp64",))
 
 
+def test_bench_train_release_paths_fetch_their_data_and_compute_the_same_loss():
+    import pytest
+
+    from bigr.evaluation.bench_train import TrainVariant, bench_train_variants
+
+    names = ("release-eager-fp32", "release_prepared-eager-fp32", "eager-fp32")
+    result = bench_train_variants("bigr-tiny", batch=2, iters=2, warmup=1, variants=names)[
+        "variants"
+    ]
+    release, prepared, ours = (result[n] for n in names)
+    assert release["speedup"] == 1.0 and all(r["seconds_per_step"] > 0 for r in result.values())
+    # the same codes in the same order, head on every token (weighted by the mask) vs on the
+    # masked tokens only: the same loss after the same optimizer steps
+    assert prepared["loss_after"] == pytest.approx(ours["loss_after"], rel=1e-5)
+    # the release path encodes random images with a random B-AE: other codes, another loss
+    assert release["loss_after"] != pytest.approx(ours["loss_after"], rel=1e-5)
+    assert TrainVariant.parse("compile-bf16") == TrainVariant("bigr", "compile", "bf16")
+    assert TrainVariant.parse("release-compile-fp32").head_tokens == "all"
+    with pytest.raises(ValueError, match="makes a 4x4 grid but the generator expects 8x8"):
+        bench_train_variants(
+            "bigr-tiny", batch=2, variants=("release-eager-fp32",), overrides={"grid_size": 8}
+        )
+
+
 def test_bench_sample_times_default_release_and_head_all_paths():
     from bigr.evaluation.bench import bench_sample
 

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -220,3 +221,24 @@ def test_section_cache_key_depends_only_on_that_sections_settings():
         assert section_key(name, base, "m") != section_key(name, more_fid, "m")
     assert section_key("fid", base, "m") != section_key("fid", base, "other model")
     assert section_key("fid", base, "m") != section_key("orders", base, "m")
+
+
+def test_report_flags_reach_the_report_config(monkeypatch, tmp_path):
+    import bigr.evaluation.report as report_module
+    from bigr.cli import main
+
+    seen = {}
+
+    def fake_run_report(model, tokenizer, out, config, **kwargs):
+        seen["config"] = config
+        return Path(out) / "report.md"
+
+    monkeypatch.setattr(report_module, "run_report", fake_run_report)
+    argv = "report --out {o} --seeds 5 --gumbel-sweep 0,0.25 --orders entropy,raster "
+    argv += "--steps-sweep 8,16 --head-sweep 10 --selection-data fashion-mnist:val --probe-val 700"
+    assert main(argv.format(o=tmp_path / "rep").split()) == 0
+    config = seen["config"]
+    assert config.seeds == 5 and config.gumbel_sweep == (0.0, 0.25)
+    assert config.orders == ("entropy", "raster") and config.steps_sweep == (8, 16)
+    assert config.head_sweep == (10,) and config.probe_val == 700
+    assert config.selection_data == "fashion-mnist:val"

@@ -43,6 +43,32 @@ def finite_float(low: float = -math.inf, high: float = math.inf, *, open_low: bo
     return parse
 
 
+def comma_list(item: Callable[[str], object], *, choices: tuple[str, ...] = ()):
+    """A non-empty comma list, each item parsed (and range-checked) by `item`, or one of
+    `choices` when given; returns a tuple."""
+
+    def parse(text: str) -> tuple:
+        parts = [part.strip() for part in text.split(",")]
+        if not text.strip() or any(not part for part in parts):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma list")
+        if choices:
+            unknown = [part for part in parts if part not in choices]
+            if unknown:
+                known = ", ".join(choices)
+                raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)} (known: {known})")
+            return tuple(parts)
+        values = []
+        for part in parts:
+            try:
+                values.append(item(part))
+            except argparse.ArgumentTypeError as err:
+                raise argparse.ArgumentTypeError(f"{part}: {err}") from None
+        return tuple(values)
+
+    parse.__name__ = "comma list"
+    return parse
+
+
 def device(text: str) -> str:
     """A torch device that exists here: `cpu`, `cuda`, `cuda:N` (N < the GPU count), `mps`."""
     import torch

@@ -32,8 +32,11 @@ def add_bench_command(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--variants",
-        help="train: time these step variants instead (comma list of eager-fp32, eager-bf16, "
-        "compile-fp32, compile-bf16; the first is the baseline of the speedups)",
+        help="train: time these step variants instead, the first being the baseline of the "
+        "speedups: [PATH-]MODE-PRECISION with PATH bigr (default; packed codes, head on masked "
+        "tokens), release (B-AE encodes every batch, head on every token) or release_prepared "
+        "(one byte per bit on disk, head on every token), MODE eager|compile, PRECISION "
+        "fp32|bf16; e.g. release-compile-fp32,eager-fp32,compile-fp32",
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -69,7 +72,7 @@ def _bench_train_variants(args: argparse.Namespace) -> int:
     )
     for name, r in result["variants"].items():
         print(
-            f"{name:>13}: {r['seconds_per_step']:.3f} s/step ({r['speedup']:.2f}x), "
+            f"{name:>27}: {r['seconds_per_step']:.3f} s/step ({r['speedup']:.2f}x), "
             f"{r['tokens_per_second']:.0f} tokens/s, {r['gflops']:.0f} GFLOP/s "
             f"({r['fraction_of_matmul']:.0%} of matmul), "
             f"first step {r['first_step_seconds']:.1f} s, "

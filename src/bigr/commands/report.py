@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..recipes import recipe
-from .argtypes import int_in
+from ..sampler import ORDERS
+from .argtypes import comma_list, finite_float, int_in
 from .common import add_sampler_arguments, load_pair, sampler_from_args
 
 
@@ -36,8 +37,39 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
         type=int_in(2, 10_000_000),
         help="samples per order / bit-draw point (default: --num-sweep)",
     )
+    p.add_argument(
+        "--seeds",
+        type=int_in(1, 1000),
+        help="sample draws per point of the order / bit-draw comparisons (default 3)",
+    )
+    p.add_argument(
+        "--gumbel-sweep",
+        type=comma_list(finite_float(0.0)),
+        help="Gumbel temperatures each certainty order is tried at (default 0,0.1,0.2,0.3,0.45)",
+    )
+    p.add_argument(
+        "--orders",
+        type=comma_list(str, choices=ORDERS),
+        help=f"token orders compared (default {','.join(ORDERS)})",
+    )
+    p.add_argument(
+        "--steps-sweep", type=comma_list(int_in(1, 1024)), help="unmasking steps swept (4,8,12,20)"
+    )
+    p.add_argument(
+        "--head-sweep", type=comma_list(int_in(1, 1024)), help="head steps swept (5,10,25,50)"
+    )
+    p.add_argument(
+        "--selection-data",
+        help="held-out training images that per-order temperatures are chosen on "
+        "(default fashion-mnist:val; never the --reference)",
+    )
     p.add_argument("--probe-epochs", type=int_in(1, 10_000))
     p.add_argument("--probe-train", type=int_in(2, 10_000_000))
+    p.add_argument(
+        "--probe-val",
+        type=int_in(1, 10_000_000),
+        help="the last of the probe's training images, held out to choose the block (5000)",
+    )
     p.add_argument("--probe-test", type=int_in(2, 10_000_000))
     p.add_argument("--inpaint-images", type=int_in(2, 10_000_000))
     p.add_argument(
@@ -80,6 +112,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             "num_fid": "num_fid",
             "num_sweep": "num_sweep",
             "num_orders": "num_orders",
+            "seeds": "seeds",
+            "gumbel_sweep": "gumbel_sweep",
+            "orders": "orders",
+            "steps_sweep": "steps_sweep",
+            "head_sweep": "head_sweep",
+            "selection_data": "selection_data",
+            "probe_val": "probe_val",
             "probe_epochs": "probe_epochs",
             "probe_train": "probe_train",
             "probe_test": "probe_test",
@@ -92,6 +131,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         }.items()
         if getattr(args, dest) is not None
     }
+    reference = changes.get("reference", "fashion-mnist:test")
+    if changes.get("selection_data") == reference:
+        raise ValueError(
+            f"--selection-data {reference} is the --reference: settings would be chosen on the "
+            "images they are reported on; choose them on held-out training images"
+        )
     variants = []
     for item in args.variant or []:
         label, sep, directory = item.partition("=")

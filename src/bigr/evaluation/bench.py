@@ -37,10 +37,10 @@ def matmul_gflops(
     """Best observed GFLOP/s of an (m, k) x (k, n) product (the head's modulation shape)."""
     a = torch.randn(m, k, device=device, dtype=dtype)
     b = torch.randn(k, n, device=device, dtype=dtype)
-    best, deadline = float("inf"), time.perf_counter() + seconds
     for _ in range(3):
         a @ b
-    while time.perf_counter() < deadline:
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while best == float("inf") or time.perf_counter() < deadline:  # at least one timing
         sync(device)
         start = time.perf_counter()
         a @ b
