@@ -102,6 +102,22 @@ def test_report_writes_every_section_and_reuses_cached_results(
         sections=("fid",),
     )
     assert summary(out)["n"] == 12 and summary(out)["fid"] != 123.456
+    # so do other weights under the same model name (a retrained model)
+    fid = json.loads((out / "results" / "fid.json").read_text())
+    fid["model"]["fid"] = 123.456
+    (out / "results" / "fid.json").write_text(json.dumps(fid))
+    with torch.no_grad():
+        random_bigr.transformer.mask_token.add_(1.0)
+    run_report(
+        random_bigr,
+        tiny_tokenizer,
+        out,
+        other,
+        extractor=PixelFeatures(),
+        progress=False,
+        sections=("fid",),
+    )
+    assert summary(out)["fid"] != 123.456
 
 
 def test_text_report_measures_prompt_matching(tmp_path, tiny_tokenizer):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 from .config import COMMON_SETTINGS, ReportConfig
 from .sections import SECTION_SETTINGS
@@ -29,9 +32,35 @@ def _cached(out: Path, name: str, force: bool, compute: Callable[[], dict], key:
     return result
 
 
-def section_key(name: str, config: ReportConfig, model_name: str) -> str:
-    """The cache key of a section: the model and the settings that section depends on."""
+def section_key(name: str, config: ReportConfig, model_name: str, weights: str = "") -> str:
+    """The cache key of a section: the model (its name and `weights`, a fingerprint of its
+    tensors, so a retrained model under the same name never reads stale results) and the
+    settings that section depends on; the variants section also keys on its models' files."""
     settings = {**dataclasses.asdict(config), "orders_count": config.orders_count}
     fields = (*COMMON_SETTINGS, *SECTION_SETTINGS[name])
     chosen = {f: settings[f] for f in fields}
-    return json.dumps({"config": chosen, "model": model_name, "section": name}, sort_keys=True)
+    key = {"config": chosen, "model": model_name, "section": name, "weights": weights}
+    if name == "variants":
+        key["variant_files"] = [directory_fingerprint(d) for _, d in config.variants]
+    return json.dumps(key, sort_keys=True)
+
+
+def weights_fingerprint(*modules: torch.nn.Module) -> str:
+    """SHA-256 (hex, 16 digits) of the modules' state: tensor names, dtypes, shapes, bytes."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def directory_fingerprint(directory: str | Path) -> str:
+    """SHA-256 (hex, 16 digits) of a model directory's files (names and bytes)."""
+    digest = hashlib.sha256()
+    root = Path(directory)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b";")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -9,7 +9,7 @@ import torch
 
 from ...model import BiGR
 from ...tokenizer import BinaryAutoencoder
-from .cache import _cached, section_key
+from .cache import _cached, section_key, weights_fingerprint
 from .config import ReportConfig
 from .context import _Context
 from .markdown import write_markdown
@@ -75,10 +75,11 @@ def run_report(
         extractor = InceptionFeatures()
     ctx = _Context(model, tokenizer, extractor, config, out, force)
     results = {}
+    weights = weights_fingerprint(model, tokenizer)
     for name in sections:
         if progress:
             print(f"report: {name} ...", flush=True)
-        key = section_key(name, config, model_name)
+        key = section_key(name, config, model_name, weights)
         results[name] = _cached(out, name, force, lambda name=name: SECTIONS[name](ctx), key)
     machine = {
         "torch": torch.__version__,

@@ -1,10 +1,11 @@
 """Do class edits do what they say? A pixel classifier's verdict on edited held-out images.
 
 For each (source class, target class, box) pair, `edit_images` held-out images of the source
-class get the box regenerated as the target class (the edit recipe, blended, one variant each)
-and a linear probe on real pixels classifies the results. Reported: the share assigned to the
-target class, against the same share for the unedited images (what the classifier says before
-any edit) and the share still assigned to the source class.
+class get the box regenerated as the target class (the edit recipe, blended, one variant each,
+`batch_size` images per sampling call: what `bigr edit` does to one image), and a linear probe
+on real pixels classifies the results. Reported: the share assigned to the target class,
+against the same share for the unedited images (what the classifier says before any edit) and
+the share still assigned to the source class.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 import torch
 
 from .... import distributed
-from ....apps.editing import edit
-from ....apps.masks import box_mask
+from ....apps.common import blend
+from ....apps.masks import box_mask, token_mask
 from ....images import save_grid
 from ....recipes import RECIPES
+from ....sampler import sample_codes
 from ..config import ReportConfig
 from ..context import _Context, pixel_classifier
 from ..format import _fmt
@@ -46,11 +48,37 @@ def _images_of(spec: str, label: int, count: int, size: int) -> torch.Tensor:
     return torch.stack([data[int(i)][0] for i in index]) if len(index) else torch.empty(0)
 
 
-def compute(ctx: _Context) -> dict:
+@torch.no_grad()
+def _edit_batch(
+    ctx: _Context, originals: torch.Tensor, pixel_mask: torch.Tensor, target: int, pair: int
+) -> torch.Tensor:
+    """`originals` (N, 3, S, S) with the tokens under `pixel_mask` regenerated as class
+    `target` (the edit recipe, deterministic codes, blended), `batch_size` images per call."""
     cfg, model, tok = ctx.config, ctx.model, ctx.tokenizer
     sampler = cfg.edit_recipe or RECIPES["edit"]
-    classify, probe_top1 = pixel_classifier(ctx)
     device = model.transformer.mask_token.device
+    keep = ~token_mask(pixel_mask, model.config.grid_size, "any").to(device)
+    edited = []
+    for b, rows in enumerate(originals.split(cfg.batch_size)):
+        gen = distributed.generator(device, cfg.seed, "report-edit", pair, b)
+        codes = tok.encode(rows.to(device), stochastic=False).codes
+        labels = torch.full((len(rows),), target, device=device)
+        out = sample_codes(
+            model,
+            labels,
+            sampler,
+            known_codes=codes,
+            known_mask=keep.expand(len(rows), -1),
+            generator=gen,
+        )
+        edited.append(blend(tok.decode(out).clamp(0, 1).cpu(), rows, pixel_mask))
+    return torch.cat(edited)
+
+
+def compute(ctx: _Context) -> dict:
+    cfg, model = ctx.config, ctx.model
+    sampler = cfg.edit_recipe or RECIPES["edit"]
+    classify, probe_top1 = pixel_classifier(ctx)
     rows, grids = [], []
     for i, (source, target, box, where) in enumerate(EDITS):
         if max(source, target) >= model.config.num_classes:
@@ -58,14 +86,8 @@ def compute(ctx: _Context) -> dict:
         originals = _images_of(cfg.reference, source, cfg.edit_images, ctx.size)
         if not len(originals):
             continue
-        mask = box_mask(ctx.size, box)
-        edited = []
-        for j, image in enumerate(originals):
-            gen = distributed.generator(device, cfg.seed, "report-edit", i, j)
-            result = edit(model, tok, image, mask, target, sampler=sampler, generator=gen)
-            edited.append(result.images[0])
-        edited_t = torch.stack(edited)
-        before, after = classify(originals), classify(edited_t)
+        edited = _edit_batch(ctx, originals, box_mask(ctx.size, box), target, i)
+        before, after = classify(originals), classify(edited)
         rows.append(
             {
                 "source": source,
@@ -78,7 +100,7 @@ def compute(ctx: _Context) -> dict:
                 "source_after": float((after == source).float().mean()),
             }
         )
-        grids.append(torch.cat([originals[:8], edited_t[:8]]))
+        grids.append(torch.cat([originals[:8], edited[:8]]))
     if grids:
         save_grid(torch.cat(grids), ctx.out / "samples" / "edits.png", nrow=8)
     return {"sampler": dataclasses.asdict(sampler), "probe_real_top1": probe_top1, "edits": rows}
