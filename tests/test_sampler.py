@@ -38,6 +38,7 @@ def test_known_tokens_never_change(random_bigr):
         FAST,
         dataclasses.replace(FAST, budget="official"),
         dataclasses.replace(FAST, head_tokens="all"),
+        dataclasses.replace(FAST, reveal_certain=0.2),
     ):
         out = sample_codes(
             random_bigr,
@@ -201,3 +202,28 @@ def test_guidance_interval_guides_only_inside_it_and_skips_the_unconditional_pas
     assert rows == [4, 4, 2, 2]  # both halves, then the conditional half alone
     with pytest.raises(ValueError, match="guidance interval"):
         SamplerConfig(guidance_start=0.7, guidance_stop=0.2).validate()
+
+
+def test_reveal_certain_reveals_sure_tokens_early_and_skips_steps(random_bigr):
+    calls = []
+    hook = random_bigr.transformer.register_forward_hook(lambda m, a, out: calls.append(1))
+    labels = torch.tensor([1, 2, 3])
+    config = dataclasses.replace(FAST, steps=8, guidance=1.0)
+    try:
+        outs = {}
+        for threshold in (0.0, 1.0, 0.05, 1e-9):
+            calls.clear()
+            run = dataclasses.replace(config, reveal_certain=threshold)
+            outs[threshold] = sample_codes(random_bigr, labels, run, generator=_gen(5))
+            outs[threshold, "calls"] = len(calls)
+    finally:
+        hook.remove()
+    for threshold in (0.0, 1.0, 0.05, 1e-9):
+        assert set(outs[threshold].unique().tolist()) <= {0.0, 1.0}
+    # nothing is perfectly certain: the plan runs unchanged, every step, the same draws
+    assert torch.equal(outs[1.0], outs[0.0]) and outs[1.0, "calls"] == outs[0.0, "calls"] == 8
+    # a low bar reveals more tokens early, so fewer steps need the network
+    assert outs[1e-9, "calls"] == 1  # every token is at least that certain: all at once
+    assert 1 <= outs[0.05, "calls"] <= 8
+    with pytest.raises(ValueError, match="reveal_certain"):
+        sample_codes(random_bigr, labels, dataclasses.replace(config, reveal_certain=1.5))

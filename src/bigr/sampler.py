@@ -16,9 +16,13 @@ or thresholded bits; `head_tokens='all'` does the release's amount of work (head
 token); `budget='official'` reproduces the release's inpainting count (the number of *kept*
 tokens, then one fill step), for parity only.
 
+`reveal_certain` > 0 makes the step count entropy-driven: each step also reveals every unknown
+token whose certainty (1 - mean bit entropy in bits) reaches it, and a step whose planned count
+earlier reveals have already met is skipped (no network call).
+
 Invariants: reveal counts sum to the number of unknown tokens of each row; known tokens never
 change. The plan (counts, guidance, temperatures) is computed on the host before the loop, so
-the loop itself never waits on the device.
+the loop itself never waits on the device (except with `reveal_certain`, two reads a step).
 
 Conventions: `known_codes` (B, L, K) in {0,1}; `known_mask` (B, L) bool, True = fixed;
 `labels` (B,) int64, or (B, J) with `label_weights` (B, J) for class mixing.
@@ -61,6 +65,11 @@ class SamplerConfig:
     head_steps: int = _option(100, "Bernoulli diffusion steps of the head")
     head_temperature: float = _option(1.0, "temperature of the head's logits", positive=True)
     bits: str = _option("bernoulli", "how revealed bits are drawn", ("bernoulli", "threshold"))
+    reveal_certain: float = _option(
+        0.0,
+        "also reveal every token at least this certain (1 - mean bit entropy in bits), and skip "
+        "steps the schedule no longer needs: an entropy-driven step count (0 = off)",
+    )
     # the release's amount of work (head on every token), for benchmarks and parity
     head_tokens: str = _option("unknown", "", ("unknown", "all"), cli=False)
     # the release's inpainting count, for parity only
@@ -83,7 +92,14 @@ class SamplerConfig:
                 raise ValueError(f"{name} must be an integer, got {value!r}")
             if not 1 <= value <= MAX_STEPS:
                 raise ValueError(f"{name} must be in 1..{MAX_STEPS}, got {value}")
-        for name in ("guidance", "gumbel", "head_temperature", "guidance_start", "guidance_stop"):
+        for name in (
+            "guidance",
+            "gumbel",
+            "head_temperature",
+            "guidance_start",
+            "guidance_stop",
+            "reveal_certain",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number, got {value!r}")
@@ -95,6 +111,8 @@ class SamplerConfig:
             raise ValueError(f"gumbel temperature must be >= 0, got {self.gumbel}")
         if self.head_temperature <= 0:
             raise ValueError(f"head_temperature must be > 0, got {self.head_temperature}")
+        if not 0.0 <= self.reveal_certain <= 1.0:
+            raise ValueError(f"reveal_certain must be in [0, 1], got {self.reveal_certain}")
         if not 0.0 <= self.guidance_start <= self.guidance_stop <= 1.0:
             raise ValueError(
                 "guidance interval needs 0 <= guidance_start <= guidance_stop <= 1, got "
@@ -149,16 +167,21 @@ def plan_steps(unknown: list[int], num_tokens: int, config: SamplerConfig) -> li
     return steps
 
 
+def certainty(probs: Tensor) -> Tensor:
+    """(B, L): 1 - the mean per-bit binary entropy in bits of (B, L, K) probabilities. Like
+    `confidence`, 1 for a certain token and 0 for a token of fair coins, so one Gumbel
+    temperature means the same for both certainty orders."""
+    p = probs.float()
+    neg_h = torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)  # (B, L, K) nats
+    return 1 + neg_h.mean(-1) / math.log(2)
+
+
 def token_scores(order: str, probs: Tensor, unknown: Tensor, draws: Draws) -> Tensor:
     """Certainty score (B, L), higher = revealed earlier; -inf where the token is known."""
     if order == "confidence":
         score = (probs - 0.5).abs().mul(2).mean(-1)
     elif order == "entropy":
-        # 1 - mean per-bit binary entropy in bits: like `confidence`, 1 for a certain token and 0
-        # for a token of fair coins, so one Gumbel temperature means the same for both orders.
-        p = probs.float()
-        neg_h = torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)  # (B, L, K) nats
-        score = 1 + neg_h.mean(-1) / math.log(2)
+        score = certainty(probs)
     elif order == "random":
         score = draws.uniform(tuple(unknown.shape), unknown.device)
     else:  # raster
@@ -306,11 +329,23 @@ def sample_codes(
     plan = plan_steps((l - known_mask.sum(1)).tolist(), l, config)  # the one host read
     # (steps, B) revealed counts -> (steps, B, 1)
     all_counts = torch.tensor([step.counts for step in plan], device=device).view(len(plan), b, 1)
+    # (steps, B): unknown tokens the plan leaves after each step
+    left_after = torch.tensor(
+        [[u - c for u, c in zip(step.unknown_before, step.counts, strict=True)] for step in plan],
+        device=device,
+    ).view(len(plan), b)
+    adaptive = config.reveal_certain > 0
     if progress is not None:
         progress(0, len(plan))  # a bar starts now, so its rate includes the first step
     for i, step in enumerate(plan):
-        kmax = max(step.counts)
+        kmax, max_unknown = max(step.counts), max(step.unknown_before)
+        if adaptive:  # what the plan still needs, given what earlier steps revealed early
+            now = unknown.sum(1)
+            need = (now - left_after[i]).clamp_min(0)
+            kmax, max_unknown = int(need.max()), int(now.max())  # host reads, this mode only
         if kmax == 0:
+            if progress is not None:
+                progress(i + 1, len(plan))
             continue
         probs = predict_probs(
             model,
@@ -320,13 +355,19 @@ def sample_codes(
             step.guidance,
             config,
             draws,
-            max_unknown=max(step.unknown_before),
+            max_unknown=max_unknown,
             label_weights=label_weights,
         )
         scores = token_scores(step.order, probs, unknown, draws)
         if step.gumbel > 0:
             noise = draws.gumbel((b, l), device)
             scores = scores + (step.gumbel * noise).float()
+        counts = all_counts[i]
+        if adaptive:  # certain enough tokens go first, and all of them this step
+            sure = (certainty(probs) >= config.reveal_certain) & unknown
+            scores = torch.where(sure, scores + 1e6, scores)  # sure tokens are unknown: finite
+            counts = torch.maximum(need, sure.sum(1)).view(b, 1)
+            kmax = int(counts.max())
         index = scores.topk(kmax, dim=1).indices  # (B, kmax), most certain first
         chosen = probs.gather(1, index.unsqueeze(-1).expand(-1, -1, k))
         announce_rows(draws, index, b, l)
@@ -335,7 +376,7 @@ def sample_codes(
             if config.bits == "bernoulli"
             else (chosen > 0.5).to(chosen.dtype)
         )
-        valid = torch.arange(kmax, device=device) < all_counts[i]  # (B, kmax)
+        valid = torch.arange(kmax, device=device) < counts  # (B, kmax)
         index_k = index.unsqueeze(-1).expand(-1, -1, k)
         codes.scatter_(
             1, index_k, torch.where(valid.unsqueeze(-1), bits.float(), codes.gather(1, index_k))
