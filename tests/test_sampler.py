@@ -227,3 +227,44 @@ def test_reveal_certain_reveals_sure_tokens_early_and_skips_steps(random_bigr):
     assert 1 <= outs[0.05, "calls"] <= 8
     with pytest.raises(ValueError, match="reveal_certain"):
         sample_codes(random_bigr, labels, dataclasses.replace(config, reveal_certain=1.5))
+
+
+def test_head_steps_ramp_over_the_loop(random_bigr):
+    config = dataclasses.replace(FAST, steps=5, head_steps=20, head_steps_last=4, guidance=1.0)
+    assert [s.head_steps for s in plan_steps([16], 16, config)] == [20, 16, 12, 8, 4]
+    assert [s.head_steps for s in plan_steps([16], 16, FAST)] == [5] * 4
+    seen = []
+    original = random_bigr.head.sample
+    random_bigr.head.sample = lambda *a, **k: seen.append(k["steps"]) or original(*a, **k)
+    try:
+        sample_codes(random_bigr, torch.tensor([1]), config, generator=_gen(0))
+    finally:
+        random_bigr.head.sample = original
+    assert seen == [20, 16, 12, 8, 4]
+    with pytest.raises(ValueError, match="head_steps_last"):
+        sample_codes(
+            random_bigr, torch.tensor([1]), dataclasses.replace(config, head_steps_last=999)
+        )
+
+
+def test_unconditional_branch_is_reused_between_refreshes(random_bigr):
+    calls = []
+    hook = random_bigr.transformer.register_forward_hook(
+        lambda m, a, out: calls.append(out.shape[0])
+    )
+    labels = torch.tensor([1, 2])
+    g = _gen(0)
+    known = torch.randint(0, 2, (2, 16, 16), generator=g).float()
+    keep = torch.rand(2, 16, generator=g) < 0.3
+    config = dataclasses.replace(FAST, steps=6, guidance=3.0, uncond_every=3)
+    try:
+        out = sample_codes(
+            random_bigr, labels, config, known_codes=known, known_mask=keep, generator=_gen(1)
+        )
+    finally:
+        hook.remove()
+    # both halves (4 rows) on guided steps 0 and 3, the conditional half (2 rows) otherwise
+    assert calls == [4, 2, 2, 4, 2, 2]
+    assert torch.equal(out[keep], known[keep]) and set(out.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="uncond_every"):
+        sample_codes(random_bigr, labels, dataclasses.replace(config, uncond_every=0))

@@ -16,7 +16,11 @@ or thresholded bits; `head_tokens='all'` does the release's amount of work (head
 token); `budget='official'` reproduces the release's inpainting count (the number of *kept*
 tokens, then one fill step), for parity only.
 
-`reveal_certain` > 0 makes the step count entropy-driven: each step also reveals every unknown
+Options that trade exactness for speed, all off by default: `head_steps_last` ramps the
+head's steps linearly down (or up) over the loop; `uncond_every` k > 1 recomputes the
+unconditional branch's backbone features on every k-th guided step only and reuses them in
+between (for the tokens still unknown, LazyMAR-style); `reveal_certain` > 0 makes the step
+count entropy-driven: each step also reveals every unknown
 token whose certainty (1 - mean bit entropy in bits) reaches it, and a step whose planned count
 earlier reveals have already met is skipped (no network call).
 
@@ -63,6 +67,14 @@ class SamplerConfig:
     gumbel: float = _option(0.01, "Gumbel temperature of the token order")
     gumbel_schedule: str = _option("constant", "Gumbel ramp", ("constant", "down", "up"))
     head_steps: int = _option(100, "Bernoulli diffusion steps of the head")
+    head_steps_last: int = _option(
+        0, "head steps at the last unmasking step, ramped linearly from --head-steps (0 = off)"
+    )
+    uncond_every: int = _option(
+        1,
+        "recompute the unconditional branch's features every this many guided steps, reusing "
+        "them in between (1 = every step)",
+    )
     head_temperature: float = _option(1.0, "temperature of the head's logits", positive=True)
     bits: str = _option("bernoulli", "how revealed bits are drawn", ("bernoulli", "threshold"))
     reveal_certain: float = _option(
@@ -86,12 +98,15 @@ class SamplerConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("steps", "head_steps"):
+        for name, low in (("steps", 1), ("head_steps", 1), ("head_steps_last", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
-            if not 1 <= value <= MAX_STEPS:
-                raise ValueError(f"{name} must be in 1..{MAX_STEPS}, got {value}")
+            if not low <= value <= MAX_STEPS:
+                raise ValueError(f"{name} must be in {low}..{MAX_STEPS}, got {value}")
+        every = self.uncond_every
+        if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= MAX_STEPS:
+            raise ValueError(f"uncond_every must be an integer in 1..{MAX_STEPS}, got {every!r}")
         for name in (
             "guidance",
             "gumbel",
@@ -129,6 +144,18 @@ class Step:
     guidance: float
     gumbel: float
     order: str
+    head_steps: int
+
+
+def head_steps_at(config: SamplerConfig, step: int) -> int:
+    """Head steps of unmasking step `step` (0-based): `head_steps`, or a linear ramp from it to
+    `head_steps_last` over the loop (the safety-net step takes the last value)."""
+    if not config.head_steps_last:
+        return config.head_steps
+    if config.steps == 1:
+        return config.head_steps if step == 0 else config.head_steps_last
+    r = min(step, config.steps - 1) / (config.steps - 1)
+    return round(config.head_steps + r * (config.head_steps_last - config.head_steps))
 
 
 def plan_steps(unknown: list[int], num_tokens: int, config: SamplerConfig) -> list[Step]:
@@ -157,13 +184,15 @@ def plan_steps(unknown: list[int], num_tokens: int, config: SamplerConfig) -> li
                 ),
                 schedules.gumbel_temperature_at(config.gumbel, config.gumbel_schedule, r),
                 config.order,
+                head_steps_at(config, s),
             )
         )
         left = [u - c for u, c in zip(left, counts, strict=True)]
     if any(left):
         # The release's safety net: fill what is left in one step, no Gumbel noise, full
         # guidance, bits drawn in position order.
-        steps.append(Step(list(left), list(left), config.guidance, 0.0, "raster"))
+        last = head_steps_at(config, config.steps)
+        steps.append(Step(list(left), list(left), config.guidance, 0.0, "raster", last))
     return steps
 
 
@@ -197,6 +226,19 @@ def _select_rows(z: Tensor, index: Tensor) -> Tensor:
     return z.gather(1, index.unsqueeze(-1).expand(-1, -1, z.shape[-1])).flatten(0, 1)
 
 
+@dataclass
+class UncondReuse:
+    """Features of the unconditional branch kept across unmasking steps (`uncond_every`):
+    recomputed when `age` reaches `every` guided steps, reused in between."""
+
+    every: int
+    z: Tensor | None = None
+    age: int = 0
+
+    def fresh(self) -> bool:
+        return self.z is not None and self.age < self.every
+
+
 def predict_probs(
     model: BiGR,
     codes: Tensor,
@@ -208,12 +250,22 @@ def predict_probs(
     *,
     max_unknown: int,
     label_weights: Tensor | None = None,
+    head_steps: int | None = None,
+    reuse: UncondReuse | None = None,
 ) -> Tensor:
-    """P(bit = 1) (B, L, K) for the unknown tokens (zeros elsewhere unless head_tokens='all')."""
+    """P(bit = 1) (B, L, K) for the unknown tokens (zeros elsewhere unless head_tokens='all').
+
+    `head_steps` overrides the config's; `reuse` supplies (and keeps) the unconditional
+    branch's features when guided steps may share them."""
     b, l, k = codes.shape
     null = model.transformer.null_condition(b, codes.device)
     use_cond, use_uncond = guidance != 0, guidance != 1
-    if use_cond and use_uncond:
+    if use_cond and use_uncond and reuse is not None and reuse.fresh():
+        z = torch.cat(
+            [model.transformer(codes, labels, unknown, label_weights=label_weights), reuse.z]
+        )
+        reuse.age += 1
+    elif use_cond and use_uncond:
         if label_weights is not None:
             # Unconditional half: the same weights over null rows, i.e. the null embedding.
             batch_labels = torch.cat([labels, model.transformer.null_labels(labels)])
@@ -226,12 +278,15 @@ def predict_probs(
             torch.cat([unknown, unknown]),
             label_weights=batch_weights,
         )
+        if reuse is not None:
+            reuse.z, reuse.age = z.chunk(2)[1], 1
     elif use_cond:
         z = model.transformer(codes, labels, unknown, label_weights=label_weights)
     else:
         z = model.transformer(codes, null, unknown)
     halves = z.chunk(2) if use_cond and use_uncond else (z,)
-    head_kwargs = dict(steps=config.head_steps, temperature=config.head_temperature, draws=draws)
+    steps = head_steps or config.head_steps
+    head_kwargs = dict(steps=steps, temperature=config.head_temperature, draws=draws)
     if config.head_tokens == "all":
         announce_rows(draws, None, b, l)
         # each half (B, L, D) -> (B·L, D); probabilities back to (B, L, K)
@@ -310,11 +365,12 @@ def sample_codes(
     check_conditions(model, labels, label_weights)
     b, l, k = labels.shape[0], mc.num_tokens, mc.code_bits
     device = model.transformer.mask_token.device
-    if config.head_steps > mc.head.diffusion_steps:
-        raise ValueError(
-            f"head_steps {config.head_steps} exceeds the model's {mc.head.diffusion_steps} "
-            "diffusion steps"
-        )
+    for name in ("head_steps", "head_steps_last"):
+        if getattr(config, name) > mc.head.diffusion_steps:
+            raise ValueError(
+                f"{name} {getattr(config, name)} exceeds the model's {mc.head.diffusion_steps} "
+                "diffusion steps"
+            )
     if config.guidance != 1 and not mc.has_null_class:
         raise ValueError(
             "guidance needs a null class, but this model was trained without label dropout"
@@ -335,6 +391,7 @@ def sample_codes(
         device=device,
     ).view(len(plan), b)
     adaptive = config.reveal_certain > 0
+    reuse = UncondReuse(config.uncond_every) if config.uncond_every > 1 else None
     if progress is not None:
         progress(0, len(plan))  # a bar starts now, so its rate includes the first step
     for i, step in enumerate(plan):
@@ -357,6 +414,8 @@ def sample_codes(
             draws,
             max_unknown=max_unknown,
             label_weights=label_weights,
+            head_steps=step.head_steps,
+            reuse=reuse,
         )
         scores = token_scores(step.order, probs, unknown, draws)
         if step.gumbel > 0:

@@ -92,11 +92,16 @@ def sampling_flops(config: BiGRConfig, sampler: SamplerConfig, batch: int) -> di
     n = config.num_tokens
     plan = plan_steps([n] * batch, n, sampler)
     transformer = head = 0.0
+    guided = 0  # guided steps so far: the unconditional branch runs on every uncond_every-th
     for step in plan:
         copies = 1 if step.guidance in (0.0, 1.0) else 2
         tokens = n if sampler.head_tokens == "all" else max(step.unknown_before)
-        transformer += transformer_flops(config, copies * batch)
-        head += head_flops(config, batch * tokens, copies, sampler.head_steps)
+        backbone = copies
+        if copies == 2:
+            backbone = 2 if guided % sampler.uncond_every == 0 else 1
+            guided += 1
+        transformer += transformer_flops(config, backbone * batch)
+        head += head_flops(config, batch * tokens, copies, step.head_steps)
     return {"transformer": transformer, "head": head, "total": transformer + head}
 
 
