@@ -84,39 +84,39 @@ def test_report_writes_every_section_and_reuses_cached_results(
     inpaint = json.loads((out / "results" / "inpaint.json").read_text())["masks"]
     # the reconstruction ceiling is measured on the same region as the fill
     assert all(e["tokens_regenerated"] > 0 for e in inpaint.values())
+
+    def plant_fid() -> None:  # a value no computation gives: seen again only from the cache
+        stored = json.loads((out / "results" / "fid.json").read_text())
+        stored["model"]["fid"] = 123.456
+        (out / "results" / "fid.json").write_text(json.dumps(stored))
+
+    def rerun(cfg: ReportConfig, **kwargs) -> None:
+        run_report(
+            random_bigr,
+            tiny_tokenizer,
+            out,
+            cfg,
+            extractor=PixelFeatures(),
+            progress=False,
+            **kwargs,
+        )
+
     # a second run reads the cached sections instead of recomputing them
-    fid["model"]["fid"] = 123.456
-    (out / "results" / "fid.json").write_text(json.dumps(fid))
-    run_report(random_bigr, tiny_tokenizer, out, config, extractor=PixelFeatures(), progress=False)
+    plant_fid()
+    rerun(config)
     assert "123.46" in (out / "report.md").read_text()
     assert summary(out)["fid"] == 123.456
     # other settings invalidate the cache
     other = dataclasses.replace(config, num_fid=12)
-    run_report(
-        random_bigr,
-        tiny_tokenizer,
-        out,
-        other,
-        extractor=PixelFeatures(),
-        progress=False,
-        sections=("fid",),
-    )
+    rerun(other, sections=("fid",))
     assert summary(out)["n"] == 12 and summary(out)["fid"] != 123.456
     # so do other weights under the same model name (a retrained model)
-    fid = json.loads((out / "results" / "fid.json").read_text())
-    fid["model"]["fid"] = 123.456
-    (out / "results" / "fid.json").write_text(json.dumps(fid))
+    plant_fid()
+    rerun(other, sections=("fid",))
+    assert summary(out)["fid"] == 123.456  # same weights, same settings: cached
     with torch.no_grad():
         random_bigr.transformer.mask_token.add_(1.0)
-    run_report(
-        random_bigr,
-        tiny_tokenizer,
-        out,
-        other,
-        extractor=PixelFeatures(),
-        progress=False,
-        sections=("fid",),
-    )
+    rerun(other, sections=("fid",))
     assert summary(out)["fid"] != 123.456
 
 

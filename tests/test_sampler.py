@@ -224,7 +224,8 @@ def test_reveal_certain_reveals_sure_tokens_early_and_skips_steps(random_bigr):
     assert torch.equal(outs[1.0], outs[0.0]) and outs[1.0, "calls"] == outs[0.0, "calls"] == 8
     # a low bar reveals more tokens early, so fewer steps need the network
     assert outs[1e-9, "calls"] == 1  # every token is at least that certain: all at once
-    assert 1 <= outs[0.05, "calls"] <= 8
+    # a middling bar: some tokens wait for later steps, but the plan's tail is skipped
+    assert 1 < outs[0.05, "calls"] < 8
     with pytest.raises(ValueError, match="reveal_certain"):
         sample_codes(random_bigr, labels, dataclasses.replace(config, reveal_certain=1.5))
 

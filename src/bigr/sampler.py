@@ -98,15 +98,13 @@ class SamplerConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name, low in (("steps", 1), ("head_steps", 1), ("head_steps_last", 0)):
+        integers = (("steps", 1), ("head_steps", 1), ("head_steps_last", 0), ("uncond_every", 1))
+        for name, low in integers:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
             if not low <= value <= MAX_STEPS:
                 raise ValueError(f"{name} must be in {low}..{MAX_STEPS}, got {value}")
-        every = self.uncond_every
-        if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= MAX_STEPS:
-            raise ValueError(f"uncond_every must be an integer in 1..{MAX_STEPS}, got {every!r}")
         for name in (
             "guidance",
             "gumbel",
@@ -385,12 +383,10 @@ def sample_codes(
     plan = plan_steps((l - known_mask.sum(1)).tolist(), l, config)  # the one host read
     # (steps, B) revealed counts -> (steps, B, 1)
     all_counts = torch.tensor([step.counts for step in plan], device=device).view(len(plan), b, 1)
-    # (steps, B): unknown tokens the plan leaves after each step
-    left_after = torch.tensor(
-        [[u - c for u, c in zip(step.unknown_before, step.counts, strict=True)] for step in plan],
-        device=device,
-    ).view(len(plan), b)
     adaptive = config.reveal_certain > 0
+    if adaptive:  # (steps, B): unknown tokens the plan leaves after each step
+        before = torch.tensor([step.unknown_before for step in plan], device=device)
+        left_after = before - all_counts.view(len(plan), b)
     reuse = UncondReuse(config.uncond_every) if config.uncond_every > 1 else None
     if progress is not None:
         progress(0, len(plan))  # a bar starts now, so its rate includes the first step

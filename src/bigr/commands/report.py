@@ -8,7 +8,7 @@ from pathlib import Path
 from ..recipes import recipe
 from ..sampler import ORDERS
 from .argtypes import comma_list, finite_float, int_in
-from .common import add_sampler_arguments, load_pair, sampler_from_args
+from .common import add_sampler_arguments, config_changes, load_pair, sampler_from_args
 
 
 def add_report_command(sub: argparse._SubParsersAction) -> None:
@@ -106,37 +106,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.tokenizer = args.tokenizer or str(asset_dir() / "tokenizer")
     model, tokenizer = load_pair(args)
     sampler = sampler_from_args(args, "recommended")
-    changes = {
-        field: getattr(args, dest)
-        for dest, field in {
-            "num_fid": "num_fid",
-            "num_sweep": "num_sweep",
-            "num_orders": "num_orders",
-            "seeds": "seeds",
-            "gumbel_sweep": "gumbel_sweep",
-            "orders": "orders",
-            "steps_sweep": "steps_sweep",
-            "head_sweep": "head_sweep",
-            "selection_data": "selection_data",
-            "probe_val": "probe_val",
-            "probe_epochs": "probe_epochs",
-            "probe_train": "probe_train",
-            "probe_test": "probe_test",
-            "inpaint_images": "inpaint_images",
-            "edit_images": "edit_images",
-            "num_text": "num_text",
-            "batch_size": "batch_size",
-            "reference": "reference",
-            "train_data": "train_data",
-        }.items()
-        if getattr(args, dest) is not None
-    }
-    reference = changes.get("reference", "fashion-mnist:test")
-    if changes.get("selection_data") == reference:
-        raise ValueError(
-            f"--selection-data {reference} is the --reference: settings would be chosen on the "
-            "images they are reported on; choose them on held-out training images"
-        )
     variants = []
     for item in args.variant or []:
         label, sep, directory = item.partition("=")
@@ -146,13 +115,18 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--variant {label}: no model at {directory}")
         variants.append((label, directory))
     config = ReportConfig(
-        recipe=sampler,
-        edit_recipe=recipe("edit", args.model),
-        seed=args.seed,
-        text_fid=args.text_fid,
-        variants=tuple(variants),
-        **changes,
+        **{
+            **config_changes(args, ReportConfig),  # every flag named as its field
+            "recipe": sampler,  # not the --recipe name
+            "edit_recipe": recipe("edit", args.model),
+            "variants": tuple(variants),
+        }
     )
+    if config.selection_data == config.reference:
+        raise ValueError(
+            f"--selection-data {config.reference} is the --reference: settings would be chosen "
+            "on the images they are reported on; choose them on held-out training images"
+        )
     path = run_report(
         model,
         tokenizer,

@@ -8,6 +8,7 @@ Leaves to others: the sampling benchmark and the shared measuring helpers (`benc
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 import time
 from collections.abc import Callable
@@ -312,7 +313,6 @@ class _BenchData:
         from ..shards import pack_codes
 
         self.batch, self.bits, self.device = batch, config.code_bits, device
-        self.grid = config.grid_size
         n = batch * self.BATCHES
         g = torch.Generator().manual_seed(2)
         bits = (torch.rand(n, config.num_tokens, config.code_bits, generator=g) < 0.5).numpy()
@@ -322,7 +322,8 @@ class _BenchData:
             np.save(tmp / "packed.npy", pack_codes(bits))
             self.packed = np.load(tmp / "packed.npy", mmap_mode="r")
         if "release_prepared" in paths:
-            grid = bits.reshape(n, self.grid, self.grid, self.bits).transpose(0, 3, 1, 2)
+            h = config.grid_size
+            grid = bits.reshape(n, h, h, self.bits).transpose(0, 3, 1, 2)
             path = tmp / "train_ids.bin"
             grid.astype(np.uint8).tofile(path)
             self.bytes = np.memmap(path, dtype=np.uint8, mode="r", shape=grid.shape)
@@ -400,7 +401,7 @@ def _variant_step(
     loss_fn = torch.compile(model.training_loss) if variant.mode == "compile" else None
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     autocast_on = variant.precision == "bf16"
-    count = iter(range(1 << 62))
+    count = itertools.count()
 
     def step() -> float:
         codes = data.codes(variant.path, next(count))
