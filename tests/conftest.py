@@ -14,6 +14,14 @@ import torch
 
 from bigr.config import PRESETS
 
+# Under pytest-xdist the workers share the cores: each takes its share of threads (and hands
+# that to the processes its tests start), since oversubscribed OpenMP threads wait on each other.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    _threads = max(1, (os.cpu_count() or 1) // _workers)
+    torch.set_num_threads(_threads)
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+
 REFERENCE = Path(os.environ.get("BIGR_REFERENCE", Path(__file__).parent / "data" / "reference"))
 
 

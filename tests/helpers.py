@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 import zlib
 
 import torch
@@ -64,3 +67,58 @@ def assert_one_clear_error(argv, message, out, capsys, *, add_out=True) -> None:
     assert len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err
     assert out.read_bytes() == b"earlier result"
+
+
+TRAIN_ARGS = ["--preset", "bigr-tiny", "--batch-size", "16", "--lr", "1e-3", "--log-every", "1"]
+
+
+def random_codes(d):
+    """64 images of random 16-bit codes on a 4x4 grid, two stochastic variants each, as shards
+    in `d` (what `bigr train --codes` reads)."""
+    from bigr.shards import ShardMeta, write_codes
+
+    g = torch.Generator().manual_seed(0)
+    meta = ShardMeta(
+        code_bits=16,
+        grid_size=4,
+        count=64,
+        shard_size=32,
+        samples_per_image=2,
+        include_flips=False,
+        stochastic=True,
+        seed=0,
+        classes=[str(i) for i in range(10)],
+        source="random",
+        tokenizer={},
+    )
+    write_codes(
+        d,
+        torch.randint(0, 2, (64, 2, 16, 16), generator=g),
+        torch.randint(0, 10, (64,), generator=g),
+        meta,
+    )
+    return d
+
+
+def train_cli(*args: str, torchrun: int = 0, wait: bool = True):
+    """`bigr train ARGS` in a fresh process (one thread), or under torchrun with `torchrun`
+    processes on a free port; asserts success when waited for, else returns the Popen."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    head = [sys.executable]
+    if torchrun:
+        head += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"]
+    cmd = [*head, "-m", "bigr", "train", *args]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def train_state(run):
+    """The training state a run folder holds."""
+    return torch.load(run / "state.pt", weights_only=True)
+
+
+def max_diff(a, b) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in a)

@@ -98,7 +98,7 @@ def test_a_wrong_preset_is_refused_naming_every_differing_field(reference_dir, t
     assert "missing keys: layers.2." in capsys.readouterr().err
 
 
-def test_errors_are_one_line_without_traceback(reference_dir, tmp_path):
+def test_errors_are_one_line_without_traceback(reference_dir, tmp_path, capsys):
     ckpt = str(reference_dir / "tiny" / "tiny_bigr_ckpt.pt")
     cases = [
         (
@@ -140,11 +140,23 @@ def test_errors_are_one_line_without_traceback(reference_dir, tmp_path):
         ("parity", str(tmp_path / "missing.json")),
     ]
     for args in cases:
-        result = _run(*args)
-        assert result.returncode != 0, args
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-        assert lines[0].startswith(f"bigr {args[0]}: error:")
+        line = _one_error_line(capsys, *args)
+        assert line.startswith(f"bigr {args[0]}: error:"), line
+    # the console entry point (a fresh interpreter) prints the same single line
+    result = _run(*cases[0])
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [_one_error_line(capsys, *cases[0])]
+
+
+def _one_error_line(capsys, *args: str, code: int | None = None) -> str:
+    """Run `bigr ARGS` in this process: it must fail (with `code` if given) and print exactly
+    one stderr line."""
+    capsys.readouterr()
+    returned = main(list(args))
+    assert returned != 0 and code in (None, returned), (args, returned)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +262,7 @@ def test_same_seed_same_image(workdir, tmp_path):
     assert a == b and a != c
 
 
-def test_app_errors_are_one_line(workdir, tmp_path):
+def test_app_errors_are_one_line(workdir, tmp_path, capsys):
     m, out = str(workdir / "m"), str(tmp_path / "x.png")
     cases = [
         [
@@ -301,9 +313,8 @@ def test_app_errors_are_one_line(workdir, tmp_path):
         "16-bit codes; the tokenizer makes 8-bit",
     ]
     for args, text in zip(cases, expected, strict=True):
-        result = _run(*args, "--out", out)
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 1 and len(lines) == 1 and text in lines[0], result.stderr
+        line = _one_error_line(capsys, *args, "--out", out, code=1)
+        assert text in line, line
 
 
 def test_export_stores_half_precision_and_loads_in_float32(tmp_path, random_bigr):

@@ -124,7 +124,7 @@ def test_a_tiny_model_overfits_one_batch():
     before = evaluate()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     model.train()
-    for _ in range(800):
+    for _ in range(600):  # the loss is ~2 % of its start by then, 10x under the bar
         loss = model.training_loss(codes, labels, mask=mask, generator=g)["loss"]
         opt.zero_grad()
         loss.backward()

@@ -5,100 +5,39 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from bigr import schedules
+from bigr.cli import main
 from bigr.config import PRESETS
 from bigr.model import BiGR
-from bigr.shards import ShardMeta, write_codes
 from bigr.train.draws import batch_indices
 from bigr.train.generator import param_groups
+from helpers import TRAIN_ARGS, random_codes, train_cli, train_state
 
-ARGS = ["--preset", "bigr-tiny", "--batch-size", "16", "--lr", "1e-3", "--log-every", "1"]
+ARGS = TRAIN_ARGS
 
 
 @pytest.fixture(scope="module")
 def codes(tmp_path_factory):
-    """64 images of random 16-bit codes on a 4x4 grid, two stochastic variants each."""
-    d = tmp_path_factory.mktemp("codes") / "codes"
-    g = torch.Generator().manual_seed(0)
-    meta = ShardMeta(
-        code_bits=16,
-        grid_size=4,
-        count=64,
-        shard_size=32,
-        samples_per_image=2,
-        include_flips=False,
-        stochastic=True,
-        seed=0,
-        classes=[str(i) for i in range(10)],
-        source="random",
-        tokenizer={},
-    )
-    write_codes(
-        d,
-        torch.randint(0, 2, (64, 2, 16, 16), generator=g),
-        torch.randint(0, 10, (64,), generator=g),
-        meta,
-    )
-    return d
+    return random_codes(tmp_path_factory.mktemp("codes") / "codes")
 
 
-def _train(*args: str, torchrun: int = 0, wait: bool = True):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    head = (
-        [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={torchrun}"]
-        if torchrun
-        else [sys.executable]
-    )
-    cmd = [*head, "-m", "bigr", "train", *args]
-    if not wait:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result
+_train, _state = train_cli, train_state
 
 
-def _state(run):
-    return torch.load(run / "state.pt", weights_only=True)
-
-
-def _max_diff(a, b):
-    return max((a[k] - b[k]).abs().max().item() for k in a)
-
-
-def test_two_gloo_processes_match_one_process(codes, tmp_path):
-    common = ["--codes", str(codes), *ARGS, "--steps", "6", "--checkpoint-every", "6"]
-    _train(*common, "--out", str(tmp_path / "one"))
-    _train(*common, "--out", str(tmp_path / "two"), torchrun=2)
-    _train(*common, "--out", str(tmp_path / "accum"), "--grad-accum", "4")
-    one, two, accum = (_state(tmp_path / n) for n in ("one", "two", "accum"))
-    assert _max_diff(one["model"], two["model"]) < 1e-5
-    assert _max_diff(one["model"], accum["model"]) < 1e-5
-    assert _max_diff(one["model"], _state_at_init()) > 1e-3  # training moved the weights
-    losses = [
-        [json.loads(line)["loss"] for line in (tmp_path / n / "log.jsonl").read_text().splitlines()]
-        for n in ("one", "two")
-    ]
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-
-
-def test_fsdp_on_two_gloo_processes_matches_one_process_and_resumes(codes, tmp_path):
-    common = ["--codes", str(codes), *ARGS, "--checkpoint-every", "2"]
-    _train(*common, "--steps", "4", "--out", str(tmp_path / "one"))
-    _train(*common, "--steps", "4", "--out", str(tmp_path / "fsdp"), "--fsdp", torchrun=2)
-    # a sharded run stopped at step 2 and resumed (optimizer and EMA state re-sharded)
-    _train(*common, "--steps", "2", "--out", str(tmp_path / "part"), "--fsdp", torchrun=2)
-    _train(
-        *common, "--steps", "4", "--out", str(tmp_path / "part"), "--fsdp", "--resume", torchrun=2
-    )
-    one, fsdp, part = (_state(tmp_path / n) for n in ("one", "fsdp", "part"))
-    for other in (fsdp, part):
-        assert _max_diff(one["model"], other["model"]) < 1e-5
-        assert _max_diff(one["ema"], other["ema"]) < 1e-5
-    assert BiGR.from_pretrained(tmp_path / "fsdp" / "model").config == PRESETS["bigr-tiny"]
+def _train_here(*args: str) -> None:
+    """`bigr train ARGS` in this process on one thread, as `train_cli` runs it in a fresh one
+    (OMP_NUM_THREADS=1): the two give bit-identical weights, and this skips an interpreter."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["train", *args]) == 0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _state_at_init():
@@ -108,7 +47,8 @@ def _state_at_init():
 
 def test_killed_run_resumes_to_the_uninterrupted_weights(codes, tmp_path):
     common = ["--codes", str(codes), *ARGS, "--steps", "30", "--checkpoint-every", "2"]
-    _train(*common, "--out", str(tmp_path / "straight"))
+    # checkpoints only at the end: how often a run saves must not change its weights
+    _train_here(*common, "--checkpoint-every", "30", "--out", str(tmp_path / "straight"))
     run = tmp_path / "killed"
     proc = _train(*common, "--out", str(run), wait=False)
     deadline = time.time() + 120
@@ -150,7 +90,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_a_kill_in_the_middle_of_a_checkpoint_write_still_resumes(codes, tmp_path):
     common = ["--codes", str(codes), *ARGS, "--steps", "6", "--checkpoint-every", "2"]
-    _train(*common, "--out", str(tmp_path / "straight"))
+    _train_here(*common, "--out", str(tmp_path / "straight"))
     run = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = subprocess.run(
@@ -178,17 +118,16 @@ def _pickled_code() -> bytes:
     [b"", b"not a zip file at all", b"PK\x03\x04truncated", _pickled_code()],
     ids=["empty", "text", "zip", "pickled code"],
 )
-def test_a_corrupt_state_is_refused_not_silently_restarted(codes, tmp_path, content):
+def test_a_corrupt_state_is_refused_not_silently_restarted(codes, tmp_path, content, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "state.pt").write_bytes(content)
-    cmd = [sys.executable, "-m", "bigr", "train", "--codes", str(codes), *ARGS, "--steps", "2"]
-    result = subprocess.run(
-        [*cmd, "--out", str(run), "--resume"], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode != 0
-    assert "not a readable training state" in result.stderr and "Traceback" not in result.stderr
+    args = ["train", "--codes", str(codes), *ARGS, "--steps", "2", "--out", str(run), "--resume"]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "not a readable training state" in err and "Traceback" not in err
     assert (run / "state.pt").read_bytes() == content  # nothing overwritten
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
 def test_weight_decay_groups_follow_the_release():
@@ -220,40 +159,30 @@ def test_learning_rate_warmup_and_cosine():
     ) == pytest.approx(0.1)
 
 
-def test_a_warm_start_continues_from_an_export_at_its_step_with_the_lr_rewarmed(codes, tmp_path):
+def test_a_warm_start_continues_from_an_export_at_its_step_with_the_lr_rewarmed(
+    codes, tmp_path, capsys
+):
     from bigr.train.generator import TrainConfig, warm_lr
 
     common = ["--codes", str(codes), *ARGS, "--warmup", "4", "--checkpoint-every", "100"]
-    _train(*common, "--steps", "6", "--ema-decay", "0", "--out", str(tmp_path / "first"))
+    # in this process: nothing here compares weights across processes
+    train = ["train", *common]
+    assert main([*train, "--steps", "6", "--ema-decay", "0", "--out", str(tmp_path / "first")]) == 0
     first = tmp_path / "first" / "model"
-    _train(*common, "--steps", "9", "--init", str(first), "--out", str(tmp_path / "warm"))
-    log = [json.loads(r) for r in (tmp_path / "warm" / "log.jsonl").read_text().splitlines()]
+    warm = tmp_path / "warm"
+    assert main([*train, "--steps", "9", "--init", str(first), "--out", str(warm)]) == 0
+    log = [json.loads(r) for r in (warm / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [7, 8, 9]  # the data order and schedule go on
-    train = TrainConfig(steps=9, lr=1e-3, warmup_steps=4, rewarm_from=6)
-    assert [r["lr"] for r in log] == [warm_lr(s, train) for s in (6, 7, 8)]
+    config = TrainConfig(steps=9, lr=1e-3, warmup_steps=4, rewarm_from=6)
+    assert [r["lr"] for r in log] == [warm_lr(s, config) for s in (6, 7, 8)]
     assert log[0]["lr"] == pytest.approx(1e-3 / 4)
     # the warm run starts from the export: its EMA (decay 0.9999) barely moved off it
     start = BiGR.from_pretrained(first).state_dict()
-    ema = _state(tmp_path / "warm")["ema"]
+    ema = _state(warm)["ema"]
     assert max((ema[k] - start[k]).abs().max().item() for k in ema) < 1e-5
     scratch = _state_at_init()  # and the export is not the untrained model
     assert max((start[k] - scratch[k]).abs().max().item() for k in ema) > 1e-3
     # an export past the requested steps is refused
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bigr",
-            "train",
-            *common,
-            "--steps",
-            "5",
-            "--init",
-            str(first),
-            "--out",
-            str(tmp_path / "bad"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode != 0 and "--steps must be more" in bad.stderr
+    capsys.readouterr()
+    assert main([*train, "--steps", "5", "--init", str(first), "--out", str(tmp_path / "bad")]) != 0
+    assert "--steps must be more" in capsys.readouterr().err
