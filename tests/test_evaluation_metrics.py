@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("scipy")
 
 from bigr.evaluation.metrics import (
+    bootstrap_fids,
     feature_statistics,
     fid,
     frechet_distance,
@@ -144,3 +145,18 @@ def test_precision_recall_of_identical_and_distant_sets():
     x = _features(40, 6, seed=13)
     assert precision_recall(x, x) == {"precision": 1.0, "recall": 1.0}
     assert precision_recall(x, x + 100.0) == {"precision": 0.0, "recall": 0.0}
+
+
+def test_bootstrap_fids_are_the_fids_of_resampled_rows():
+    sample, ref = _features(60, 5, 1, shift=0.3), _features(80, 5, 2)
+    reference = feature_statistics(ref)
+    fids = bootstrap_fids(sample, reference, 3, seed=7)
+    rng = np.random.default_rng(7)  # the same draws, then the general matrix square root
+    for value in fids:
+        rows = sample[rng.integers(0, len(sample), len(sample))]
+        stats = feature_statistics(rows)
+        expected = frechet_distance(stats.mu, stats.sigma, reference.mu, reference.sigma)
+        assert value == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert len(set(fids.tolist())) == 3  # three different resamples
+    with pytest.raises(ValueError, match="resamples"):
+        bootstrap_fids(sample, reference, 0)

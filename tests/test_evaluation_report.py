@@ -7,6 +7,7 @@ import torch
 
 from bigr.config import PRESETS
 from bigr.evaluation.report import ReportConfig, run_report, summary
+from bigr.recipes import RECIPES
 from bigr.sampler import SamplerConfig
 from helpers import PixelFeatures
 from helpers import class_image_folder as _dataset
@@ -32,6 +33,10 @@ def test_report_writes_every_section_and_reuses_cached_results(
         probe_test=24,
         probe_epochs=2,
         inpaint_images=4,
+        speed_batch=4,
+        speed_repeats=1,
+        speed_bootstrap=3,
+        num_speed=12,
         batch_size=8,
         reference=data,
         train_data=data,
@@ -258,3 +263,13 @@ def test_report_flags_reach_the_report_config(monkeypatch, tmp_path):
     assert config.orders == ("entropy", "raster") and config.steps_sweep == (8, 16)
     assert config.head_sweep == (10,) and config.probe_val == 700
     assert config.selection_data == "fashion-mnist:val"
+    # the speed section's recipes by name: the embedded model's recommended one by default
+    assert config.speed_recipes[0][0] == "recommended"
+    argv = f"report --out {tmp_path / 'r2'} --speed-recipes release,notebook --num-speed 500 "
+    argv += "--speed-repeats 2 --speed-batch 20 --speed-bootstrap 9"
+    assert main(argv.split()) == 0
+    config = seen["config"]
+    named = ("release", "notebook")
+    assert config.speed_recipes == tuple((n, RECIPES[n]) for n in named)
+    assert (config.num_speed, config.speed_repeats, config.speed_batch) == (500, 2, 20)
+    assert config.speed_bootstrap == 9

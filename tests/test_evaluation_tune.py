@@ -1,8 +1,9 @@
+import dataclasses
 import json
 
 import pytest
 
-from bigr.evaluation.tune import TuneConfig, axes, tune_recipe, write_recipe
+from bigr.evaluation.tune import TuneConfig, axes, choose, tune_recipe, write_recipe
 from bigr.recipes import recipe
 from bigr.sampler import SamplerConfig
 from helpers import PixelFeatures, class_image_folder
@@ -63,8 +64,26 @@ def test_sweep_keeps_the_best_point_of_each_axis_resumes_and_writes_the_recipe(
     random_bigr.save_pretrained(model_dir)
     write_recipe(model_dir, result, "tuning.md")
     assert recipe("recommended", model_dir) == SamplerConfig(**result["best"])
-    saved = json.loads((model_dir / "recipe.json").read_text())["selection"]
+    saved = json.loads((model_dir / "recipe.json").read_text())["selection"]["recommended"]
     assert saved["reference"] == reference and saved["samples_per_point"] == 8
+
+    # a sweep within a speed budget no point meets keeps the fastest point of every axis, and
+    # is stored as a second recipe beside the first, each with its own evidence
+    fast_cfg = dataclasses.replace(
+        cfg, head_steps_last=(1,), uncond_every=(2,), max_seconds_per_image=1e-12
+    )
+    fast = tune_recipe(
+        random_bigr, tiny_tokenizer, PixelFeatures(), tmp_path / "fast", fast_cfg, BASE, log=print
+    )
+    points = {p["key"]: p for p in fast["points"]}
+    for axis in fast["axes"]:
+        seconds = [points[k]["seconds_per_image"] for k in axis["points"]]
+        assert points[axis["best"]]["seconds_per_image"] == min(seconds), axis["axis"]
+    write_recipe(model_dir, fast, name="fast")
+    assert recipe("fast", model_dir) == SamplerConfig(**fast["best"])
+    assert recipe("recommended", model_dir) == SamplerConfig(**result["best"])
+    saved = json.loads((model_dir / "recipe.json").read_text())["selection"]
+    assert set(saved) == {"recommended", "fast"} and "at most 1e-12 s" in saved["fast"]["method"]
 
 
 def test_tune_config_refuses_empty_axes():
@@ -72,3 +91,72 @@ def test_tune_config_refuses_empty_axes():
         TuneConfig(guidance=()).validate()
     with pytest.raises(ValueError, match="num"):
         TuneConfig(num=1).validate()
+
+
+def test_choose_takes_the_best_fid_within_the_speed_budget():
+    rows = [
+        {"fid": 10.0, "seconds_per_image": 2.0},
+        {"fid": 12.0, "seconds_per_image": 0.5},
+        {"fid": 15.0, "seconds_per_image": 0.1},
+    ]
+    assert choose(rows) == rows[0]
+    assert choose(rows, 1.0) == rows[1]
+    assert choose(rows, 0.01) == rows[2]  # nothing is fast enough: the fastest
+
+
+def test_speed_axes_come_after_the_head_steps_and_keep_the_current_value():
+    cfg = TuneConfig(head_steps_last=(2, 5), uncond_every=(3,), reveal_certain=())
+    names = [name for name, _ in axes(cfg)]
+    assert names.index("head-step ramp") == names.index("head steps") + 1
+    assert "unconditional reuse" in names and "entropy-driven steps" not in names
+    ramp = dict(axes(cfg))["head-step ramp"](BASE)
+    assert [c.head_steps_last for c in ramp] == [0, 2, 5]
+    assert TuneConfig().max_seconds_per_image is None
+    with pytest.raises(ValueError, match="max_seconds_per_image"):
+        TuneConfig(max_seconds_per_image=0.0).validate()
+
+
+def test_the_fast_flag_budgets_the_sweep_by_the_release_algorithm(
+    tmp_path, random_bigr, tiny_tokenizer, monkeypatch
+):
+    import bigr.evaluation.inception as inception
+    import bigr.evaluation.tune as tune
+    from bigr.cli import main
+    from bigr.commands.evaluate import FAST_AXES
+    from bigr.model import save_tokenizer
+
+    random_bigr.save_pretrained(tmp_path / "m")
+    save_tokenizer(tiny_tokenizer, tmp_path / "t")
+    seen = {}
+
+    def fake_tune(model, tokenizer, extractor, out, cfg, base, **kwargs):
+        seen["cfg"] = cfg
+        return {"config": dataclasses.asdict(cfg), "best": dataclasses.asdict(base), "points": []}
+
+    monkeypatch.setattr(inception, "InceptionFeatures", PixelFeatures)
+    monkeypatch.setattr(tune, "tune_recipe", fake_tune)
+    monkeypatch.setattr(tune, "release_seconds_per_image", lambda *a: 2.0)
+    monkeypatch.setattr(tune, "write_recipe", lambda d, r, t, name: seen.setdefault("name", name))
+    argv = ["tune-recipe", "--model", str(tmp_path / "m"), "--tokenizer", str(tmp_path / "t")]
+    argv += ["--out", str(tmp_path / "o"), "--fast", "10", "--sweep-steps", "3,5", "--write"]
+    assert main(argv) == 0
+    cfg = seen["cfg"]
+    assert cfg.max_seconds_per_image == pytest.approx(0.2)  # 2 s/image / 10
+    assert cfg.steps == (3, 5)  # an explicit sweep wins over the fast axes
+    assert cfg.head_steps_last == FAST_AXES["head_steps_last"] and seen["name"] == "fast"
+
+
+def test_the_release_timing_is_measured_once_per_batch_size(tmp_path, random_bigr, monkeypatch):
+    import bigr.official.release_sampler as release
+    from bigr.evaluation.tune import release_seconds_per_image
+
+    first = release_seconds_per_image(random_bigr, 2, tmp_path)
+    assert first > 0 and (tmp_path / "release_timing.json").is_file()
+
+    def never(*args, **kwargs):
+        raise AssertionError("timed again")
+
+    monkeypatch.setattr(release, "release_sample_codes", never)
+    assert release_seconds_per_image(random_bigr, 2, tmp_path) == first
+    with pytest.raises(AssertionError, match="timed again"):  # another batch size: measured
+        release_seconds_per_image(random_bigr, 3, tmp_path)

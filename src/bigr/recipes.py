@@ -6,8 +6,10 @@ optionally one per app (`edit`, `interpolate`, `enrich`) — and those take prec
 model: `bigr sample`, `sample-fid --recipe recommended`, the apps, `demo` and `serve` start from
 them when no flag overrides a field.
 
-`recipe.json`: {"recipes": {NAME: {SamplerConfig field: value, ...}, ...}, "selection": {...}}
-where `selection` records free-form evidence (split used, n, metric, the sweep's table file).
+`recipe.json`: {"recipes": {NAME: {SamplerConfig field: value, ...}, ...}, "selection": {NAME:
+{...}, ...}} where `selection` records each recipe's free-form evidence (split used, n, metric,
+the sweep's table file); e.g. `recommended` (the lowest FID) and `fast` (the lowest FID within a
+speed budget, `bigr tune-recipe --fast`).
 """
 
 from __future__ import annotations

@@ -141,25 +141,48 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 def cmd_tune_recipe(args: argparse.Namespace) -> int:
     from ..evaluation.inception import InceptionFeatures
-    from ..evaluation.tune import TuneConfig, tune_recipe, write_recipe
+    from ..evaluation.tune import TuneConfig, release_seconds_per_image, tune_recipe, write_recipe
 
     model, tokenizer = load_pair(args)
     base = sampler_from_args(args, "recommended")
     changes = {"num": args.num, "reference": args.ref, "batch_size": args.batch_size}
-    for name in ("guidance", "gumbel"):
-        if getattr(args, f"sweep_{name}"):
-            changes[name] = tuple(float(x) for x in getattr(args, f"sweep_{name}").split(","))
-    for name in ("steps", "head_steps"):
-        if getattr(args, f"sweep_{name}"):
-            changes[name] = tuple(parse_ints(getattr(args, f"sweep_{name}"), f"--sweep-{name}"))
-    cfg = TuneConfig(**changes, seed=args.seed)
+    if args.fast is not None:  # the fast sampler's axes, unless swept explicitly below
+        changes |= FAST_AXES
+    for name in ("guidance", "gumbel", "reveal_certain"):
+        values = getattr(args, f"sweep_{name}")
+        if values:
+            changes[name] = tuple(float(x) for x in values.split(","))
+    for name in ("steps", "head_steps", "head_steps_last", "uncond_every"):
+        values = getattr(args, f"sweep_{name}")
+        if values:
+            changes[name] = tuple(parse_ints(values, f"--sweep-{name.replace('_', '-')}"))
+    limit = args.max_seconds_per_image
+    if args.fast is not None:
+        release = release_seconds_per_image(model, args.batch_size, args.out, args.seed)
+        limit = release / args.fast if limit is None else min(limit, release / args.fast)
+        print(
+            f"the release's recipe and algorithm: {release:.4f} s/image at batch "
+            f"{args.batch_size}; budget {limit:.4f} s/image ({args.fast:g}x faster)"
+        )
+    cfg = TuneConfig(**changes, max_seconds_per_image=limit, seed=args.seed)
     extractor = InceptionFeatures().to(args.device)
     result = tune_recipe(model, tokenizer, extractor, args.out, cfg, base)
     print(f"wrote {Path(args.out) / 'tuning.md'}, {Path(args.out) / 'tuning.json'}")
     if args.write:
         table = str(Path(args.out) / "tuning.md")
-        print(f"wrote {write_recipe(args.model, result, table)}")
+        name = args.name or ("fast" if args.fast is not None else "recommended")
+        print(f"wrote {write_recipe(args.model, result, table, name)}")
     return 0
+
+
+# `tune-recipe --fast`: few unmasking and head steps, and every speed option of the sampler
+FAST_AXES = {
+    "steps": (2, 4, 6, 8, 12),
+    "head_steps": (5, 10, 15, 25),
+    "head_steps_last": (2, 5),
+    "uncond_every": (2, 3),
+    "reveal_certain": (0.9, 0.97),
+}
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -272,6 +295,30 @@ def _add_tune_recipe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sweep-gumbel", help="comma-separated Gumbel temperatures")
     p.add_argument("--sweep-steps", help="comma-separated unmasking step counts")
     p.add_argument("--sweep-head-steps", help="comma-separated head step counts")
+    p.add_argument(
+        "--sweep-head-steps-last", help="comma-separated head steps at the last unmasking step"
+    )
+    p.add_argument(
+        "--sweep-uncond-every", help="comma-separated refresh periods of the unconditional branch"
+    )
+    p.add_argument(
+        "--sweep-reveal-certain", help="comma-separated certainty bars (entropy-driven steps)"
+    )
+    p.add_argument(
+        "--fast",
+        type=finite_float(1.0),
+        metavar="SPEEDUP",
+        help="choose the best recipe at least SPEEDUP times faster than the release's recipe "
+        "run by the release's algorithm (timed here once), sweeping the fast sampler's options",
+    )
+    p.add_argument(
+        "--max-seconds-per-image",
+        type=finite_float(0, open_low=True),
+        help="keep only points sampling at most this many seconds per image",
+    )
+    p.add_argument(
+        "--name", help="recipe name for --write (default: fast with --fast, else recommended)"
+    )
     p.add_argument("--write", action="store_true", help="store the choice in MODEL/recipe.json")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_tune_recipe)

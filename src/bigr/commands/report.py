@@ -22,7 +22,8 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="title of the report")
     p.add_argument(
         "--sections",
-        help="comma list of: tokenizer, fid, sweeps, orders, probe, inpaint, edits, text, variants "
+        help="comma list of: tokenizer, fid, sweeps, speed, orders, probe, inpaint, edits, text, "
+        "variants "
         "(default: all that apply; text models get text, probe, inpaint)",
     )
     p.add_argument("--force", action="store_true", help="recompute cached sections")
@@ -62,6 +63,27 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
         "--selection-data",
         help="held-out training images that per-order temperatures are chosen on "
         "(default fashion-mnist:val; never the --reference)",
+    )
+    p.add_argument(
+        "--speed-recipes",
+        dest="speed_recipe_names",
+        type=comma_list(str),
+        help="recipes the speed section times against the release's (default: recommended, "
+        "and the model's own 'fast' recipe if it has one)",
+    )
+    p.add_argument(
+        "--num-speed",
+        type=int_in(2, 10_000_000),
+        help="samples per recipe for the speed section's FIDs (default: --num-fid)",
+    )
+    p.add_argument(
+        "--speed-repeats", type=int_in(1, 1000), help="timed calls per recipe, interleaved (3)"
+    )
+    p.add_argument("--speed-batch", type=int_in(1, 4096), help="images per timed call (100)")
+    p.add_argument(
+        "--speed-bootstrap",
+        type=int_in(1, 100_000),
+        help="bootstrap resamples for the speed section's FID intervals (20)",
     )
     p.add_argument("--probe-epochs", type=int_in(1, 10_000))
     p.add_argument("--probe-train", type=int_in(2, 10_000_000))
@@ -120,6 +142,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             "recipe": sampler,  # not the --recipe name
             "edit_recipe": recipe("edit", args.model),
             "variants": tuple(variants),
+            "speed_recipes": _speed_recipes(args, sampler),
         }
     )
     if config.selection_data == config.reference:
@@ -138,3 +161,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     print(f"wrote {path}")
     return 0
+
+
+def _speed_recipes(args: argparse.Namespace, recommended) -> tuple:
+    """(name, recipe) pairs of `--speed-recipes` (model recipes first, then built-in ones),
+    by default the recommended recipe and the model's own `fast` recipe if it has one."""
+    from ..recipes import model_recipes
+
+    names = args.speed_recipe_names
+    if names is None:
+        names = ["recommended", *(["fast"] if "fast" in model_recipes(args.model) else [])]
+    pairs = [(n, recommended if n == "recommended" else recipe(n, args.model)) for n in names]
+    if len({n for n, _ in pairs}) != len(pairs):
+        raise ValueError(f"--speed-recipes names a recipe twice: {','.join(names)}")
+    return tuple(pairs)

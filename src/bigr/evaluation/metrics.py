@@ -62,6 +62,33 @@ def frechet_distance(
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
+def bootstrap_fids(
+    features: np.ndarray, reference: GaussianStats, resamples: int, seed: int = 0
+) -> np.ndarray:
+    """FIDs of `resamples` bootstrap resamples (rows drawn with replacement) of the (N, D)
+    sample features against a fixed reference: the spread a generated set of this size has.
+
+    Uses Tr((S R)^(1/2)) = Tr((R^(1/2) S R^(1/2))^(1/2)) for covariances S, R (both positive
+    semi-definite), so the reference's square root is taken once and each resample costs one
+    symmetric eigendecomposition instead of a general matrix square root.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    values, vectors = np.linalg.eigh(np.asarray(reference.sigma, dtype=np.float64))
+    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T  # R^(1/2)
+    trace_ref = float(np.trace(reference.sigma))
+    rng = np.random.default_rng(seed)
+    out = np.empty(resamples)
+    for i in range(resamples):
+        stats = feature_statistics(features[rng.integers(0, len(features), len(features))])
+        eig = np.linalg.eigvalsh(root @ stats.sigma @ root)
+        diff = stats.mu - reference.mu
+        covmean = np.sqrt(np.clip(eig, 0, None)).sum()
+        out[i] = diff @ diff + np.trace(stats.sigma) + trace_ref - 2 * covmean
+    return out
+
+
 def fid(sample: GaussianStats, reference: GaussianStats) -> dict[str, float]:
     """FID between the statistics of `pool_3` features."""
     return {"fid": frechet_distance(sample.mu, sample.sigma, reference.mu, reference.sigma)}

@@ -24,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..model import BiGR
-from ..recipes import model_recipes, save_recipes
+from ..recipes import RECIPE_FILE, model_recipes, save_recipes
 from ..sampler import SamplerConfig
 from ..tokenizer import BinaryAutoencoder
 from .reference import ImageStatistics, compare_statistics, statistics_from_images
@@ -44,6 +46,15 @@ class TuneConfig:
     gumbel_schedules: tuple[str, ...] = ("constant", "down", "up")
     steps: tuple[int, ...] = (4, 8, 12, 20)
     head_steps: tuple[int, ...] = (10, 25, 50, 100)
+    # the fast sampler's options, swept after the head steps when given (each axis also keeps
+    # the current value): a head-step ramp, reuse of the unconditional branch, the
+    # entropy-driven step count
+    head_steps_last: tuple[int, ...] = ()
+    uncond_every: tuple[int, ...] = ()
+    reveal_certain: tuple[float, ...] = ()
+    # keep only points that sample at most this many seconds per image (the fastest point of
+    # an axis when none does): the best recipe within a speed budget
+    max_seconds_per_image: float | None = None
     batch_size: int = 250
     seed: int = 0
 
@@ -52,6 +63,8 @@ class TuneConfig:
             raise ValueError(f"num must be >= 2 samples per point, got {self.num}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_seconds_per_image is not None and not self.max_seconds_per_image > 0:
+            raise ValueError(f"max_seconds_per_image must be > 0, got {self.max_seconds_per_image}")
         for name in ("guidance", "orders", "gumbel", "steps", "head_steps"):
             if not getattr(self, name):
                 raise ValueError(f"{name}: give at least one value")
@@ -84,6 +97,18 @@ def axes(cfg: TuneConfig) -> list[tuple[str, Callable[[SamplerConfig], list[Samp
             for a, b in cfg.guidance_windows
         ]
 
+    def keeping(field: str, values) -> Callable[[SamplerConfig], list[SamplerConfig]]:
+        return lambda cur: [cur, *replace(field, values)(cur)]
+
+    speed = [
+        (name, keeping(field, values))
+        for name, field, values in (
+            ("head-step ramp", "head_steps_last", cfg.head_steps_last),
+            ("unconditional reuse", "uncond_every", cfg.uncond_every),
+            ("entropy-driven steps", "reveal_certain", cfg.reveal_certain),
+        )
+        if values
+    ]
     return [
         ("guidance", replace("guidance", cfg.guidance)),
         ("order x gumbel", orders),
@@ -92,6 +117,7 @@ def axes(cfg: TuneConfig) -> list[tuple[str, Callable[[SamplerConfig], list[Samp
         ("guidance interval", windows),
         ("unmasking steps", replace("steps", cfg.steps)),
         ("head steps", replace("head_steps", cfg.head_steps)),
+        *speed,
         ("guidance (again)", replace("guidance", cfg.guidance)),
     ]
 
@@ -173,7 +199,7 @@ def tune_recipe(
             row = measure(sampler)
             rows.append(row)
             log(f"{name}: {_describe(sampler)} -> FID {row['fid']:.2f}, recall {_r(row)}")
-        best = min(rows, key=lambda r: r["fid"])
+        best = choose(rows, cfg.max_seconds_per_image)
         current = SamplerConfig(**best["sampler"])
         history.append({"axis": name, "points": [r["key"] for r in rows], "best": best["key"]})
         log(f"{name}: kept {_describe(current)} (FID {best['fid']:.2f})")
@@ -189,6 +215,40 @@ def tune_recipe(
     (out / "tuning.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "tuning.md").write_text(tuning_markdown(result))
     return result
+
+
+def choose(rows: list[dict], max_seconds_per_image: float | None = None) -> dict:
+    """The lowest-FID point, among those within the speed budget if one is given (the
+    fastest point when none is)."""
+    if max_seconds_per_image is None:
+        return min(rows, key=lambda r: r["fid"])
+    within = [r for r in rows if r["seconds_per_image"] <= max_seconds_per_image]
+    if not within:
+        return min(rows, key=lambda r: r["seconds_per_image"])
+    return min(within, key=lambda r: r["fid"])
+
+
+def release_seconds_per_image(model: BiGR, batch: int, out_dir: str | Path, seed: int = 0) -> float:
+    """Seconds per image of the release's recipe run by the release's algorithm on one batch
+    of `batch` class-balanced labels (kept in OUT/release_timing.json, measured once)."""
+    from ..official.release_sampler import release_sample_codes
+    from ..recipes import RECIPES
+
+    path = Path(out_dir) / "release_timing.json"
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        if kept.get("batch") == batch:
+            return float(kept["seconds_per_image"])
+    device = model.transformer.mask_token.device
+    labels = torch.arange(batch, device=device) % model.config.num_classes
+    gen = torch.Generator(device).manual_seed(seed)
+    start = time.perf_counter()
+    with torch.no_grad():
+        release_sample_codes(model, labels, RECIPES["release"], generator=gen)
+    seconds = (time.perf_counter() - start) / batch
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"batch": batch, "seconds_per_image": seconds}) + "\n")
+    return seconds
 
 
 def _reference_count(cfg: TuneConfig) -> int:
@@ -215,9 +275,18 @@ def _describe(s: SamplerConfig) -> str:
     ramp = s.guidance_schedule
     if ramp == "interval":
         ramp = f"in ({s.guidance_start:g}, {s.guidance_stop:g}]"
+    extras = "".join(
+        f", {label} {value:g}"
+        for label, value, off in (
+            ("head steps at the end", s.head_steps_last, 0),
+            ("unconditional every", s.uncond_every, 1),
+            ("reveal certain", s.reveal_certain, 0.0),
+        )
+        if value != off
+    )
     return (
         f"guidance {s.guidance:g} ({ramp}), {s.order} gumbel {s.gumbel:g} "
-        f"({s.gumbel_schedule}), {s.steps} steps, {s.head_steps} head steps"
+        f"({s.gumbel_schedule}), {s.steps} steps, {s.head_steps} head steps{extras}"
     )
 
 
@@ -248,11 +317,18 @@ def tuning_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_recipe(model_dir: str | Path, result: dict, table: str | None = None) -> Path:
-    """Store the sweep's choice as the model's `recommended` recipe, with its evidence."""
+def write_recipe(
+    model_dir: str | Path, result: dict, table: str | None = None, name: str = "recommended"
+) -> Path:
+    """Store the sweep's choice as the model's recipe `name`, with its evidence (each recipe
+    its own: a model's `recipe.json` keeps one selection record per recipe)."""
     cfg, best = result["config"], result["best_point"]
+    limit = cfg.get("max_seconds_per_image")
+    method = "coordinate-descent sweep (bigr tune-recipe), lowest FID"
+    if limit is not None:
+        method += f" among points sampling at most {limit:.4g} s per image"
     selection = {
-        "method": "coordinate-descent sweep (bigr tune-recipe), lowest FID",
+        "method": method,
         "reference": cfg["reference"],
         "samples_per_point": cfg["num"],
         "seed": cfg["seed"],
@@ -264,5 +340,17 @@ def write_recipe(model_dir: str | Path, result: dict, table: str | None = None) 
     }
     if table:
         selection["table"] = table
-    recipes = {**model_recipes(model_dir), "recommended": SamplerConfig(**result["best"])}
-    return save_recipes(model_dir, recipes, selection)
+    recipes = {**model_recipes(model_dir), name: SamplerConfig(**result["best"])}
+    return save_recipes(model_dir, recipes, {**_selections(model_dir, recipes), name: selection})
+
+
+def _selections(model_dir: str | Path, recipes: dict) -> dict:
+    """The evidence records already in MODEL/recipe.json, per recipe name (a record written
+    before records were kept per recipe belongs to `recommended`)."""
+    path = Path(model_dir) / RECIPE_FILE
+    if not path.is_file():
+        return {}
+    kept = json.loads(path.read_text()).get("selection") or {}
+    if "method" in kept:
+        kept = {"recommended": kept}
+    return {k: v for k, v in kept.items() if k in recipes}

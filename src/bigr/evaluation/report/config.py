@@ -31,6 +31,13 @@ class ReportConfig:
     # (label, model directory): generators trained otherwise (e.g. predicting x0 instead of
     # flips) at one budget, compared by FID-`num_sweep` with the recipe in the `variants` section
     variants: tuple[tuple[str, str], ...] = ()
+    # the speed section: (name, recipe) pairs timed in one run and compared by FID-`num_speed`
+    # (None: `num_fid`) with the release's recipe; () = the recommended recipe (and the release's)
+    speed_recipes: tuple[tuple[str, SamplerConfig], ...] = ()
+    num_speed: int | None = None
+    speed_batch: int = 100  # images per timed sampling call
+    speed_repeats: int = 3  # timed calls per recipe, interleaved (the best is reported)
+    speed_bootstrap: int = 20  # resamples for the FID-difference intervals
     batch_size: int = 250
     reference: str = "fashion-mnist:test"
     train_data: str = "fashion-mnist:train"

@@ -4,10 +4,13 @@ sample FIDs, and the helpers that draw and encode images."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -16,6 +19,7 @@ from ...data import open_dataset
 from ...images import save_grid
 from ...model import BiGR
 from ...sampler import SamplerConfig, sample_codes
+from ...shards import pack_codes, unpack_codes
 from ...tokenizer import BinaryAutoencoder
 from ..reference import (
     ImageStatistics,
@@ -49,20 +53,52 @@ def generate(
     *,
     batch_size: int,
     seed: int,
+    codes_dir: Path | None = None,
 ) -> tuple[Tensor, float]:
     """`count` class-balanced images (label i % classes) and the seconds spent sampling codes
-    (decoding excluded). Batch b is drawn from a generator seeded by (seed, b)."""
+    (decoding excluded). Batch b is drawn from a generator seeded by (seed, b). With
+    `codes_dir`, each batch's codes (bit-packed) and seconds are kept there and a batch already
+    there is read back, so an interrupted set resumes where it stopped."""
     device = model.transformer.mask_token.device
     images, seconds = [], 0.0
     for b, start in enumerate(range(0, count, batch_size)):
         labels = torch.arange(start, min(start + batch_size, count), device=device)
         labels = labels % model.config.num_classes
-        gen = distributed.generator(device, seed, "report", b)
-        t0 = time.perf_counter()
-        codes = sample_codes(model, labels, sampler, generator=gen)
-        seconds += time.perf_counter() - t0
+        kept = _kept_batch(codes_dir, b, len(labels), model.config.code_bits)
+        if kept is None:
+            gen = distributed.generator(device, seed, "report", b)
+            t0 = time.perf_counter()
+            codes = sample_codes(model, labels, sampler, generator=gen)
+            spent = time.perf_counter() - t0
+            if codes_dir is not None:
+                _keep_batch(codes_dir, b, codes, spent)
+        else:
+            codes, spent = kept[0].to(device), kept[1]
+        seconds += spent
         images.append(tokenizer.decode(codes).clamp(0, 1).cpu())
     return torch.cat(images), seconds
+
+
+def _kept_batch(codes_dir: Path | None, b: int, count: int, bits: int):
+    """(codes, seconds) of batch b if `codes_dir` holds it for `count` images, else None."""
+    if codes_dir is None:
+        return None
+    codes_file, meta_file = codes_dir / f"b{b:06d}.npy", codes_dir / f"b{b:06d}.json"
+    if not (codes_file.is_file() and meta_file.is_file()):
+        return None
+    packed = np.load(codes_file, allow_pickle=False)
+    if packed.shape[0] != count:
+        return None
+    return unpack_codes(packed, bits).float(), float(json.loads(meta_file.read_text())["seconds"])
+
+
+def _keep_batch(codes_dir: Path, b: int, codes: Tensor, seconds: float) -> None:
+    """Store batch b's codes (bit-packed, written atomically) and then its seconds."""
+    codes_dir.mkdir(parents=True, exist_ok=True)
+    tmp = codes_dir / f".b{b:06d}.{os.getpid()}.npy"
+    np.save(tmp, pack_codes(codes.cpu()), allow_pickle=False)
+    os.replace(tmp, codes_dir / f"b{b:06d}.npy")
+    (codes_dir / f"b{b:06d}.json").write_text(json.dumps({"seconds": seconds}))
 
 
 def _fid_entry(stats: ImageStatistics, reference: ImageStatistics, **extra) -> dict:
@@ -129,7 +165,9 @@ class _Context:
         self.size = tokenizer.config.image_size if image_size is None else image_size
         self._reference: ImageStatistics | None = None
         self._other_references: dict[str, ImageStatistics] = {}
-        self._memo: dict[str, dict] = {}  # the same sampler at the same n is measured once
+        # the same sampler at the same n is measured once: (FID entry, sample statistics)
+        self._memo: dict[str, tuple[dict, ImageStatistics]] = {}
+        self.weights = ""  # fingerprint of the model and tokenizer (set by the runner)
 
     def stats(self, images: Tensor, keep_features: bool = False) -> ImageStatistics:
         return statistics_from_images(images, self.extractor, keep_features=keep_features)
@@ -179,15 +217,46 @@ class _Context:
         """FID of `count` samples (drawn with `seed`, default the report's) against the test
         reference, or against `reference` (a selection split). Memoised per (sampler, count,
         seed, reference, and the model when it is not the report's)."""
+        return self.sample_statistics(sampler, count, name, model, seed=seed, reference=reference)[
+            0
+        ]
+
+    def sample_statistics(
+        self,
+        sampler: SamplerConfig,
+        count: int,
+        name: str,
+        model: BiGR | None = None,
+        *,
+        seed: int | None = None,
+        reference: str | None = None,
+        keep_features: bool = False,
+    ) -> tuple[dict, ImageStatistics]:
+        """`sample_fid`'s entry and the samples' statistics; their Inception features are kept
+        (with precision and recall in the entry) at `num_fid` samples or when asked."""
         seed = self.config.seed if seed is None else seed
+        keep = keep_features or count == self.config.num_fid
         key = json.dumps(
-            [dataclasses.asdict(sampler), count, seed, reference or "", name if model else ""]
+            [dataclasses.asdict(sampler), count, seed, reference or "", name if model else "", keep]
         )
         if key not in self._memo:
             self._memo[key] = self._sample_fid(
-                sampler, count, name, model or self.model, seed, reference
+                sampler, count, name, model or self.model, seed, reference, keep
             )
         return self._memo[key]
+
+    def codes_dir(self, model: BiGR, sampler: SamplerConfig, count: int, seed: int) -> Path:
+        """Where the codes of one sample set are kept while it is drawn (see `generate`):
+        keyed by the model's weights, the sampler, the count, the seed and the batch size."""
+        weights = self.weights if model is self.model and self.weights else None
+        if weights is None:
+            from .cache import weights_fingerprint
+
+            weights = weights_fingerprint(model, self.tokenizer)
+        key = json.dumps(
+            [weights, dataclasses.asdict(sampler), count, seed, self.config.batch_size]
+        )
+        return self.out / "codes" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def _sample_fid(
         self,
@@ -197,7 +266,8 @@ class _Context:
         model: BiGR,
         seed: int,
         reference: str | None,
-    ) -> dict:
+        keep_features: bool,
+    ) -> tuple[dict, ImageStatistics]:
         images, seconds = generate(
             model,
             self.tokenizer,
@@ -205,13 +275,15 @@ class _Context:
             count,
             batch_size=self.config.batch_size,
             seed=seed,
+            codes_dir=self.codes_dir(model, sampler, count, seed),
         )
         save_grid(images[:100], self.out / "samples" / f"{name}.png", nrow=10)
-        stats = self.stats(images, keep_features=count == self.config.num_fid)
-        return _fid_entry(
+        stats = self.stats(images, keep_features=keep_features)
+        entry = _fid_entry(
             stats,
             self.reference(reference),
             seconds_per_image=seconds / count,
             sampler=dataclasses.asdict(sampler),
             seed=seed,
         )
+        return entry, stats

@@ -11,7 +11,18 @@ from .format import _fmt
 from .sections import MODULES, variants
 
 # the order of the sections in report.md
-ORDER = ("tokenizer", "fid", "sweeps", "orders", "variants", "probe", "inpaint", "edits", "text")
+ORDER = (
+    "tokenizer",
+    "fid",
+    "sweeps",
+    "speed",
+    "orders",
+    "variants",
+    "probe",
+    "inpaint",
+    "edits",
+    "text",
+)
 
 
 def _header(config: ReportConfig, machine: dict, model_name: str) -> list[str]:
@@ -71,6 +82,14 @@ def summary(path: str | Path) -> dict:
         out["fid"] = data["fid"]["model"]["fid"]
         out["fid_floor"] = data["fid"]["floor"]["fid"]
         out["n"] = data["fid"]["model"]["n"]
+    if "speed" in data:
+        out["speed"] = {
+            name: {
+                k: row.get(k)
+                for k in ("seconds_per_image", "speedup_vs_release_algorithm", "fid", "meets_goal")
+            }
+            for name, row in data["speed"]["recipes"].items()
+        }
     if "probe" in data:
         main = data["probe"]["models"]["model"]
         chosen = main["chosen"]

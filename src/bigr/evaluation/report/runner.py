@@ -40,9 +40,9 @@ def _sections(model: BiGR, config: ReportConfig, sections: tuple[str, ...] | Non
             sections = (*sections, "variants")
     if "variants" in sections and not config.variants:
         raise ValueError("the variants section needs variant models (--variant LABEL=DIR)")
-    if model.config.text_dim and {"fid", "sweeps", "orders", "variants"} & set(sections):
+    if model.config.text_dim and {"fid", "sweeps", "speed", "orders", "variants"} & set(sections):
         raise ValueError(
-            "fid, sweeps and orders sample by class; a text model has the text section"
+            "fid, sweeps, speed and orders sample by class; a text model has the text section"
         )
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -66,9 +66,9 @@ def run_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections = _sections(model, config, sections)
-    needs_inception = {"tokenizer", "fid", "sweeps", "orders", "variants"} & set(sections) or (
-        "text" in sections and config.text_fid
-    )
+    needs_inception = {"tokenizer", "fid", "sweeps", "speed", "orders", "variants"} & set(
+        sections
+    ) or ("text" in sections and config.text_fid)
     if extractor is None and needs_inception:
         from ..inception import InceptionFeatures
 
@@ -76,6 +76,7 @@ def run_report(
     ctx = _Context(model, tokenizer, extractor, config, out, force)
     results = {}
     weights = weights_fingerprint(model, tokenizer)
+    ctx.weights = weights
     for name in sections:
         if progress:
             print(f"report: {name} ...", flush=True)

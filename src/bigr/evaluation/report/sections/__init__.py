@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-from . import edits, fid, inpaint, orders, probe, sweeps, text, tokenizer, variants
+from . import edits, fid, inpaint, orders, probe, speed, sweeps, text, tokenizer, variants
 
 MODULES = {
     "tokenizer": tokenizer,
     "fid": fid,
     "sweeps": sweeps,
+    "speed": speed,
     "orders": orders,
     "probe": probe,
     "inpaint": inpaint,
@@ -26,5 +27,5 @@ SECTIONS = {name: module.compute for name, module in MODULES.items()}
 SECTION_SETTINGS: dict[str, tuple[str, ...]] = {
     name: module.SETTINGS for name, module in MODULES.items()
 }
-CLASS_SECTIONS = ("tokenizer", "fid", "sweeps", "orders", "probe", "inpaint", "edits")
+CLASS_SECTIONS = ("tokenizer", "fid", "sweeps", "speed", "orders", "probe", "inpaint", "edits")
 TEXT_SECTIONS = ("text", "probe", "inpaint")

@@ -1,0 +1,102 @@
+"""The report's speed section (recipes timed against the release's algorithm, FID with bootstrap
+intervals, the Pareto front) and the resumable sample sets it relies on."""
+
+import json
+
+import pytest
+import torch
+
+from bigr.evaluation.report import ReportConfig, run_report
+from bigr.evaluation.report import context as report_context
+from bigr.evaluation.report.sections.speed import RELEASE_ALGORITHM, pareto
+from bigr.sampler import SamplerConfig
+from helpers import PixelFeatures
+from helpers import class_image_folder as _dataset
+
+
+def test_pareto_keeps_the_points_nothing_beats_on_both_axes():
+    points = {"slow good": (2.0, 10.0), "fast bad": (0.1, 30.0), "dominated": (2.5, 12.0)}
+    points["tie"] = (2.0, 10.0)  # equal on both: neither beats the other
+    assert pareto(points) == {"slow good", "fast bad", "tie"}
+
+
+def test_speed_section_times_recipes_against_the_release_algorithm(
+    tmp_path, random_bigr, tiny_tokenizer
+):
+    data = _dataset(tmp_path / "data")
+    fast = SamplerConfig(steps=2, head_steps=2, guidance=2.0, gumbel=0.0, order="entropy")
+    config = ReportConfig(
+        recipe=SamplerConfig(steps=4, head_steps=5, guidance=2.0, gumbel=0.0),
+        speed_recipes=(("fast", fast),),
+        num_fid=12,
+        speed_batch=4,
+        speed_repeats=2,
+        speed_bootstrap=5,
+        batch_size=6,
+        reference=data,
+        train_data=data,
+    )
+    out = tmp_path / "report"
+    path = run_report(
+        random_bigr,
+        tiny_tokenizer,
+        out,
+        config,
+        extractor=PixelFeatures(),
+        sections=("speed",),
+        progress=False,
+    )
+    result = json.loads((out / "results" / "speed.json").read_text())
+    rows = result["recipes"]
+    assert list(rows) == ["release", "fast"]  # the release's recipe is always the baseline
+    release = rows["release"]["recipe"]
+    assert (release["steps"], release["head_steps"], release["guidance"]) == (20, 100, 3.0)
+    assert len(result["release_algorithm_seconds_all"]) == 2
+    for row in rows.values():
+        assert row["n"] == 12 and len(row["seconds_all"]) == 2
+        assert row["seconds_per_image"] == min(row["seconds_all"])
+        assert row["speedup_vs_release_algorithm"] == pytest.approx(
+            result["release_algorithm_seconds_per_image"] / row["seconds_per_image"]
+        )
+    f = rows["fast"]
+    assert f["fid_minus_release"] == pytest.approx(f["fid"] - rows["release"]["fid"])
+    assert f["fid_minus_release_low"] <= f["fid_minus_release"] <= f["fid_minus_release_high"]
+    assert f["meets_goal"] == (
+        f["speedup_vs_release_algorithm"] >= 10 and f["fid_minus_release_low"] <= 0
+    )
+    # 2 x 2 steps against 20 x 100: the fast recipe is on the front
+    assert f["pareto"] and f["speedup_vs_release_recipe"] > 1
+    text = path.read_text()
+    assert "Speed against quality per recipe" in text and RELEASE_ALGORITHM not in rows
+    assert (out / "speed_recipes.png").is_file()
+
+
+def test_an_interrupted_sample_set_resumes_from_its_kept_codes(
+    tmp_path, random_bigr, tiny_tokenizer, monkeypatch
+):
+    sampler = SamplerConfig(steps=2, head_steps=2, guidance=1.0, gumbel=0.0)
+    kept = tmp_path / "codes"
+    first, _ = report_context.generate(
+        random_bigr, tiny_tokenizer, sampler, 10, batch_size=4, seed=3, codes_dir=kept
+    )
+    assert sorted(p.name for p in kept.glob("*.npy")) == [f"b00000{b}.npy" for b in range(3)]
+    (kept / "b000002.npy").unlink()  # the last batch was never finished
+    calls = []
+    real = report_context.sample_codes
+
+    def counting(model, labels, *args, **kwargs):
+        calls.append(len(labels))
+        return real(model, labels, *args, **kwargs)
+
+    monkeypatch.setattr(report_context, "sample_codes", counting)
+    again, seconds = report_context.generate(
+        random_bigr, tiny_tokenizer, sampler, 10, batch_size=4, seed=3, codes_dir=kept
+    )
+    assert calls == [2]  # only the missing batch (images 8-9) was drawn again
+    assert torch.equal(first, again) and seconds > 0
+    # a batch size that does not match what is kept is drawn afresh, never misread
+    calls.clear()
+    report_context.generate(
+        random_bigr, tiny_tokenizer, sampler, 10, batch_size=5, seed=3, codes_dir=kept
+    )
+    assert calls == [5, 5]
