@@ -2,7 +2,12 @@ import random
 
 import pytest
 
-from bigr.evaluation.intervals import difference_interval, mean_interval, wilson_interval
+from bigr.evaluation.intervals import (
+    difference_interval,
+    mean_interval,
+    proportion_difference_interval,
+    wilson_interval,
+)
 
 
 def test_mean_interval_is_the_student_t_interval():
@@ -40,3 +45,12 @@ def test_difference_interval_covers_the_true_difference_about_95_percent_of_the_
 def test_a_clear_gap_excludes_zero_and_noise_does_not():
     assert difference_interval([5.0, 5.1, 4.9], [7.0, 7.2, 6.9]).excludes(0.0)
     assert not difference_interval([5.0, 6.0, 4.0], [5.5, 4.5, 6.5]).excludes(0.0)
+
+
+def test_proportion_difference_interval_matches_newcombes_example():
+    # Newcombe (1998), example (a): 56/70 - 48/80 = 0.2000, method 10: (0.0524, 0.3339)
+    got = proportion_difference_interval(56, 70, 48, 80)
+    assert got.estimate == pytest.approx(0.2)
+    assert (got.low, got.high) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    same = proportion_difference_interval(30, 100, 30, 100)
+    assert same.estimate == 0 and same.low < 0 < same.high

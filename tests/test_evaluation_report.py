@@ -47,7 +47,7 @@ def test_report_writes_every_section_and_reuses_cached_results(
     )
     text = path.read_text()
     headings = ("Tokenizer reconstruction", "Speed/quality", "Unmasking order", "Linear probe")
-    for heading in (*headings, "Inpainting benchmark"):
+    for heading in (*headings, "Inpainting benchmark", "The paper's claims at this scale"):
         assert heading in text
     for image in ("speed_quality.png", "probe.png", "samples/recipe.png", "samples/inpaint.png"):
         assert (out / image).is_file()
@@ -172,20 +172,28 @@ def test_variants_section_compares_separately_trained_generators(
     from bigr.model import BiGR
 
     config = PRESETS["bigr-tiny"]
-    x0 = BiGR(
-        dataclasses.replace(config, head=dataclasses.replace(config.head, predict_flip=False))
-    )
-    x0.save_pretrained(tmp_path / "x0", extra={"trained_steps": 7})
+    kinds = {
+        "x0 target": dataclasses.replace(
+            config, head=dataclasses.replace(config.head, predict_flip=False)
+        ),
+        "plain BCE": dataclasses.replace(
+            config, head=dataclasses.replace(config.head, predict_flip=False, direct=True)
+        ),
+        "no labels": dataclasses.replace(config, num_classes=0, class_dropout=1.0),
+    }
+    for label, variant_config in kinds.items():
+        BiGR(variant_config).save_pretrained(tmp_path / label, extra={"trained_steps": 7})
     random_bigr.save_pretrained(tmp_path / "flip", extra={"trained_steps": 7})
     data = _dataset(tmp_path / "data")
     report = ReportConfig(
         recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
         num_fid=16,
         num_sweep=12,
+        seeds=2,
         batch_size=8,
         reference=data,
         train_data=data,
-        variants=(("flip", str(tmp_path / "flip")), ("x0 target", str(tmp_path / "x0"))),
+        variants=tuple((label, str(tmp_path / label)) for label in ("flip", *kinds)),
     )
     out = tmp_path / "report"
     run_report(
@@ -197,13 +205,21 @@ def test_variants_section_compares_separately_trained_generators(
         sections=("variants",),
         progress=False,
     )
-    result = json.loads((out / "results" / "variants.json").read_text())["variants"]
-    assert result["flip"]["predict_flip"] and not result["x0 target"]["predict_flip"]
-    assert result["x0 target"]["n"] == 12 and result["x0 target"]["trained_steps"] == 7
-    # different generators give different samples, hence different statistics
-    assert result["flip"]["fid"] != result["x0 target"]["fid"]
+    result = json.loads((out / "results" / "variants.json").read_text())
+    variants, model = result["variants"], result["model"]
+    assert model["kind"] == "Bernoulli diffusion, predicts bit flips" and len(model["fids"]) == 2
+    # the same weights under another name: the same samples at every seed, a zero difference
+    flip = variants["flip"]
+    assert flip["fids"] == model["fids"] and flip["minus_base"] == 0.0
+    x0 = variants["x0 target"]
+    assert x0["kind"] == "Bernoulli diffusion, predicts x0" and x0["trained_steps"] == 7
+    assert x0["n"] == 12 and x0["fids"] != model["fids"]
+    assert x0["minus_base_low"] <= x0["minus_base"] <= x0["minus_base_high"]
+    assert variants["plain BCE"]["kind"] == "plain BCE head, no diffusion"
+    assert variants["no labels"]["fid"] is None  # compared by its features only
     text = (out / "report.md").read_text()
-    assert "x0 target (predicts x0, 7 steps)" in text
+    assert "| x0 target | Bernoulli diffusion, predicts x0 | 7 |" in text
+    assert "| no labels | unconditional (no labels) | 7 | not sampled" in text
     with pytest.raises(ValueError, match="variant"):
         run_report(
             random_bigr,

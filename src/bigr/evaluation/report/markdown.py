@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from . import claims
 from .config import ReportConfig
 from .format import _fmt
 from .sections import MODULES, variants
@@ -47,7 +48,7 @@ def _header(config: ReportConfig, machine: dict, model_name: str) -> list[str]:
 def write_markdown(
     out: Path, results: dict, config: ReportConfig, machine: dict, model_name: str
 ) -> Path:
-    lines = _header(config, machine, model_name)
+    lines = _header(config, machine, model_name) + claims.markdown(results)
     for name in ORDER:
         if name in results:
             lines += MODULES[name].markdown(results[name], config, out)
@@ -82,6 +83,7 @@ def summary(path: str | Path) -> dict:
         out["fid"] = data["fid"]["model"]["fid"]
         out["fid_floor"] = data["fid"]["floor"]["fid"]
         out["n"] = data["fid"]["model"]["n"]
+    out["claims"] = claims.claims(data)
     if "speed" in data:
         out["speed"] = {
             name: {

@@ -25,11 +25,13 @@ SETTINGS = (*FID_SETTINGS, "orders_count", "orders", "seeds", "gumbel_sweep", "s
 TEMPERATURE_ORDERS = ("entropy", "confidence")  # orders whose scores Gumbel noise perturbs
 
 
-def _seeded(ctx: _Context, sampler, name: str) -> dict:
-    """One point over the report's seeds: per-seed FIDs and their mean interval."""
+def _seeded(ctx: _Context, sampler, name: str, *, model=None, count: int | None = None) -> dict:
+    """One point over the report's seeds: per-seed FIDs and their mean interval (`count`
+    samples per seed, default `orders_count`; `model` default the report's)."""
     cfg = ctx.config
+    count = count or cfg.orders_count
     runs = [
-        ctx.sample_fid(sampler, cfg.orders_count, f"{name}_seed{s}", seed=s)
+        ctx.sample_fid(sampler, count, f"{name}_seed{s}", model=model, seed=s)
         for s in range(cfg.seed, cfg.seed + cfg.seeds)
     ]
     fids = [r["fid"] for r in runs]
@@ -42,7 +44,7 @@ def _seeded(ctx: _Context, sampler, name: str) -> dict:
         "high": None if est is None else est.high,
         "precision": sum(r.get("precision", float("nan")) for r in runs) / len(runs),
         "recall": sum(r.get("recall", float("nan")) for r in runs) / len(runs),
-        "n": cfg.orders_count,
+        "n": count,
     }
 
 

@@ -1,0 +1,208 @@
+"""The paper's claims, one verdict each, gathered from the sections' results (nothing measured
+here): reproduced / not reproduced / inconclusive, with the comparison, n, seeds and interval
+it rests on and the table of the paper it answers (bigr-spec.md §9).
+
+Verdict rules: an FID comparison (orders, bits, variants) follows the orders section (Welch's
+interval of the FID difference over seeds on one side of zero, or containing it); a probe
+comparison uses Newcombe's interval of the difference of two test top-1 proportions (the same
+test images serve both, so the interval is conservative).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..intervals import proportion_difference_interval
+from .format import _fmt
+from .sections.orders import verdict
+
+UNIFORMITY_FID = 12.0  # the generation target of the embedded model (issue 11)
+
+
+def _fid_claim(claim: str, table: str, entry: dict, base: str, n: int, seeds: int) -> dict:
+    if "minus_base" not in entry:
+        evidence = f"FID {_fmt(entry['fid'])} vs {base}; one seed, no interval"
+    else:
+        evidence = (
+            f"FID difference {_fmt(entry['minus_base'])} [{_fmt(entry['minus_base_low'])}, "
+            f"{_fmt(entry['minus_base_high'])}] vs {base}; n = {n} per seed, {seeds} seeds"
+        )
+    return {"claim": claim, "table": table, "evidence": evidence, "verdict": verdict(entry)}
+
+
+def _top1_difference(a: dict, b: dict):
+    """Newcombe interval (in points) of top-1 a - top-1 b from their test counts."""
+    na, nb = int(a["test_size"]), int(b["test_size"])
+    sa, sb = round(a["top1"] * na / 100), round(b["top1"] * nb / 100)
+    d = proportion_difference_interval(sa, na, sb, nb)
+    return 100 * d.estimate, 100 * d.low, 100 * d.high
+
+
+def _probe_claim(claim: str, table: str, a: dict, b: dict, names: str, margin: float = 0.0):
+    """Claim `top-1 a - top-1 b > -margin`, judged on the difference's interval."""
+    d, low, high = _top1_difference(a, b)
+    if low > -margin:
+        outcome = "reproduced"
+    elif high < -margin:
+        outcome = "not reproduced"
+    else:
+        outcome = "inconclusive"
+    evidence = (
+        f"top-1 {names}: {_fmt(d)} [{_fmt(low)}, {_fmt(high)}] points; "
+        f"n = {a['test_size']} test images"
+    )
+    return {"claim": claim, "table": table, "evidence": evidence, "verdict": outcome}
+
+
+def _order_claims(results: dict) -> list[dict]:
+    o = results["orders"]
+    base, n, seeds = o["base"], o["floor"]["n"], o["seeds"]
+    out = [
+        _fid_claim(
+            f"`{base}` order beats `{name}` (each at its own best Gumbel temperature)",
+            "Table 3",
+            entry,
+            f"`{base}`",
+            n,
+            seeds,
+        )
+        for name, entry in o["own_gumbel"].items()
+        if name != base
+    ]
+    if "threshold" in o["bits"]:
+        out.append(
+            _fid_claim(
+                "Bernoulli-sampled bits beat bits thresholded at 0.5",
+                "Table 8",
+                o["bits"]["threshold"],
+                "Bernoulli bits",
+                n,
+                seeds,
+            )
+        )
+    return out
+
+
+def _variant_claims(results: dict) -> list[dict]:
+    v = results["variants"]
+    n, seeds = v["floor"]["n"], v["seeds"]
+    out = []
+    for label, e in v["variants"].items():
+        if e.get("fid") is None:
+            continue
+        if e["kind"].endswith("predicts x0"):
+            claim, table = "predicting bit flips beats predicting x0", "Table 2"
+        elif e["kind"].startswith("plain BCE"):
+            claim, table = "the Bernoulli diffusion head beats a plain BCE head", "users' question"
+        else:
+            claim, table = f"the report's model beats `{label}`", "—"
+        out.append(_fid_claim(f"{claim} (variant `{label}`)", table, e, "the model", n, seeds))
+    return out
+
+
+def _probe_claims(results: dict) -> list[dict]:
+    p = results["probe"]
+    main = p["models"]["model"]
+    chosen, last = main["test"][str(main["chosen"])], main["test"][str(main["last"])]
+    out = []
+    if main["chosen"] == main["last"]:
+        out.append(
+            {
+                "claim": "an intermediate block's features beat the last block's",
+                "table": "Table 10",
+                "evidence": f"the last block ({main['last']}) is the best on validation",
+                "verdict": "not reproduced",
+            }
+        )
+    else:
+        out.append(
+            _probe_claim(
+                "an intermediate block's features beat the last block's",
+                "Table 10",
+                chosen,
+                last,
+                f"block {main['chosen']} (chosen on validation) minus last block {main['last']}",
+            )
+        )
+    pixels = p["baselines"]["raw pixels"]
+    out.append(
+        _probe_claim(
+            "BiGR's features beat logistic regression on raw pixels",
+            "§5 (representation)",
+            chosen,
+            pixels,
+            f"block {main['chosen']} minus raw pixels",
+        )
+    )
+    kinds = results.get("variants", {}).get("variants", {})
+    for label, m in p["models"].items():
+        if label == "model" or not kinds.get(label, {}).get("kind", "").startswith("uncond"):
+            continue
+        out.append(
+            _probe_claim(
+                "a conditional model's features are nearly as good as an unconditional one's "
+                "(within 1 point)",
+                "Table 4",
+                chosen,
+                m["test"][str(m["chosen"])],
+                f"conditional minus unconditional (`{label}`), each at its validation-chosen block",
+                margin=1.0,
+            )
+        )
+    return out
+
+
+def _uniformity(results: dict, probe: list[dict]) -> dict:
+    fid = results["fid"]["model"]["fid"]
+    beats_pixels = next(c for c in probe if "raw pixels" in c["claim"])
+    good_generation = math.isfinite(fid) and fid <= UNIFORMITY_FID
+    if good_generation and beats_pixels["verdict"] == "reproduced":
+        outcome = "reproduced"
+    elif not good_generation and beats_pixels["verdict"] == "not reproduced":
+        outcome = "not reproduced"
+    else:
+        outcome = "inconclusive" if beats_pixels["verdict"] == "inconclusive" else "partly"
+    return {
+        "claim": "one model is good at both generation and representation",
+        "table": "§1 (uniformity)",
+        "evidence": (
+            f"FID-{results['fid']['model']['n']} {_fmt(fid)} (criterion <= {UNIFORMITY_FID:g}); "
+            f"probe vs raw pixels: {beats_pixels['verdict']}"
+        ),
+        "verdict": outcome,
+    }
+
+
+def claims(results: dict) -> list[dict]:
+    """Every claim the given section results can judge."""
+    out = []
+    if "orders" in results:
+        out += _order_claims(results)
+    if "variants" in results:
+        out += _variant_claims(results)
+    if "probe" in results:
+        probe = _probe_claims(results)
+        out += probe
+        if "fid" in results:
+            out.append(_uniformity(results, probe))
+    return out
+
+
+def markdown(results: dict) -> list[str]:
+    found = claims(results)
+    if not found:
+        return []
+    lines = [
+        "## The paper's claims at this scale",
+        "",
+        "Each verdict is read off the sections below (rules in `bigr.evaluation.report.claims`): "
+        "*reproduced* when the interval of the difference lies on the claim's side, *not "
+        "reproduced* when it lies on the other side, *inconclusive* when it straddles.",
+        "",
+        "| claim | paper | evidence [95 %] | verdict |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['claim']} | {c['table']} | {c['evidence']} | **{c['verdict']}** |" for c in found
+    ]
+    return [*lines, ""]

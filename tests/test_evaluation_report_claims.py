@@ -1,0 +1,93 @@
+"""The claims table: one verdict per paper claim, read off section results."""
+
+from bigr.evaluation.report.claims import claims, markdown
+
+X0, BCE = "Bernoulli diffusion, predicts x0", "plain BCE head, no diffusion"
+
+
+def _fid_entry(fid, minus=None, low=None, high=None):
+    entry = {"fid": fid, "fids": [fid, fid]}
+    if minus is not None:
+        entry |= {"minus_base": minus, "minus_base_low": low, "minus_base_high": high}
+    return entry
+
+
+def _probe_entry(top1, n=10_000):
+    return {"top1": top1, "test_size": n}
+
+
+def _results(chosen=3, last=7, chosen_top1=88.0, last_top1=85.0, pixels=84.0, fid=10.0):
+    return {
+        "orders": {
+            "base": "entropy",
+            "seeds": 3,
+            "floor": {"n": 2000},
+            "own_gumbel": {
+                "entropy": _fid_entry(12.0),
+                "random": _fid_entry(15.0, 3.0, 1.0, 5.0),  # entropy clearly better
+                "raster": _fid_entry(11.0, -1.0, -2.0, -0.5),  # raster clearly better
+                "confidence": _fid_entry(12.2, 0.2, -1.0, 1.4),  # a draw
+            },
+            "bits": {"bernoulli": _fid_entry(12.0), "threshold": _fid_entry(30.0, 18, 15, 21)},
+        },
+        "variants": {
+            "floor": {"n": 2000},
+            "seeds": 3,
+            "variants": {
+                "x0": {**_fid_entry(14.0, 2.0, 0.5, 3.5), "kind": X0},
+                "bce": {**_fid_entry(13.0, 1.0, -0.5, 2.5), "kind": BCE},
+                "uncond": {"fid": None, "kind": "unconditional (no labels)"},
+            },
+        },
+        "probe": {
+            "models": {
+                "model": {
+                    "chosen": chosen,
+                    "last": last,
+                    "test": {
+                        str(last): _probe_entry(last_top1),
+                        str(chosen): _probe_entry(chosen_top1),
+                    },
+                },
+                "uncond": {"chosen": 2, "last": 7, "test": {"2": _probe_entry(87.9)}},
+            },
+            "baselines": {"raw pixels": _probe_entry(pixels)},
+        },
+        "fid": {"model": {"fid": fid, "n": 10_000}},
+    }
+
+
+def test_each_claim_gets_the_verdict_its_interval_supports():
+    found = {c["claim"]: c for c in claims(_results())}
+    by_start = lambda text: next(c for k, c in found.items() if k.startswith(text))  # noqa: E731
+    assert by_start("`entropy` order beats `random`")["verdict"] == "reproduced"
+    assert by_start("`entropy` order beats `raster`")["verdict"] == "not reproduced"
+    assert by_start("`entropy` order beats `confidence`")["verdict"] == "inconclusive"
+    assert by_start("Bernoulli-sampled bits")["table"] == "Table 8"
+    x0 = by_start("predicting bit flips beats predicting x0")
+    assert x0["verdict"] == "reproduced" and x0["table"] == "Table 2"
+    assert by_start("the Bernoulli diffusion head beats")["verdict"] == "inconclusive"
+    # 88 vs 85 % of 10,000 test images: a 3-point gap, far outside the interval's width
+    assert by_start("an intermediate block")["verdict"] == "reproduced"
+    assert by_start("BiGR's features beat")["verdict"] == "reproduced"
+    # conditional 88.0 vs unconditional 87.9: the interval stays above -1 point
+    table4 = by_start("a conditional model's features")
+    assert table4["table"] == "Table 4" and table4["verdict"] == "reproduced"
+    assert by_start("one model is good at both")["verdict"] == "reproduced"
+    assert not any("uncond" in c["claim"] and "variant" in c["claim"] for c in found.values())
+
+
+def test_the_last_block_winning_and_a_weak_generator_are_not_reproduced():
+    found = {c["claim"]: c for c in claims(_results(chosen=7, fid=40.0, chosen_top1=80.0))}
+    inter = next(c for k, c in found.items() if k.startswith("an intermediate block"))
+    assert inter["verdict"] == "not reproduced" and "best on validation" in inter["evidence"]
+    pixels = next(c for k, c in found.items() if k.startswith("BiGR's features beat"))
+    assert pixels["verdict"] == "not reproduced"  # 80 vs 84 %
+    both = next(c for k, c in found.items() if k.startswith("one model is good at both"))
+    assert both["verdict"] == "not reproduced"
+
+
+def test_no_results_no_claims_table():
+    assert claims({}) == [] and markdown({}) == []
+    table = markdown(_results())
+    assert table[0] == "## The paper's claims at this scale" and "**reproduced**" in "".join(table)
