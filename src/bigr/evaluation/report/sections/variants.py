@@ -4,7 +4,7 @@ FID-`num_sweep` over the report's seeds with the recipe, each against the report
 A variant is a model directory trained by `bigr train` with the same data, steps and seed
 policy as the report's model except for what its configuration changes: predicting x0 instead
 of bit flips (`head.predict_flip=false`), a plain BCE head with no diffusion (`head.direct`),
-or no labels at all (`num_classes 0`: an unconditional model, compared only by its features in
+or no labels at all (`class_dropout=1`: an unconditional model, compared only by its features in
 the probe section, paper Table 4). Each conditional variant is sampled with the recommended
 recipe at the same seeds as the report's model; its FID minus the model's comes with Welch's
 95 % interval, and the claim "the report's model (flip prediction with Bernoulli diffusion)
@@ -36,7 +36,7 @@ NOT_GIVEN = [
 def describe(model: BiGR) -> str:
     """What a variant's training target is, read off its configuration."""
     c = model.config
-    if not c.num_classes and not c.text_dim:
+    if c.unconditional:
         return "unconditional (no labels)"
     if c.head.direct:
         return "plain BCE head, no diffusion"
@@ -62,7 +62,7 @@ def compute(ctx: _Context) -> dict:
             "kind": describe(model),
             "trained_steps": extra.get("trained_steps"),
         }
-        if model.config.num_classes:  # an unconditional model is compared by its features
+        if not model.config.unconditional:  # an unconditional model: compared by features
             name = f"variant_{_slug(label)}"
             entries[label] = _seeded(ctx, cfg.recipe, name, model=model, count=n)
     _versus(entries, "model")
