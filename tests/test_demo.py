@@ -12,6 +12,18 @@ def test_embedded_models_load_as_a_matching_pair():
     assert (asset_dir() / "MODEL_CARD.md").is_file()
 
 
+def test_every_embedded_generator_names_a_tokenizer_that_matches_it():
+    from bigr.apps.common import check_pair
+    from bigr.checkpoint import EMBEDDED, EMBEDDED_TOKENIZER
+    from bigr.model import BiGR, load_tokenizer
+
+    assert set(EMBEDDED_TOKENIZER) == {"bigr:fashion", "bigr:fashion-text"}
+    assert EMBEDDED_TOKENIZER["bigr:fashion-text"] == "bigr:fashion-text-tokenizer"
+    for model_name, tokenizer_name in EMBEDDED_TOKENIZER.items():
+        assert tokenizer_name in EMBEDDED
+        check_pair(BiGR.from_pretrained(model_name), load_tokenizer(tokenizer_name))
+
+
 def test_demo_writes_every_section_and_an_index(tmp_path):
     fast = SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0)
     result = run_demo(tmp_path, per_class=1, sampler=fast, progress=False)

@@ -68,14 +68,16 @@ def save_directory(
 
 
 # Models shipped inside the package (src/bigr/assets/fashion; see its MODEL_CARD.md).
+# The text model keeps its own tokenizer, so that the class model's can be replaced alone.
 EMBEDDED = {
     "bigr:fashion": "model",
     "bigr:fashion-tokenizer": "tokenizer",
     "bigr:fashion-text": "text-model",
+    "bigr:fashion-text-tokenizer": "text-tokenizer",
 }
 EMBEDDED_TOKENIZER = {
     "bigr:fashion": "bigr:fashion-tokenizer",
-    "bigr:fashion-text": "bigr:fashion-tokenizer",
+    "bigr:fashion-text": "bigr:fashion-text-tokenizer",
 }
 
 
@@ -92,7 +94,8 @@ def embedded_path(name: str) -> Path:
 
 def resolve(path_or_name: str | Path) -> Path:
     """A local directory, an embedded model (`bigr:fashion`, `bigr:fashion-tokenizer`,
-    `bigr:fashion-text`), or a hub repository id fetched with huggingface_hub."""
+    `bigr:fashion-text`, `bigr:fashion-text-tokenizer`), or a hub repository id fetched with
+    huggingface_hub."""
     if str(path_or_name).startswith("bigr:"):
         return embedded_path(str(path_or_name))
     path = Path(path_or_name)

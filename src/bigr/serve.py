@@ -96,14 +96,15 @@ def load_pairs(specs: list[tuple[str, str | None]], device: str = "cpu") -> list
     from .demo import CLASSES, demo_recipe, load_demo_models
 
     if not specs:
-        from .checkpoint import CheckpointError
+        from .checkpoint import EMBEDDED_TOKENIZER, CheckpointError
 
         model, tok = load_demo_models(device)
         pairs = [ModelPair("fashion-demo", model, tok, list(CLASSES), demo_recipe())]
         try:  # the embedded text-to-image model, when present
             text_model = BiGR.from_pretrained("bigr:fashion-text", device=device).eval()
+            text_tok = load_tokenizer(EMBEDDED_TOKENIZER["bigr:fashion-text"], device=device)
             text_recipe = recipe("recommended", "bigr:fashion-text")
-            pairs.append(ModelPair("fashion-text", text_model, tok, [], text_recipe))
+            pairs.append(ModelPair("fashion-text", text_model, text_tok.eval(), [], text_recipe))
         except CheckpointError:
             pass
         return pairs
