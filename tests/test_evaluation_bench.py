@@ -80,6 +80,24 @@ def test_bench_train_release_paths_fetch_their_data_and_compute_the_same_loss():
         )
 
 
+def test_bench_sample_compiles_the_backbone_and_runs_each_path_once_untimed(monkeypatch):
+    import bigr.evaluation.bench as bench
+
+    compiled, calls = [], []
+    monkeypatch.setattr(
+        bench.torch, "compile", lambda module, **kw: compiled.append((module, kw)) or module
+    )
+    real = bench.sample_codes
+    monkeypatch.setattr(bench, "sample_codes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = bench.bench_sample(
+        "bigr-tiny", batch=2, steps=2, head_steps=2, paths=("default",), repeats=2, compile=True
+    )
+    assert [type(m).__name__ for m, _ in compiled] == ["BiGRTransformer"]
+    assert compiled[0][1] == {"dynamic": True}
+    assert len(calls) == 3  # one untimed compiling run, then the two timed repeats
+    assert result["settings"]["compile"] is True
+
+
 def test_bench_sample_times_default_release_and_head_all_paths():
     from bigr.evaluation.bench import bench_sample
 

@@ -38,6 +38,11 @@ def add_bench_command(sub: argparse._SubParsersAction) -> None:
         "(one byte per bit on disk, head on every token), MODE eager|compile, PRECISION "
         "fp32|bf16; e.g. release-compile-fp32,eager-fp32,compile-fp32",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="sample: torch.compile the backbone on every path (compilation not timed)",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench)
@@ -131,6 +136,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=dtype,
         repeats=args.repeats or 1,
+        compile=args.compile,
     )
     if args.json:
         print(json.dumps(result, indent=2))
