@@ -205,21 +205,11 @@ class _Context:
         return entry
 
     def sample_fid(
-        self,
-        sampler: SamplerConfig,
-        count: int,
-        name: str,
-        model: BiGR | None = None,
-        *,
-        seed: int | None = None,
-        reference: str | None = None,
+        self, sampler: SamplerConfig, count: int, name: str, model: BiGR | None = None, **options
     ) -> dict:
-        """FID of `count` samples (drawn with `seed`, default the report's) against the test
-        reference, or against `reference` (a selection split). Memoised per (sampler, count,
-        seed, reference, and the model when it is not the report's)."""
-        return self.sample_statistics(sampler, count, name, model, seed=seed, reference=reference)[
-            0
-        ]
+        """FID of `count` samples against the test reference (or `reference=`, a selection
+        split), drawn with `seed=` (default the report's): `sample_statistics`' entry."""
+        return self.sample_statistics(sampler, count, name, model, **options)[0]
 
     def sample_statistics(
         self,
@@ -232,8 +222,11 @@ class _Context:
         reference: str | None = None,
         keep_features: bool = False,
     ) -> tuple[dict, ImageStatistics]:
-        """`sample_fid`'s entry and the samples' statistics; their Inception features are kept
-        (with precision and recall in the entry) at `num_fid` samples or when asked."""
+        """The FID entry of `count` samples (drawn with `seed`, default the report's) against the
+        test reference or `reference` (a selection split), and their statistics; the Inception
+        features are kept (with precision and recall in the entry) at `num_fid` samples or when
+        asked. Memoised per (sampler, count, seed, reference, features, and the model when it
+        is not the report's)."""
         seed = self.config.seed if seed is None else seed
         keep = keep_features or count == self.config.num_fid
         key = json.dumps(
