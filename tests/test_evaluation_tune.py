@@ -112,6 +112,11 @@ def test_speed_axes_come_after_the_head_steps_and_keep_the_current_value():
     ramp = dict(axes(cfg))["head-step ramp"](BASE)
     assert [c.head_steps_last for c in ramp] == [0, 2, 5]
     assert TuneConfig().max_seconds_per_image is None
+    # within a speed budget the cost axes come first, and again at the end
+    budget = [name for name, _ in axes(dataclasses.replace(cfg, max_seconds_per_image=1.0))]
+    assert budget[:4] == ["unmasking steps", "head steps", "head-step ramp", "unconditional reuse"]
+    assert budget[-4:] == [f"{name} (again)" for name in budget[:4]]
+    assert budget.index("guidance") == 4
     with pytest.raises(ValueError, match="max_seconds_per_image"):
         TuneConfig(max_seconds_per_image=0.0).validate()
 

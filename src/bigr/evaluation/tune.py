@@ -109,17 +109,24 @@ def axes(cfg: TuneConfig) -> list[tuple[str, Callable[[SamplerConfig], list[Samp
         )
         if values
     ]
-    return [
+    quality = [
         ("guidance", replace("guidance", cfg.guidance)),
         ("order x gumbel", orders),
         ("gumbel schedule", gumbel_schedules),
         ("guidance schedule", replace("guidance_schedule", cfg.guidance_schedules)),
         ("guidance interval", windows),
+    ]
+    cost = [
         ("unmasking steps", replace("steps", cfg.steps)),
         ("head steps", replace("head_steps", cfg.head_steps)),
         *speed,
-        ("guidance (again)", replace("guidance", cfg.guidance)),
     ]
+    if cfg.max_seconds_per_image is None:
+        return [*quality, *cost, ("guidance (again)", replace("guidance", cfg.guidance))]
+    # within a speed budget the cost axes go first (so that the quality axes compare points
+    # the budget admits, rather than all being over it), then once more at the end
+    again = [(f"{name} (again)", axis) for name, axis in cost]
+    return [*cost, *quality, *again]
 
 
 class PointCache:
