@@ -3,9 +3,12 @@
 A coordinate-descent sweep: starting from a base recipe, each axis in turn (guidance; order x
 Gumbel temperature, each certainty order at every temperature, `random` and `raster` without
 noise; the Gumbel ramp; the guidance schedule; a guidance interval; unmasking steps; head
-(diffusion) steps; then guidance once more) is swept with the other fields held at the best
-values so far, and the value with the lowest FID against the reference split is kept (default
-`fashion-mnist:val`, the last 5,000 training images, which the embedded models never train on).
+(diffusion) steps; the fast sampler's options when given; then guidance once more) is swept with
+the other fields held at the best values so far, and the value with the lowest FID against the
+reference split is kept (default `fashion-mnist:val`, the last 5,000 training images, which the
+embedded models never train on). Within a speed budget (`max_seconds_per_image`) only points
+inside it compete, and the cost axes (steps, head steps, the fast options) are swept first and
+again last.
 Every point uses the same seeds (batch b of every point draws from a generator seeded by
 (seed, b)), so points differ only by their settings.
 
