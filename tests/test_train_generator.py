@@ -186,3 +186,24 @@ def test_a_warm_start_continues_from_an_export_at_its_step_with_the_lr_rewarmed(
     capsys.readouterr()
     assert main([*train, "--steps", "5", "--init", str(first), "--out", str(tmp_path / "bad")]) != 0
     assert "--steps must be more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "changes, check",
+    [
+        (["head.predict_flip=false"], lambda c: not c.head.predict_flip and not c.head.direct),
+        (["head.predict_flip=false", "head.direct=true"], lambda c: c.head.direct),
+        (["class_dropout=1"], lambda c: c.unconditional and c.num_classes == 10),
+    ],
+    ids=["x0", "plain BCE", "unconditional"],
+)
+def test_the_training_variants_train_and_export_their_change(codes, tmp_path, changes, check):
+    """The three variants of reports/fashion/training/variants_run.sh, on the tiny preset."""
+    sets = [arg for change in changes for arg in ("--set", change)]
+    out = tmp_path / "variant"
+    args = ["train", "--codes", str(codes), *ARGS, "--steps", "2", *sets, "--out", str(out)]
+    assert main(args) == 0
+    model = BiGR.from_pretrained(out / "model")
+    assert check(model.config)
+    log = [json.loads(r) for r in (out / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(r["loss"] > 0 for r in log)
