@@ -67,6 +67,26 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(codes, tmp_path):
     assert BiGR.from_pretrained(run / "model").config == PRESETS["bigr-tiny"]
 
 
+def test_sigterm_saves_the_step_it_finished_and_the_run_resumes_from_it(codes, tmp_path):
+    run = tmp_path / "run"
+    common = ["--codes", str(codes), *ARGS, "--checkpoint-every", "100000"]
+    proc = _train(*common, "--steps", "100000", "--out", str(run), wait=False)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # a few logged steps, no periodic checkpoint yet
+        log = run / "log.jsonl"
+        if log.is_file() and log.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    step = _state(run)["step"]
+    assert 3 <= step < 100000
+    assert BiGR.from_pretrained(run / "model").config == PRESETS["bigr-tiny"]
+    _train_here(*common, "--steps", str(step + 2), "--out", str(run), "--resume")
+    rows = [json.loads(r) for r in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, step + 3))  # nothing lost, nothing twice
+
+
 KILL_MID_WRITE = """
 import os, signal, sys, torch
 from bigr import checkpoint

@@ -79,11 +79,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         tokenizer=tokenizer,
         device=args.device,
     )
+    stopped = int(stats.get("stopped_by_signal", 0))
     if os.environ.get("RANK", "0") != "0":
-        return 0
+        return 128 + stopped if stopped else 0
     if stats:
         print(f"step {stats['step']}: loss {stats['loss']:.4f}, bit accuracy {stats['acc']:.4f}")
     print(f"wrote {Path(args.out) / 'model'} (EMA weights), {Path(args.out) / 'loss.png'}")
+    if stopped:
+        print(f"stopped by a signal after step {stats['step']}, saved: continue with --resume")
+        return 128 + stopped  # the shell's convention for a process ended by that signal
     return 0
 
 

@@ -39,6 +39,7 @@ from ..model import BiGR
 from ..shards import CodeShards
 from .draws import draw_step
 from .generator_run import export_ema, full_states, read_log, save_preview, save_run
+from .stop import StopRequest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,23 +269,28 @@ def train_generator(
         bar = tqdm(total=train.steps, initial=start, desc="train", unit="step")
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
-    for step in range(start, train.steps):
-        stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
-        done = step + 1
-        if ctx.is_main:
-            _log_step(out, stats, log, done, train, t0, bar)
-        preview = want_tokenizer and (
-            (train.sample_every and done % train.sample_every == 0) or done == train.steps
-        )
-        checkpoint = done % train.checkpoint_every == 0 or done == train.steps
-        if preview or checkpoint:
-            states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
-            if ctx.is_main and checkpoint:
-                save_run(out, config, states, done, train, log)
-            if ctx.is_main and preview:
-                export = export_ema(config, states, ctx.device)
-                save_preview(out, done, export, tokenizer, train, preview_labels)
-        distributed.barrier(ctx)
+    with StopRequest() as stop:
+        for step in range(start, train.steps):
+            stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
+            done = step + 1
+            if ctx.is_main:
+                _log_step(out, stats, log, done, train, t0, bar)
+            stopping = stop.requested(ctx)
+            preview = want_tokenizer and (
+                (train.sample_every and done % train.sample_every == 0) or done == train.steps
+            )
+            checkpoint = done % train.checkpoint_every == 0 or done == train.steps or stopping
+            if preview or checkpoint:
+                states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
+                if ctx.is_main and checkpoint:
+                    save_run(out, config, states, done, train, log)
+                if ctx.is_main and preview:
+                    export = export_ema(config, states, ctx.device)
+                    save_preview(out, done, export, tokenizer, train, preview_labels)
+            distributed.barrier(ctx)
+            if stopping:
+                stats["stopped_by_signal"] = stop.signum or 1
+                break
     if bar is not None:
         bar.close()
     distributed.teardown(ctx)
