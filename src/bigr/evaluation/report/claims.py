@@ -5,7 +5,9 @@ it rests on and the table of the paper it answers (bigr-spec.md §9).
 Verdict rules: an FID comparison (orders, bits, variants) follows the orders section (Welch's
 interval of the FID difference over seeds on one side of zero, or containing it); a probe
 comparison uses Newcombe's interval of the difference of two test top-1 proportions (the same
-test images serve both, so the interval is conservative).
+test images serve both, so the interval is conservative). Uniformity (one model good at both)
+is reproduced when the generator's FID meets the embedded model's target and its features beat
+raw pixels, not reproduced when neither holds, partly reproduced when one does.
 """
 
 from __future__ import annotations
@@ -161,7 +163,12 @@ def _uniformity(results: dict, probe: list[dict]) -> dict:
     elif not good_generation and beats_pixels["verdict"] == "not reproduced":
         outcome = "not reproduced"
     else:
-        outcome = "inconclusive" if beats_pixels["verdict"] == "inconclusive" else "partly"
+        # one half holds and the other does not, or the probe comparison is undecided
+        outcome = (
+            "inconclusive"
+            if beats_pixels["verdict"] == "inconclusive"
+            else "partly reproduced (one of the two)"
+        )
     return {
         "claim": "one model is good at both generation and representation",
         "table": "§1 (uniformity)",
