@@ -79,7 +79,7 @@ def fit_with_validation(
     test_y: Tensor,
     *,
     val: int,
-    l2_grid: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2),
+    l2_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1),
     max_iter: int = 500,
 ) -> dict:
     """Choose l2 on the last `val` training rows (fit on the others), refit on all training
