@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from bigr.cli import main
-from bigr.recipes import RECIPE_FILE, RECIPES, RecipeError, model_recipes, recipe, save_recipes
+from bigr.recipes import (
+    RECIPE_FILE,
+    RECIPES,
+    RecipeError,
+    model_recipes,
+    model_selections,
+    recipe,
+    save_recipes,
+)
 from bigr.sampler import SamplerConfig
 
 OWN = SamplerConfig(steps=3, head_steps=4, guidance=1.5, gumbel=0.2, order="entropy")
@@ -25,6 +33,19 @@ def test_a_models_recipe_file_is_what_recommended_means(model_dir):
     assert recipe("recommended", model_dir) == OWN
     assert recipe("release", model_dir) == RECIPES["release"]
     assert json.loads((model_dir / RECIPE_FILE).read_text())["selection"]["split"].endswith("val")
+
+
+def test_selection_records_are_kept_per_recipe_and_an_old_single_one_is_recommendeds(model_dir):
+    assert model_selections(model_dir) == {}
+    old = {"method": "coordinate-descent sweep", "reference": "fashion-mnist:val"}
+    save_recipes(model_dir, {"recommended": OWN}, old)  # the layout before per-recipe records
+    assert model_selections(model_dir) == {"recommended": old}
+    per_recipe = {"recommended": old, "fast": {"method": "within a budget"}}
+    save_recipes(model_dir, {"recommended": OWN, "fast": OWN}, per_recipe)
+    assert model_selections(model_dir) == per_recipe
+    (model_dir / RECIPE_FILE).write_text(json.dumps({"recipes": {}, "selection": [1]}))
+    with pytest.raises(RecipeError, match="selection"):
+        model_selections(model_dir)
 
 
 def test_without_a_recipe_file_recommended_is_the_release(model_dir):

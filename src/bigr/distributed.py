@@ -65,6 +65,12 @@ def all_reduce_sum(ctx: Context, tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_max(ctx: Context, tensor: torch.Tensor) -> torch.Tensor:
+    if ctx.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
 def derived_seed(*parts: object) -> int:
     """A 63-bit seed from any parts (run seed, step, rank, purpose), stable across runs."""
     digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()

@@ -107,6 +107,24 @@ def model_recipes(model: str | Path | None) -> dict[str, SamplerConfig]:
     return out
 
 
+def model_selections(model: str | Path | None) -> dict[str, dict]:
+    """The evidence records a model directory's `recipe.json` keeps, per recipe name ({} when
+    it has none; a single record from before records were kept per recipe is `recommended`'s).
+    """
+    root = model_directory(model)
+    if root is None or not (root / RECIPE_FILE).is_file():
+        return {}
+    file = root / RECIPE_FILE
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RecipeError(f"{file}: not a readable recipe file ({err})") from None
+    kept = (data.get("selection") if isinstance(data, dict) else None) or {}
+    if not isinstance(kept, dict):
+        raise RecipeError(f"{file}: 'selection' must be an object")
+    return {"recommended": kept} if "method" in kept else kept
+
+
 def recipe(name: str, model: str | Path | None = None) -> SamplerConfig:
     """A recipe by name: the model's own first, then `RECIPES`, then `PRESET/paper|release`.
 

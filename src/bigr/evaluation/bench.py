@@ -49,6 +49,19 @@ def matmul_gflops(
     return 2 * m * k * n / best / 1e9
 
 
+def timed_sampling(sample, model: BiGR, labels: torch.Tensor, sampler: SamplerConfig, *, seed: int):
+    """Seconds of one call of a sampling path (`sample_codes`, or the release's
+    `release_sample_codes`) on `labels`, its generator seeded by `seed`, device synchronised."""
+    device = labels.device
+    generator = torch.Generator(device).manual_seed(seed)
+    sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        sample(model, labels, sampler, generator=generator)
+    sync(device)
+    return time.perf_counter() - start
+
+
 def sync(device: str | torch.device) -> None:
     """Wait for queued GPU work, so a timer reads the work done (no-op on CPU)."""
     if torch.device(device).type == "cuda":
@@ -159,16 +172,12 @@ def bench_sample(
         flops = count(config, sampler, batch)
         times = []
         for r in range(-1 if compile else 0, repeats):  # r = -1: the untimed compiling run
-            generator = torch.Generator(device).manual_seed(r)
-            sync(device)
-            start = time.perf_counter()
             with torch.autocast(
                 torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32
             ):
-                run(model, labels, sampler, generator=generator)
-            sync(device)
+                seconds = timed_sampling(run, model, labels, sampler, seed=r)
             if r >= 0:
-                times.append(time.perf_counter() - start)
+                times.append(seconds)
         seconds = min(times)
         results[name] = {
             "seconds_per_image": seconds / batch,

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ..model import BiGR
-from ..recipes import RECIPE_FILE, model_recipes, save_recipes
+from ..recipes import model_recipes, model_selections, save_recipes
 from ..sampler import SamplerConfig
 from ..tokenizer import BinaryAutoencoder
 from .reference import ImageStatistics, compare_statistics, statistics_from_images
@@ -243,6 +243,7 @@ def release_seconds_per_image(model: BiGR, batch: int, out_dir: str | Path, seed
     of `batch` class-balanced labels (kept in OUT/release_timing.json, measured once)."""
     from ..official.release_sampler import release_sample_codes
     from ..recipes import RECIPES
+    from .bench import timed_sampling
 
     path = Path(out_dir) / "release_timing.json"
     if path.is_file():
@@ -251,11 +252,8 @@ def release_seconds_per_image(model: BiGR, batch: int, out_dir: str | Path, seed
             return float(kept["seconds_per_image"])
     device = model.transformer.mask_token.device
     labels = torch.arange(batch, device=device) % model.config.num_classes
-    gen = torch.Generator(device).manual_seed(seed)
-    start = time.perf_counter()
-    with torch.no_grad():
-        release_sample_codes(model, labels, RECIPES["release"], generator=gen)
-    seconds = (time.perf_counter() - start) / batch
+    seconds = timed_sampling(release_sample_codes, model, labels, RECIPES["release"], seed=seed)
+    seconds /= batch
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"batch": batch, "seconds_per_image": seconds}) + "\n")
     return seconds
@@ -351,16 +349,5 @@ def write_recipe(
     if table:
         selection["table"] = table
     recipes = {**model_recipes(model_dir), name: SamplerConfig(**result["best"])}
-    return save_recipes(model_dir, recipes, {**_selections(model_dir, recipes), name: selection})
-
-
-def _selections(model_dir: str | Path, recipes: dict) -> dict:
-    """The evidence records already in MODEL/recipe.json, per recipe name (a record written
-    before records were kept per recipe belongs to `recommended`)."""
-    path = Path(model_dir) / RECIPE_FILE
-    if not path.is_file():
-        return {}
-    kept = json.loads(path.read_text()).get("selection") or {}
-    if "method" in kept:
-        kept = {"recommended": kept}
-    return {k: v for k, v in kept.items() if k in recipes}
+    kept = {k: v for k, v in model_selections(model_dir).items() if k in recipes}
+    return save_recipes(model_dir, recipes, {**kept, name: selection})

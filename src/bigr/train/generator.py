@@ -275,7 +275,7 @@ def train_generator(
             done = step + 1
             if ctx.is_main:
                 _log_step(out, stats, log, done, train, t0, bar)
-            stopping = stop.requested(ctx)
+            stopping = stop.requested(ctx)  # the signal number, 0 to go on
             preview = want_tokenizer and (
                 (train.sample_every and done % train.sample_every == 0) or done == train.steps
             )
@@ -289,7 +289,7 @@ def train_generator(
                     save_preview(out, done, export, tokenizer, train, preview_labels)
             distributed.barrier(ctx)
             if stopping:
-                stats["stopped_by_signal"] = stop.signum or 1
+                stats["stopped_by_signal"] = stopping
                 break
     if bar is not None:
         bar.close()

@@ -5,7 +5,8 @@ checkpoint is written falls back to the default action (the process ends at once
 `state.pt` stays valid: checkpoints are written atomically).
 
 Under torchrun every rank receives the signal, possibly at different steps: the ranks agree on
-stopping through an all-reduce each step, so they save and leave at the same step.
+stopping (and on the signal) through an all-reduce each step, so they save and leave at the
+same step and exit alike.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ class StopRequest:
         for sig, handler in self._previous.items():  # a second signal acts as usual
             signal.signal(sig, handler)
 
-    def requested(self, ctx: distributed.Context) -> bool:
-        """Whether any rank has been asked to stop (one all-reduce when distributed)."""
+    def requested(self, ctx: distributed.Context) -> int:
+        """The signal some rank was asked to stop by (0: none); one all-reduce when
+        distributed, so every rank gets the same answer at the same step."""
         if not ctx.distributed:
-            return self.signum != 0
-        flag = torch.tensor([float(self.signum != 0)], device=ctx.device)
-        return bool(distributed.all_reduce_sum(ctx, flag).item() > 0)
+            return self.signum
+        signum = torch.tensor([self.signum], device=ctx.device)
+        return int(distributed.all_reduce_max(ctx, signum).item())

@@ -17,13 +17,12 @@ release's algorithm and its FID is not worse than the release recipe's (interval
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...bench import matmul_gflops
+from ...bench import matmul_gflops, timed_sampling
 from ...metrics import bootstrap_fids
 from ..config import ReportConfig
 from ..context import _Context, _slug
@@ -68,11 +67,8 @@ def _timings(ctx: _Context, pairs: list[tuple[str, object]]) -> dict[str, list[f
     times: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(cfg.speed_repeats):
         for name, (sample, recipe) in runs.items():
-            gen = torch.Generator(device).manual_seed(cfg.seed + repeat)
-            start = time.perf_counter()
-            with torch.no_grad():
-                sample(model, labels, recipe, generator=gen)
-            times[name].append((time.perf_counter() - start) / cfg.speed_batch)
+            seconds = timed_sampling(sample, model, labels, recipe, seed=cfg.seed + repeat)
+            times[name].append(seconds / cfg.speed_batch)
     return times
 
 

@@ -46,8 +46,8 @@ def describe(model: BiGR) -> str:
 def compute(ctx: _Context) -> dict:
     cfg, n = ctx.config, ctx.config.num_sweep
     device = ctx.model.transformer.mask_token.device
-    entries = {"model": {**_seeded(ctx, cfg.recipe, "variants_model", count=n)}}
-    entries["model"]["kind"] = describe(ctx.model)
+    model_entry = _seeded(ctx, cfg.recipe, "variants_model", count=n)
+    entries = {"model": {**model_entry, "kind": describe(ctx.model)}}
     details = {}
     for label, directory in cfg.variants:
         model = BiGR.from_pretrained(directory, device=device).eval()
