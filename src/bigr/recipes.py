@@ -87,11 +87,11 @@ def model_directory(model: str | Path | None) -> Path | None:
     return path if path.is_dir() else None
 
 
-def model_recipes(model: str | Path | None) -> dict[str, SamplerConfig]:
-    """The recipes a model directory carries in `recipe.json` ({} when it has none)."""
+def _recipe_file(model: str | Path | None) -> tuple[Path, dict] | None:
+    """A model directory's `recipe.json` and its parsed object; None when it has none."""
     root = model_directory(model)
     if root is None or not (root / RECIPE_FILE).is_file():
-        return {}
+        return None
     file = root / RECIPE_FILE
     try:
         data = json.loads(file.read_text())
@@ -99,6 +99,15 @@ def model_recipes(model: str | Path | None) -> dict[str, SamplerConfig]:
         raise RecipeError(f"{file}: not a readable recipe file ({err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("recipes"), dict):
         raise RecipeError(f"{file}: expected an object with a 'recipes' object")
+    return file, data
+
+
+def model_recipes(model: str | Path | None) -> dict[str, SamplerConfig]:
+    """The recipes a model directory carries in `recipe.json` ({} when it has none)."""
+    found = _recipe_file(model)
+    if found is None:
+        return {}
+    file, data = found
     out = {}
     for name, values in data["recipes"].items():
         if not isinstance(values, dict):
@@ -111,15 +120,11 @@ def model_selections(model: str | Path | None) -> dict[str, dict]:
     """The evidence records a model directory's `recipe.json` keeps, per recipe name ({} when
     it has none; a single record from before records were kept per recipe is `recommended`'s).
     """
-    root = model_directory(model)
-    if root is None or not (root / RECIPE_FILE).is_file():
+    found = _recipe_file(model)
+    if found is None:
         return {}
-    file = root / RECIPE_FILE
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RecipeError(f"{file}: not a readable recipe file ({err})") from None
-    kept = (data.get("selection") if isinstance(data, dict) else None) or {}
+    file, data = found
+    kept = data.get("selection") or {}
     if not isinstance(kept, dict):
         raise RecipeError(f"{file}: 'selection' must be an object")
     return {"recommended": kept} if "method" in kept else kept
