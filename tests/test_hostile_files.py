@@ -132,6 +132,17 @@ CASES = {
         "perceptual_weight",
         False,
     ),
+    "tokenizer warm start missing": (f"{TOK_TRAIN} --init {{d}}/nope", "no such model", False),
+    "tokenizer warm start of another shape": (
+        f"{TOK_TRAIN} --init bigr:fashion-tokenizer",
+        "its config differs",
+        False,
+    ),
+    "tokenizer frozen encoder without a start": (
+        f"{TOK_TRAIN} --freeze-encoder",
+        "give --init",
+        False,
+    ),
     "tokenizer data unknown": (
         "train-tokenizer --data imagenet --preset bae-tiny --out {d}/tok_run",
         "no such folder",

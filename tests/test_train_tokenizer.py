@@ -1,4 +1,7 @@
+import dataclasses
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -7,6 +10,7 @@ from PIL import Image
 from bigr.config import PRESETS
 from bigr.data import ImageFolderDataset
 from bigr.model import load_tokenizer
+from bigr.tokenizer import BinaryAutoencoder
 from bigr.train.tokenizer import (
     PatchDiscriminator,
     TokenizerTrainConfig,
@@ -196,3 +200,111 @@ def test_tokenizer_training_settings_are_range_checked():
         TokenizerTrainConfig(perceptual_images=-1)
     with pytest.raises(ValueError, match="batch_size must be > 0"):
         TokenizerTrainConfig(batch_size=0)
+
+
+def test_a_decoder_fine_tune_keeps_every_code_and_changes_the_decoder(tmp_path):
+    (tmp_path / "img").mkdir()
+    data = _folder(tmp_path / "img")
+    base = TokenizerTrainConfig(steps=2, batch_size=4, disc_start=100, eval_images=0)
+    train_tokenizer(PRESETS["bae-tiny"], data, tmp_path / "base", base, perceptual=L2Perceptual())
+    start = load_tokenizer(tmp_path / "base" / "model")
+    tune = TokenizerTrainConfig(
+        steps=3,
+        batch_size=4,
+        lr=1e-2,
+        disc_start=1,  # the GAN term's adaptive weight works from the decoder side alone
+        disc_layers=2,
+        disc_channels=8,
+        freeze_encoder=True,
+        codes="threshold",
+        ema_every=1,
+        export="raw",
+        eval_images=0,
+    )
+    train_tokenizer(
+        PRESETS["bae-tiny"],
+        data,
+        tmp_path / "tuned",
+        tune,
+        perceptual=L2Perceptual(),
+        init=tmp_path / "base" / "model",
+        progress=False,
+    )
+    tuned = load_tokenizer(tmp_path / "tuned" / "model")
+    before, after = start.state_dict(), tuned.state_dict()
+    fixed = {n for n, _ in start.named_parameters() if n.startswith(("encoder.", "binarizer.proj"))}
+    assert fixed and all(torch.equal(before[n], after[n]) for n in fixed)
+    assert not torch.equal(before["binarizer.embed.weight"], after["binarizer.embed.weight"])
+    assert any(not torch.equal(before[n], after[n]) for n in after if n.startswith("decoder."))
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    with torch.no_grad():
+        codes = [t.encode(images, stochastic=False).codes for t in (start, tuned)]
+    assert torch.equal(*codes)
+    meta = json.loads((tmp_path / "tuned" / "model" / "config.json").read_text())
+    extra = meta["extra"]
+    assert extra["init"].endswith("model") and extra["frozen_encoder"] is True
+    log = [json.loads(r) for r in (tmp_path / "tuned" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["d_loss"] > 0 and log[-1]["d_weight"] > 0
+
+
+def test_a_fine_tune_refuses_a_tokenizer_of_another_shape(tmp_path):
+    (tmp_path / "img").mkdir()
+    data = _folder(tmp_path / "img")
+    train = TokenizerTrainConfig(steps=1, batch_size=4, disc_start=100, eval_images=0)
+    train_tokenizer(PRESETS["bae-tiny"], data, tmp_path / "a", train, perceptual=L2Perceptual())
+    other = dataclasses.replace(PRESETS["bae-tiny"], code_bits=PRESETS["bae-tiny"].code_bits + 1)
+    with pytest.raises(ValueError, match="its config differs"):
+        train_tokenizer(other, data, tmp_path / "b", train, init=tmp_path / "a" / "model")
+    frozen = dataclasses.replace(train, freeze_encoder=True)
+    with pytest.raises(ValueError, match="give --init"):
+        train_tokenizer(PRESETS["bae-tiny"], data, tmp_path / "c", frozen)
+    with pytest.raises(ValueError, match="does nothing when frozen"):
+        TokenizerTrainConfig(freeze_encoder=True, code_weight=0.1)
+
+
+class SignalOnCall(L2Perceptual):
+    """Sends this process SIGTERM during the `at`-th step, as a session ending would."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.calls, self.at = 0, at
+
+    def forward(self, a, b):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().forward(a, b)
+
+
+def test_sigterm_saves_the_tokenizer_step_it_finished_and_resume_continues(tmp_path):
+    (tmp_path / "img").mkdir()
+    data = _folder(tmp_path / "img")
+    cfg = dict(batch_size=4, disc_start=100, log_every=1, checkpoint_every=1000, eval_images=0)
+    common = dict(perceptual=SignalOnCall(at=3), progress=False)
+    stats = train_tokenizer(
+        PRESETS["bae-tiny"], data, tmp_path / "run", TokenizerTrainConfig(steps=50, **cfg), **common
+    )
+    assert stats["stopped_by_signal"] == signal.SIGTERM and stats["step"] == 3
+    assert torch.load(tmp_path / "run" / "state.pt", weights_only=True)["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone again
+    train_tokenizer(
+        PRESETS["bae-tiny"],
+        data,
+        tmp_path / "run",
+        TokenizerTrainConfig(steps=5, **cfg),
+        perceptual=L2Perceptual(),
+        resume=True,
+        progress=False,
+    )
+    rows = [json.loads(r) for r in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_the_training_pass_can_use_thresholded_codes():
+    model = BinaryAutoencoder(PRESETS["bae-tiny"]).eval()
+    size = PRESETS["bae-tiny"].image_size
+    images = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        recon, encoded = model(images, stochastic=False)
+        plain = model.encode(images, stochastic=False)
+    assert torch.equal(encoded.codes, plain.codes) and torch.equal(recon, model.decode(plain.codes))

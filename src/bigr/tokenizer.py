@@ -234,11 +234,20 @@ class BinaryAutoencoder(nn.Module):
         return self.decoder(self.binarizer.embed_bits(grid))
 
     def forward(
-        self, images: Tensor, generator: torch.Generator | None = None
+        self,
+        images: Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        stochastic: bool = True,
     ) -> tuple[Tensor, Encoded]:
-        """Training pass: reconstruction from stochastic codes, with the straight-through path."""
-        encoded = self.encode(images, stochastic=True, generator=generator)
+        """Training pass: reconstruction from the codes (Bernoulli draws unless `stochastic` is
+        False: then p > 0.5), with the straight-through path."""
+        encoded = self.encode(images, stochastic=stochastic, generator=generator)
         return self.decode(encoded.codes), encoded
+
+    def encoder_side(self) -> list[nn.Parameter]:
+        """The parameters that decide an image's codes: the encoder and the code projection."""
+        return [*self.encoder.parameters(), *self.binarizer.proj.parameters()]
 
     def _check_images(self, images: Tensor) -> None:
         size = self.config.image_size

@@ -187,16 +187,27 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
         changes["export"] = args.export_weights
     train = TokenizerTrainConfig(**changes)
     stats = train_tokenizer(
-        config, data, args.out, train, held_out=held_out, resume=args.resume, device=args.device
+        config,
+        data,
+        args.out,
+        train,
+        held_out=held_out,
+        resume=args.resume,
+        device=args.device,
+        init=args.init,
     )
+    stopped = int(stats.get("stopped_by_signal", 0))
     if os.environ.get("RANK", "0") != "0":
-        return 0
+        return 128 + stopped if stopped else 0
     if stats:
         extra = f", held-out PSNR {stats['psnr']:.2f} dB" if "psnr" in stats else ""
         l1 = f": L1 {stats['l1']:.4f}" if "l1" in stats else ""
         print(f"step {stats['step']}{l1}{extra}")
     kind = "EMA" if train.export == "ema" else "raw"
     print(f"wrote {Path(args.out) / 'model'} ({kind} weights), {Path(args.out) / 'loss.png'}")
+    if stopped:
+        print(f"stopped by a signal after step {stats['step']}, saved: continue with --resume")
+        return 128 + stopped
     return 0
 
 
@@ -210,6 +221,20 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--device", type=device_arg)
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    p.add_argument(
+        "--init",
+        help="start from this exported tokenizer (same config), e.g. to fine-tune its decoder",
+    )
+    p.add_argument(
+        "--freeze-encoder",
+        action="store_true",
+        help="train the decoder side only: every image keeps its codes (generators stay valid)",
+    )
+    p.add_argument(
+        "--codes",
+        choices=["bernoulli", "threshold"],
+        help="codes the decoder trains on: Bernoulli draws (default, the release) or p > 0.5",
+    )
     g = p.add_argument_group("optimisation")
     for flag, kind in [
         ("--steps", int),

@@ -10,6 +10,13 @@ Like generator training, every random draw of a step (images, flips, code sample
 generators seeded by (seed, step), so a killed run resumes exactly. Under torchrun the models
 are wrapped in DDP; the adaptive weight uses each rank's own gradients, as the release does.
 
+A run may start from an exported tokenizer (`init`) and train its decoder side only
+(`freeze_encoder`: the encoder and the code projection stay fixed, so every image keeps its
+codes and a generator trained on them stays valid), on thresholded codes (`codes="threshold"`,
+the codes `bigr tokenize --deterministic` writes and the generator learns) if asked: the way to
+sharpen a tokenizer's reconstructions (e.g. with a late GAN phase) after its generator exists.
+SIGTERM / SIGINT save the step just finished and stop (`train/stop.py`).
+
 Outputs in the run folder: `model/` (EMA tokenizer, `load_tokenizer`), `state.pt`, `log.jsonl`,
 `loss.png`, `recon/step_*.png` (held-out images over their reconstructions).
 """
@@ -28,10 +35,11 @@ from torch import Tensor, nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
-from ..config import TokenizerConfig
+from ..config import TokenizerConfig, config_to_json
 from ..config_dicts import require_choice, require_ranges
 from ..tokenizer import BinaryAutoencoder
 from .draws import batch_indices
+from .stop import StopRequest
 from .tokenizer_run import (
     append_log,
     evaluate_reconstruction,
@@ -72,6 +80,11 @@ class TokenizerTrainConfig:
     ema_every: int = 10  # the release's EMA: beta 0.995 every 10 steps
     export: str = "ema"  # weights written to model/: "ema" or "raw" (the trained weights)
     flip: bool = True
+    # Decoder-side fine-tuning: the encoder and the code projection stay fixed (so every image
+    # keeps its codes, and a generator trained on them stays valid); only the decoder and the
+    # bits' embedding learn.
+    freeze_encoder: bool = False
+    codes: str = "bernoulli"  # what the decoder sees: Bernoulli draws (release) or "threshold"
     precision: str = "auto"
     seed: int = 0
     log_every: int = 10
@@ -104,6 +117,9 @@ class TokenizerTrainConfig:
         )
         require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
         require_choice(self, "export", ("ema", "raw"))
+        require_choice(self, "codes", ("bernoulli", "threshold"))
+        if self.freeze_encoder and self.code_weight > 0:
+            raise ValueError("code_weight regularises the encoder: it does nothing when frozen")
         require_choice(self, "precision", ("auto", "fp32", "bf16"))
 
 
@@ -163,6 +179,7 @@ class _Run:
     start: int
     log: list[dict]
     eval_images: Tensor | None
+    init: str | None = None  # the exported tokenizer the run started from
 
     def autocast(self, train: TokenizerTrainConfig) -> contextlib.AbstractContextManager:
         use_bf16 = train.precision == "bf16" or (
@@ -182,6 +199,7 @@ def _setup(
     resume: bool,
     device: str | None,
     perceptual: nn.Module | None,
+    init: str | Path | None = None,
 ) -> _Run:
     """Models, optimizers and the resumed state (if any); the log truncated to that state."""
     ctx = distributed.setup(device)
@@ -190,7 +208,15 @@ def _setup(
             f"global batch {train.batch_size} is not divisible by {ctx.world_size} ranks"
         )
     torch.manual_seed(train.seed)
+    fresh = not (resume and (out / "state.pt").is_file())
+    if train.freeze_encoder and init is None and fresh:
+        raise ValueError("freeze_encoder keeps the codes of a trained tokenizer: give --init")
     model = BinaryAutoencoder(config).to(ctx.device).train()
+    if init is not None:
+        model.load_state_dict(_warm_start(config, init).state_dict())
+    if train.freeze_encoder:
+        for param in model.encoder_side():
+            param.requires_grad_(False)
     disc = PatchDiscriminator(config.in_channels, train.disc_channels, train.disc_layers)
     disc = disc.to(ctx.device).train()
     if perceptual is None and train.perceptual_weight > 0:
@@ -200,10 +226,10 @@ def _setup(
     if perceptual is not None:
         perceptual = perceptual.to(ctx.device)
     ema = EMA(model, train.ema_decay)
-    opt = torch.optim.Adam(model.parameters(), lr=train.lr)
+    opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=train.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=train.disc_lr or train.lr)
     start = 0
-    if resume and (out / "state.pt").is_file():
+    if not fresh:
         state = load_state(out / "state.pt", ctx.device)
         model.load_state_dict(state["model"])
         disc.load_state_dict(state["disc"])
@@ -225,7 +251,31 @@ def _setup(
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-    return _Run(ctx, model, disc, net, dnet, ema, opt, opt_d, perceptual, start, log, eval_images)
+    return _Run(
+        ctx,
+        model,
+        disc,
+        net,
+        dnet,
+        ema,
+        opt,
+        opt_d,
+        perceptual,
+        start,
+        log,
+        eval_images,
+        None if init is None else str(init),
+    )
+
+
+def _warm_start(config: TokenizerConfig, init: str | Path) -> BinaryAutoencoder:
+    """The exported tokenizer `init`, which must have the config being trained."""
+    from ..model import load_tokenizer
+
+    warm = load_tokenizer(init)
+    if config_to_json(warm.config) != config_to_json(config):
+        raise ValueError(f"--init {init}: its config differs from the one being trained")
+    return warm
 
 
 def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -> dict:
@@ -243,7 +293,7 @@ def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -
         group["lr"] = lr
     gan_on = step >= train.disc_start
     with run.autocast(train):
-        recon, enc = run.net(x, generator=code_gen)
+        recon, enc = run.net(x, code_gen, stochastic=train.codes == "bernoulli")
         rec = (x - recon.float()).abs().mean()
         p_loss = rec.new_zeros(())
         if run.perceptual is not None and step >= train.perceptual_start:
@@ -284,7 +334,7 @@ def _bookkeeping(out: Path, run: _Run, stats: dict, train: TokenizerTrainConfig,
         stats["seconds"] = time.perf_counter() - t0
         append_log(out, run.log, stats)
     if done % train.checkpoint_every == 0 or done == train.steps:
-        save_run(out, done, run.model, run.disc, run.ema, run.opt, run.opt_d, train, run.log)
+        save_run(out, done, run, train)
 
 
 def train_tokenizer(
@@ -298,8 +348,11 @@ def train_tokenizer(
     device: str | None = None,
     perceptual: nn.Module | None = None,
     progress: bool = True,
+    init: str | Path | None = None,
 ) -> dict[str, float]:
-    """Train from scratch (or resume); `held_out` (a dataset) feeds PSNR and recon grids."""
+    """Train from scratch, from the exported tokenizer `init`, or resume; `held_out` (a
+    dataset) feeds PSNR and recon grids. SIGTERM / SIGINT save the finished step and return
+    (`stopped_by_signal` in the result)."""
     out = Path(out_dir)
     run = _setup(
         config,
@@ -309,6 +362,7 @@ def train_tokenizer(
         resume=resume,
         device=device,
         perceptual=perceptual,
+        init=init,
     )
     ctx = run.ctx
     bar = None
@@ -318,14 +372,21 @@ def train_tokenizer(
         bar = tqdm(total=train.steps, initial=run.start, desc="train-tokenizer", unit="step")
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
-    for step in range(run.start, train.steps):
-        stats = tokenizer_step(step, run, dataset, train)
-        if ctx.is_main:
-            _bookkeeping(out, run, stats, train, t0)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(l1=f"{stats['l1']:.4f}")
-        distributed.barrier(ctx)
+    with StopRequest() as stop:
+        for step in range(run.start, train.steps):
+            stats = tokenizer_step(step, run, dataset, train)
+            stopping = stop.requested(ctx)
+            if ctx.is_main:
+                _bookkeeping(out, run, stats, train, t0)
+                if stopping and stats["step"] % train.checkpoint_every and step + 1 < train.steps:
+                    save_run(out, stats["step"], run, train)  # the step just finished
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(l1=f"{stats['l1']:.4f}")
+            distributed.barrier(ctx)
+            if stopping:
+                stats["stopped_by_signal"] = stopping
+                break
     if bar is not None:
         bar.close()
     if run.start >= train.steps and ctx.is_main:  # a finished run resumed: re-export only
@@ -334,6 +395,6 @@ def train_tokenizer(
             model, ema = run.model, run.ema
             stats |= evaluate_run(out, run.start, model, ema, run.eval_images, train.export)
         append_log(out, run.log, stats)
-        save_run(out, run.start, run.model, run.disc, run.ema, run.opt, run.opt_d, train, run.log)
+        save_run(out, run.start, run, train)
     distributed.teardown(ctx)
     return stats

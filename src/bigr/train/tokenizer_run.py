@@ -18,7 +18,7 @@ from ..model import save_tokenizer
 from ..tokenizer import BinaryAutoencoder
 
 if TYPE_CHECKING:
-    from .tokenizer import TokenizerTrainConfig
+    from .tokenizer import TokenizerTrainConfig, _Run
 
 
 def psnr(a: Tensor, b: Tensor) -> Tensor:
@@ -75,40 +75,27 @@ def evaluate_run(
     }
 
 
-def save_run(
-    out: Path,
-    step: int,
-    model,
-    disc,
-    ema: EMA,
-    opt,
-    opt_d,
-    train: TokenizerTrainConfig,
-    log: list[dict],
-) -> None:
+def save_run(out: Path, step: int, run: _Run, train: TokenizerTrainConfig) -> None:
+    """`state.pt` (everything a resume needs), the exported `model/` and the curves."""
+    model, ema = run.model, run.ema
     state = {
         "step": step,
         "model": model.state_dict(),
-        "disc": disc.state_dict(),
+        "disc": run.disc.state_dict(),
         "ema": ema.state_dict(),
-        "opt": opt.state_dict(),
-        "opt_d": opt_d.state_dict(),
+        "opt": run.opt.state_dict(),
+        "opt_d": run.opt_d.state_dict(),
         "train": json.loads(json.dumps(train.__dict__)),
         "config": config_to_json(model.config),
     }
     save_state(out / "state.pt", state)
-    save_tokenizer(
-        export_model(model, ema, train.export).eval(),
-        out / "model",
-        extra={
-            "trained_steps": step,
-            "trained_by": "bigr train-tokenizer",
-            "weights": train.export,
-        },
-    )
+    extra = {"trained_steps": step, "trained_by": "bigr train-tokenizer", "weights": train.export}
+    if run.init is not None:
+        extra |= {"init": run.init, "frozen_encoder": train.freeze_encoder}
+    save_tokenizer(export_model(model, ema, train.export).eval(), out / "model", extra=extra)
     model.train()
-    if log:
-        plot_run(out, log)
+    if run.log:
+        plot_run(out, run.log)
 
 
 def plot_run(out: Path, log: list[dict]) -> None:
