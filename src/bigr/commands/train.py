@@ -248,6 +248,7 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
         ("--perceptual-images", int),
         ("--disc-start", int),
         ("--disc-weight-max", float),
+        ("--disc-lr", float),
         ("--ema-decay", float),
         ("--ema-every", int),
         ("--seed", int),
