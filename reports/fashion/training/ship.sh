@@ -6,7 +6,8 @@
 # `fid`: recipes are chosen on fashion-mnist:val (the last 5,000 training images).
 cd /work/main; . .venv/bin/activate
 set -e
-RUN=/work/runs/gen32 T=models/staged/tokenizer32 A=src/bigr/assets/fashion S=/work/runs/ship
+# T: the decoder-fine-tuned tokenizer (same codes as tokenizer32, chosen on val: models/staged/README.md)
+RUN=/work/runs/gen32 T=models/staged/tokenizer32ft A=src/bigr/assets/fashion S=/work/runs/ship
 case "$1" in
   export)  # the EMA weights, float16 (seconds)
     bigr export $RUN/model --out $S/model --dtype float16 ;;
