@@ -1,0 +1,21 @@
+# One point of the generator's FID curve (issue 11): the staged EMA weights sampled with a fixed
+# recipe (entropy order, 12 steps, 25 head steps, guidance 2, Gumbel 0.2, seed 0), decoded by
+# tokenizer32, FID-2k against the first 2,000 images of fashion-mnist:val (never the test
+# split). Appends a row to gen32_fid_val2000.jsonl. ~12 min sampling + ~5 min Inception here
+# (+5 min once for the reference, cached in /work/runs/val2000.npz).
+cd /work/main; . .venv/bin/activate
+set -e
+M=models/staged/gen32 T=models/staged/tokenizer32 REF=/work/runs/val2000.npz
+STEP=$(python -c "import json; print(json.load(open('$M/config.json'))['extra']['trained_steps'])")
+OUT=/work/runs/genfid_$STEP
+bigr sample-fid --model $M --tokenizer $T --out $OUT --num 2000 --batch-size 100 --order entropy \
+  --steps 12 --head-steps 25 --guidance 2 --gumbel 0.2 --seed 0
+bigr fid $OUT --ref fashion-mnist:val --ref-num 2000 --ref-stats $REF --out $OUT/fid.json
+python - "$STEP" "$OUT/fid.json" <<'PY'
+import json, sys
+row = {"step": int(sys.argv[1]), **json.load(open(sys.argv[2]))}
+row["recipe"] = "entropy 12x25 guidance 2 gumbel 0.2 seed 0"
+with open("reports/fashion/training/gen32_fid_val2000.jsonl", "a") as f:
+    f.write(json.dumps(row) + "\n")
+print(row)
+PY
