@@ -317,6 +317,25 @@ def test_app_errors_are_one_line(workdir, tmp_path, capsys):
         assert text in line, line
 
 
+def test_compile_flag_compiles_the_backbone_of_a_sampling_command(workdir, tmp_path, monkeypatch):
+    from bigr.commands import common
+    from bigr.model import compile_backbone
+
+    compiled = []
+
+    def record(model):  # dynamo's tracing without code generation keeps the test fast
+        compiled.append(model)
+        return compile_backbone(model, backend="eager")
+
+    monkeypatch.setattr(common, "compile_backbone", record)
+    args = ["sample", "--model", str(workdir / "m"), "--classes", "1", *FAST]
+    assert main([*args, "--out", str(tmp_path / "a.png")]) == 0 and not compiled
+    assert main([*args, "--out", str(tmp_path / "b.png"), "--compile"]) == 0
+    assert len(compiled) == 1 and "forward" in vars(compiled[0].transformer)
+    with Image.open(tmp_path / "a.png") as a, Image.open(tmp_path / "b.png") as b:
+        assert a.tobytes() == b.tobytes()  # the same seed, the same image
+
+
 def test_export_stores_half_precision_and_loads_in_float32(tmp_path, random_bigr):
     random_bigr.save_pretrained(tmp_path / "full")
     assert main(["export", str(tmp_path / "full"), "--out", str(tmp_path / "half")]) == 0

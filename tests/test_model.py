@@ -147,3 +147,18 @@ def test_saved_model_folders_follow_the_umask(tmp_path, tiny_bigr):
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o755
     assert {f.stat().st_mode & 0o777 for f in path.iterdir()} == {0o644}
+
+
+def test_a_compiled_backbone_samples_what_the_eager_one_does_and_keeps_its_weights(random_bigr):
+    from bigr.model import compile_backbone
+    from bigr.sampler import SamplerConfig, sample_codes
+
+    config = SamplerConfig(steps=3, head_steps=4, guidance=2.0, gumbel=0.2)
+    labels = torch.tensor([0, 1])
+    eager = sample_codes(random_bigr, labels, config, generator=torch.Generator().manual_seed(0))
+    keys = list(random_bigr.state_dict())
+    compile_backbone(random_bigr, backend="eager")  # dynamo's tracing, without code generation
+    compiled = sample_codes(random_bigr, labels, config, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(eager, compiled)
+    assert list(random_bigr.state_dict()) == keys  # no `_orig_mod.` prefix: caches stay keyed
+    assert "forward" in vars(random_bigr.transformer)  # the instance runs the compiled one

@@ -9,7 +9,7 @@ M=models/staged/gen32 T=models/staged/tokenizer32 REF=/work/runs/val2000.npz
 STEP=$(python -c "import json; print(json.load(open('$M/config.json'))['extra']['trained_steps'])")
 OUT=/work/runs/genfid_$STEP
 bigr sample-fid --model $M --tokenizer $T --out $OUT --num 2000 --batch-size 100 --order entropy \
-  --steps 12 --head-steps 25 --guidance 2 --gumbel 0.2 --seed 0
+  --steps 12 --head-steps 25 --guidance 2 --gumbel 0.2 --seed 0 --compile
 bigr fid $OUT --ref fashion-mnist:val --ref-num 2000 --ref-stats $REF --out $OUT/fid.json
 python - "$STEP" "$OUT/fid.json" <<'PY'
 import json, sys

@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from ..apps.common import check_pair
-from ..model import BiGR, load_tokenizer
+from ..model import BiGR, compile_backbone, load_tokenizer
 from ..recipes import recipe
 from ..sampler import MAX_STEPS, SamplerConfig
 from ..tokenizer import BinaryAutoencoder
@@ -50,7 +50,13 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed",
         type=int_in(0, 2**63 - 1),
         default=0,
-        help="the same seed reproduces an output exactly",
+        help="the same seed reproduces an output exactly (with the same --compile choice)",
+    )
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the backbone (the first batch compiles for about a minute; ~1.3x "
+        "faster sampling on a CPU)",
     )
     g.add_argument(
         "--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu"
@@ -80,6 +86,8 @@ def load_pair(
     from ..checkpoint import EMBEDDED_TOKENIZER
 
     model = BiGR.from_pretrained(args.model, device=args.device)
+    if getattr(args, "compile", False):
+        compile_backbone(model)
     tokenizer_dir = (
         args.tokenizer
         or EMBEDDED_TOKENIZER.get(str(args.model))

@@ -21,7 +21,7 @@ import time
 import torch
 
 from ..config import BiGRConfig, get_preset
-from ..model import BiGR
+from ..model import BiGR, compile_backbone
 from ..official.release_sampler import release_sample_codes
 from ..sampler import SamplerConfig, plan_steps, sample_codes
 
@@ -152,7 +152,7 @@ def bench_sample(
         raise ValueError(f"preset {preset!r} is not a BiGR generator")
     model = random_model(config, device=device).to(dtype)
     if compile:
-        model.transformer = torch.compile(model.transformer, dynamic=True)
+        compile_backbone(model)
     labels = torch.arange(batch, device=device) % config.num_classes
     base = SamplerConfig(steps=steps, head_steps=head_steps, guidance=guidance, gumbel=gumbel)
     variants = {

@@ -38,6 +38,7 @@ class ReportConfig:
     speed_batch: int = 100  # images per timed sampling call
     speed_repeats: int = 3  # timed calls per recipe, interleaved (the best is reported)
     speed_bootstrap: int = 20  # resamples for the FID-difference intervals
+    compile: bool = False  # the backbone runs under torch.compile (`--compile`), every path alike
     batch_size: int = 250
     reference: str = "fashion-mnist:test"
     train_data: str = "fashion-mnist:train"

@@ -36,6 +36,7 @@ SETTINGS = (
     "speed_batch",
     "speed_repeats",
     "speed_bootstrap",
+    "compile",
 )
 GOAL_SPEEDUP = 10.0
 RELEASE_ALGORITHM = "release recipe, release algorithm"
@@ -174,6 +175,7 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
         f"GFLOP/s. The release's recipe run by the release's own algorithm: "
         f"{_fmt(r['release_algorithm_seconds_per_image'], 4)} s/image. FID of n = {r['n']} "
         f"samples per recipe; intervals: {r['bootstrap']} bootstrap resamples of the sample sets. "
+        f"Backbone under torch.compile: {'yes, on every path' if config.compile else 'no'}. "
         f"Goal: at least {GOAL_SPEEDUP:g}x faster than the release's algorithm with an FID no "
         "worse than the release recipe's (interval not above 0).",
         "",
