@@ -88,13 +88,21 @@ def test_bench_sample_compiles_the_backbone_and_runs_each_path_once_untimed(monk
         bench.torch, "compile", lambda module, **kw: compiled.append((module, kw)) or module
     )
     real = bench.sample_codes
-    monkeypatch.setattr(bench, "sample_codes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    sizes, configs = [], []
+
+    def record(model, labels, config, **kw):
+        calls.append(1), sizes.append(labels), configs.append(config)
+        return real(model, labels, config, **kw)
+
+    monkeypatch.setattr(bench, "sample_codes", record)
     result = bench.bench_sample(
-        "bigr-tiny", batch=2, steps=2, head_steps=2, paths=("default",), repeats=2, compile=True
+        "bigr-tiny", batch=3, steps=3, head_steps=3, paths=("default",), repeats=2, compile=True
     )
-    assert [type(m).__name__ for m, _ in compiled] == ["BiGRTransformer"]
-    assert compiled[0][1] == {"dynamic": True}
-    assert len(calls) == 3  # one untimed compiling run, then the two timed repeats
+    assert [type(m.__self__).__name__ for m, _ in compiled] == ["BiGRTransformer"]
+    assert compiled[0][1] == {"dynamic": True, "backend": "inductor"}
+    assert len(calls) == 4  # each timed repeat after its untimed two-image warm-up call
+    # warm-ups: two images, two steps; then the timed batch of three at three steps
+    assert [len(c) for c in sizes] == [2, 3, 2, 3] and [c.steps for c in configs] == [2, 3, 2, 3]
     assert result["settings"]["compile"] is True
 
 
