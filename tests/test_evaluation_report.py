@@ -233,6 +233,47 @@ def test_variants_section_compares_separately_trained_generators(
         )
 
 
+def test_variants_compare_with_an_equal_budget_base_and_refuse_unequal_budgets(
+    tmp_path, random_bigr, tiny_tokenizer
+):
+    from bigr.model import BiGR
+
+    config = PRESETS["bigr-tiny"]
+    x0 = dataclasses.replace(config, head=dataclasses.replace(config.head, predict_flip=False))
+    random_bigr.save_pretrained(tmp_path / "base", extra={"trained_steps": 7})
+    BiGR(x0).save_pretrained(tmp_path / "x0", extra={"trained_steps": 7})
+    BiGR(x0).save_pretrained(tmp_path / "x0 long", extra={"trained_steps": 9})
+    data = _dataset(tmp_path / "data")
+    report = ReportConfig(
+        recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
+        num_fid=16,
+        num_sweep=12,
+        seeds=2,
+        batch_size=8,
+        reference=data,
+        train_data=data,
+        variants=tuple((label, str(tmp_path / label)) for label in ("base", "x0", "x0 long")),
+        variant_base="base",
+        model_steps=15,  # the report's model trained longer: not the comparison's base
+    )
+    out = tmp_path / "report"
+    kwargs = dict(extractor=PixelFeatures(), sections=("variants",), progress=False)
+    run_report(random_bigr, tiny_tokenizer, out, report, **kwargs)
+    result = json.loads((out / "results" / "variants.json").read_text())
+    assert result["base"] == "base" and result["model"]["trained_steps"] == 7
+    assert set(result["variants"]) == {"x0", "x0 long"}
+    same, longer = result["variants"]["x0"], result["variants"]["x0 long"]
+    assert "budget_differs" not in same and same["minus_base_low"] <= same["minus_base_high"]
+    assert longer["budget_differs"] and longer["base_steps"] == 7
+    text = (out / "report.md").read_text()
+    assert "minus `base` [95 %]" in text and "not comparable (9 vs 7 steps)" in text
+    with pytest.raises(ValueError, match="must be trained as the report's model"):
+        bad = dataclasses.replace(report, variant_base="x0")
+        run_report(random_bigr, tiny_tokenizer, tmp_path / "r2", bad, **kwargs)
+    with pytest.raises(ValueError, match="not one of the variants"):
+        dataclasses.replace(report, variant_base="missing")
+
+
 def test_section_cache_key_depends_only_on_that_sections_settings():
     from bigr.evaluation.report import SECTION_SETTINGS, section_key
 

@@ -91,3 +91,22 @@ def test_no_results_no_claims_table():
     assert claims({}) == [] and markdown({}) == []
     table = markdown(_results())
     assert table[0] == "## The paper's claims at this scale" and "**reproduced**" in "".join(table)
+
+
+def test_variant_claims_use_the_equal_budget_base_and_refuse_unequal_budgets():
+    results = _results()
+    results["variants"]["base"] = "flip@3500"
+    results["variants"]["variants"]["x0"] |= {"budget_differs": True, "trained_steps": 9}
+    results["variants"]["variants"]["x0"]["base_steps"] = 7
+    base = {"chosen": 4, "last": 7, "test": {"4": _probe_entry(80.0)}}
+    results["probe"]["models"]["flip@3500"] = base
+    found = {c["claim"]: c for c in claims(results)}
+    x0 = next(c for k, c in found.items() if k.startswith("predicting bit flips beats"))
+    assert x0["verdict"] == "not comparable (9 vs 7 steps)" and "`flip@3500`" in x0["evidence"]
+    # Table 4 at the same budget: 80.0 (base) vs 87.9 (unconditional) is far below -1 point
+    table4 = next(c for k, c in found.items() if k.startswith("a conditional model's"))
+    assert table4["verdict"] == "not reproduced" and "`flip@3500` minus" in table4["evidence"]
+    uncond = results["variants"]["variants"]["uncond"]
+    uncond |= {"budget_differs": True, "trained_steps": 15000, "base_steps": 3500}
+    table4 = next(c for c in claims(results) if c["claim"].startswith("a conditional model's"))
+    assert table4["verdict"] == "not comparable (15000 vs 3500 steps)"

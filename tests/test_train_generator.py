@@ -67,6 +67,37 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(codes, tmp_path):
     assert BiGR.from_pretrained(run / "model").config == PRESETS["bigr-tiny"]
 
 
+def test_stop_at_pauses_on_the_full_schedule_and_resumes_to_the_uninterrupted_weights(
+    codes, tmp_path, capsys
+):
+    common = ["--codes", str(codes), *ARGS, "--steps", "8", "--checkpoint-every", "100"]
+    common += ["--lr-schedule", "cosine", "--warmup", "2"]  # an LR that depends on --steps
+    _train_here(*common, "--out", str(tmp_path / "straight"))
+    run = tmp_path / "chunked"
+    _train_here(*common, "--stop-at", "3", "--out", str(run))
+    assert "stopped at step 3 of 8" in capsys.readouterr().out
+    assert _state(run)["step"] == 3  # checkpointed at the stop, not only every 100 steps
+    model = json.loads((run / "model" / "config.json").read_text())
+    assert model["extra"]["trained_steps"] == 3
+    lrs = [json.loads(r)["lr"] for r in (run / "log.jsonl").read_text().splitlines()]
+    straight = [
+        json.loads(r)["lr"] for r in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()
+    ]
+    assert lrs == straight[:3]  # the 8-step schedule, not one squeezed into 3 steps
+    _train_here(*common, "--out", str(run), "--resume")
+    a, b = _state(tmp_path / "straight"), _state(run)
+    assert b["step"] == 8
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+
+
+def test_stop_at_past_the_schedule_is_refused(codes, tmp_path, capsys):
+    args = ["train", "--codes", str(codes), *ARGS, "--steps", "4", "--stop-at", "5"]
+    assert main([*args, "--out", str(tmp_path / "r")]) != 0
+    assert "stop_at (5) must be at most steps (4)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_sigterm_saves_the_step_it_finished_and_the_run_resumes_from_it(codes, tmp_path):
     run = tmp_path / "run"
     common = ["--codes", str(codes), *ARGS, "--checkpoint-every", "100000"]

@@ -5,6 +5,15 @@
 #   bash reports/fashion/training/variants_run.sh x0
 # Then: bigr report --variant x0=/work/runs/variant-x0/model --variant ... (sections variants,
 # probe; the claims table reads both).
+# An equal budget for a fraction of the cost: `--stop-at 3500` stops each variant at step 3,500
+# on the same 15,000-step schedule (resume later to go on), and the generator's own run at that
+# step is its base: gen32's EMA at 3,500 is commit a1ea6e4 (the run was uninterrupted up to
+# there: its LR matches the schedule at every logged step; its one warm start came at 4,210):
+#   mkdir -p /work/runs/gen32-3500 && for f in config.json model.safetensors; do
+#     git show a1ea6e4:models/staged/gen32/$f > /work/runs/gen32-3500/$f; done
+#   bigr export /work/runs/variant-x0/model --out /work/runs/x0-3500 --dtype float16  # as the base
+#   bigr report ... --variant flip@3500=/work/runs/gen32-3500 --variant-base flip@3500 \
+#     --variant x0=/work/runs/x0-3500 ...
 cd /work/main; . .venv/bin/activate
 set -e
 T=${T:-/work/main/models/staged/tokenizer32}

@@ -107,6 +107,12 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
         metavar="LABEL=DIR",
         help="a generator trained otherwise (e.g. predicting x0), compared by FID (repeatable)",
     )
+    p.add_argument(
+        "--variant-base",
+        metavar="LABEL",
+        help="compare the variants with this one instead of the report's model: a checkpoint "
+        "of the model's own run at the variants' step count (`bigr train --stop-at`)",
+    )
     p.add_argument("--batch-size", type=int_in(1, 4096))
     p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
     p.add_argument("--train-data", help="training data (default fashion-mnist:train)")
@@ -118,6 +124,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..demo import asset_dir
     from ..evaluation.report import ReportConfig, run_report
     from ..evaluation.report.sections import SECTIONS
+    from ..train.generator import trained_steps
 
     sections = tuple(args.sections.split(",")) if args.sections else None
     unknown = sorted(set(sections or ()) - set(SECTIONS))
@@ -142,6 +149,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             "recipe": sampler,  # not the --recipe name
             "edit_recipe": recipe("edit", args.model),
             "variants": tuple(variants),
+            "model_steps": trained_steps(args.model),
             "speed_recipes": _speed_recipes(args, sampler),
         }
     )

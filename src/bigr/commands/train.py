@@ -88,6 +88,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if stopped:
         print(f"stopped by a signal after step {stats['step']}, saved: continue with --resume")
         return 128 + stopped  # the shell's convention for a process ended by that signal
+    if train.stop_at and train.stop_at < train.steps:
+        print(
+            f"stopped at step {train.stop_at} of {train.steps} (--stop-at): continue with --resume"
+        )
     return 0
 
 
@@ -138,6 +142,13 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", type=device_arg)
     g = p.add_argument_group("optimisation (defaults: the release's recipe)")
     g.add_argument("--steps", type=int_in(1, 100_000_000))
+    g.add_argument(
+        "--stop-at",
+        type=int_in(1, 100_000_000),
+        metavar="STEP",
+        help="checkpoint and stop after STEP (the LR schedule still spans --steps); --resume "
+        "continues the same run, e.g. to compare runs at an equal budget",
+    )
     g.add_argument(
         "--batch-size",
         type=int_in(1, 1_000_000),

@@ -67,6 +67,7 @@ class TrainConfig:
     sample_steps: int = 10  # the release's training preview: 10 steps, guidance 4
     sample_guidance: float = 4.0
     rewarm_from: int = 0  # a warm start at this step re-warms the LR over warmup_steps
+    stop_at: int = 0  # >0: checkpoint and stop after this step; the schedule still spans `steps`
 
     def __post_init__(self) -> None:
         require_ranges(
@@ -76,13 +77,20 @@ class TrainConfig:
                 **dict.fromkeys(("log_every", "checkpoint_every", "sample_steps"), "pos"),
                 **dict.fromkeys(("weight_decay", "warmup_steps", "min_lr", "grad_clip"), "nonneg"),
                 **dict.fromkeys(("sample_every", "sample_guidance", "seed"), "nonneg"),
-                **dict.fromkeys(("sample_classes", "rewarm_from"), "nonneg"),
+                **dict.fromkeys(("sample_classes", "rewarm_from", "stop_at"), "nonneg"),
                 "betas": "prob",
                 "ema_decay": "unit",
             },
         )
         require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
         require_choice(self, "precision", ("auto", "fp32", "bf16"))
+        if self.stop_at > self.steps:
+            raise ValueError(f"stop_at ({self.stop_at}) must be at most steps ({self.steps})")
+
+    @property
+    def end(self) -> int:
+        """The step this invocation trains up to: `stop_at` if set, else `steps`."""
+        return self.stop_at or self.steps
 
 
 def warm_lr(step: int, train: TrainConfig) -> float:
@@ -270,7 +278,7 @@ def train_generator(
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
     with StopRequest() as stop:
-        for step in range(start, train.steps):
+        for step in range(start, train.end):
             stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
             done = step + 1
             if ctx.is_main:
@@ -279,7 +287,7 @@ def train_generator(
             preview = want_tokenizer and (
                 (train.sample_every and done % train.sample_every == 0) or done == train.steps
             )
-            checkpoint = done % train.checkpoint_every == 0 or done == train.steps or stopping
+            checkpoint = done % train.checkpoint_every == 0 or done == train.end or stopping
             if preview or checkpoint:
                 states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
                 if ctx.is_main and checkpoint:

@@ -17,11 +17,14 @@ import math
 from ..intervals import proportion_difference_interval
 from .format import _fmt
 from .sections.orders import verdict
+from .sections.variants import judge
 
 UNIFORMITY_FID = 12.0  # the generation target of the embedded model (issue 11)
 
 
-def _fid_claim(claim: str, table: str, entry: dict, base: str, n: int, seeds: int) -> dict:
+def _fid_claim(
+    claim: str, table: str, entry: dict, base: str, n: int, seeds: int, decide=verdict
+) -> dict:
     if "minus_base" not in entry:
         evidence = f"FID {_fmt(entry['fid'])} vs {base}; one seed, no interval"
     else:
@@ -29,7 +32,7 @@ def _fid_claim(claim: str, table: str, entry: dict, base: str, n: int, seeds: in
             f"FID difference {_fmt(entry['minus_base'])} [{_fmt(entry['minus_base_low'])}, "
             f"{_fmt(entry['minus_base_high'])}] vs {base}; n = {n} per seed, {seeds} seeds"
         )
-    return {"claim": claim, "table": table, "evidence": evidence, "verdict": verdict(entry)}
+    return {"claim": claim, "table": table, "evidence": evidence, "verdict": decide(entry)}
 
 
 def _top1_difference(a: dict, b: dict):
@@ -88,6 +91,7 @@ def _order_claims(results: dict) -> list[dict]:
 def _variant_claims(results: dict) -> list[dict]:
     v = results["variants"]
     n, seeds = v["floor"]["n"], v["seeds"]
+    base = f"`{v['base']}` (the model's run at that step)" if v.get("base") else "the model"
     out = []
     for label, e in v["variants"].items():
         if e.get("fid") is None:
@@ -98,7 +102,7 @@ def _variant_claims(results: dict) -> list[dict]:
             claim, table = "the Bernoulli diffusion head beats a plain BCE head", "users' question"
         else:
             claim, table = f"the report's model beats `{label}`", "—"
-        out.append(_fid_claim(f"{claim} (variant `{label}`)", table, e, "the model", n, seeds))
+        out.append(_fid_claim(f"{claim} (variant `{label}`)", table, e, base, n, seeds, judge))
     return out
 
 
@@ -137,20 +141,28 @@ def _probe_claims(results: dict) -> list[dict]:
         )
     )
     kinds = results.get("variants", {}).get("variants", {})
+    # the conditional side of Table 4: the variants' base when there is one (the same budget)
+    base = results.get("variants", {}).get("base") or "model"
+    if base != "model" and base in p["models"]:
+        cond = p["models"][base]
+        chosen, who = cond["test"][str(cond["chosen"])], f"`{base}`"
+    else:
+        who = "conditional"
     for label, m in p["models"].items():
         if label == "model" or not kinds.get(label, {}).get("kind", "").startswith("uncond"):
             continue
-        out.append(
-            _probe_claim(
-                "a conditional model's features are nearly as good as an unconditional one's "
-                "(within 1 point)",
-                "Table 4",
-                chosen,
-                m["test"][str(m["chosen"])],
-                f"conditional minus unconditional (`{label}`), each at its validation-chosen block",
-                margin=1.0,
-            )
+        claim = _probe_claim(
+            "a conditional model's features are nearly as good as an unconditional one's "
+            "(within 1 point)",
+            "Table 4",
+            chosen,
+            m["test"][str(m["chosen"])],
+            f"{who} minus unconditional (`{label}`), each at its validation-chosen block",
+            margin=1.0,
         )
+        if kinds[label].get("budget_differs"):
+            claim["verdict"] = judge(kinds[label])
+        out.append(claim)
     return out
 
 

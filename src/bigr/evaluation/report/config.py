@@ -31,6 +31,11 @@ class ReportConfig:
     # (label, model directory): generators trained otherwise (e.g. predicting x0 instead of
     # flips) at one budget, compared by FID-`num_sweep` with the recipe in the `variants` section
     variants: tuple[tuple[str, str], ...] = ()
+    # the label of one variant the others are compared with instead of the report's model: a
+    # checkpoint of the report's own training at the variants' budget (e.g. all stopped at step
+    # 3,500 with `bigr train --stop-at`); "" = the report's model
+    variant_base: str = ""
+    model_steps: int = 0  # training steps the report's model records (0: unknown)
     # the speed section: (name, recipe) pairs timed in one run and compared by FID-`num_speed`
     # (None: `num_fid`) with the release's recipe; () = the recommended recipe (and the release's)
     speed_recipes: tuple[tuple[str, SamplerConfig], ...] = ()
@@ -43,6 +48,13 @@ class ReportConfig:
     reference: str = "fashion-mnist:test"
     train_data: str = "fashion-mnist:train"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        labels = [label for label, _ in self.variants]
+        if self.variant_base and self.variant_base not in labels:
+            raise ValueError(
+                f"variant_base {self.variant_base!r} is not one of the variants {labels}"
+            )
 
     @property
     def orders_count(self) -> int:

@@ -9,6 +9,12 @@ the probe section, paper Table 4). Each conditional variant is sampled with the 
 recipe at the same seeds as the report's model; its FID minus the model's comes with Welch's
 95 % interval, and the claim "the report's model (flip prediction with Bernoulli diffusion)
 beats this variant" is reproduced, not reproduced or inconclusive as in the orders section.
+
+`variant_base` names one variant to compare the others with instead of the report's model: a
+checkpoint of the report's own training at the variants' budget (every run the same command,
+stopped at one step by `bigr train --stop-at`), so that an equal-budget comparison costs a
+fraction of the full schedule. A variant whose recorded step count differs from its base's is
+shown but judged "not comparable": budgets must match.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from ..context import _Context, _slug
 from ..format import _fmt
 from .orders import _seeded, _versus, verdict
 
-SETTINGS = (*FID_SETTINGS, "num_sweep", "variants", "seeds")
+SETTINGS = (*FID_SETTINGS, "num_sweep", "variants", "variant_base", "model_steps", "seeds")
+FLIPS = "Bernoulli diffusion, predicts bit flips"
 
 # Written after the orders section when the report has no variants section.
 NOT_GIVEN = [
@@ -43,12 +50,21 @@ def describe(model: BiGR) -> str:
     return "Bernoulli diffusion, predicts " + ("bit flips" if c.head.predict_flip else "x0")
 
 
+def judge(entry: dict) -> str:
+    """The claim "the base beats this variant": the orders section's verdict when both were
+    trained for the same number of steps, else "not comparable"."""
+    if entry.get("budget_differs"):
+        return f"not comparable ({entry['trained_steps']} vs {entry['base_steps']} steps)"
+    return verdict(entry)
+
+
 def compute(ctx: _Context) -> dict:
     cfg, n = ctx.config, ctx.config.num_sweep
     device = ctx.model.transformer.mask_token.device
-    model_entry = _seeded(ctx, cfg.recipe, "variants_model", count=n)
-    entries = {"model": {**model_entry, "kind": describe(ctx.model)}}
-    details = {}
+    entries, details = {}, {}
+    if not cfg.variant_base:  # else the base variant is sampled with the others below
+        model_entry = _seeded(ctx, cfg.recipe, "variants_model", count=n)
+        entries["model"] = {**model_entry, "kind": describe(ctx.model)}
     for label, directory in cfg.variants:
         model = BiGR.from_pretrained(directory, device=device).eval()
         if (model.config.code_bits, model.config.grid_size) != (
@@ -62,19 +78,34 @@ def compute(ctx: _Context) -> dict:
             "kind": describe(model),
             "trained_steps": extra.get("trained_steps"),
         }
+        if label == cfg.variant_base and details[label]["kind"] != FLIPS:
+            raise ValueError(
+                f"the variant base {label!r} must be trained as the report's model (bit flips "
+                f"with Bernoulli diffusion), not {details[label]['kind']}"
+            )
         if not model.config.unconditional:  # an unconditional model: compared by features
             name = f"variant_{_slug(label)}"
             entries[label] = _seeded(ctx, cfg.recipe, name, model=model, count=n)
-    _versus(entries, "model")
-    for label, entry in entries.items():
-        if label != "model":
-            entry.update(details[label])
+    base = cfg.variant_base or "model"
+    _versus(entries, base)
+    base_steps = details[base]["trained_steps"] if cfg.variant_base else cfg.model_steps
+    for label, detail in details.items():
+        steps = detail["trained_steps"]
+        if label != base and base_steps and steps and steps != base_steps:
+            detail.update(budget_differs=True, base_steps=base_steps)
+        if label in entries:
+            entries[label].update(detail)
+    if not cfg.variant_base:
+        entries["model"]["trained_steps"] = cfg.model_steps or None
     return {
         "floor": ctx.floor(n, cfg.seed + 1),
         "seeds": cfg.seeds,
-        "model": entries["model"],
+        "base": cfg.variant_base,  # "" = the report's model
+        "model": entries[base],
         "variants": {
-            label: entries.get(label, {**details[label], "fid": None}) for label, _ in cfg.variants
+            label: entries.get(label, {**details[label], "fid": None})
+            for label, _ in cfg.variants
+            if label != cfg.variant_base
         },
     }
 
@@ -83,18 +114,26 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
     v = result
     n = v["floor"]["n"]
     m = v["model"]
+    base = f"`{v['base']}`" if v.get("base") else "this report's model"
+    budget = (
+        f"The base {base} is a checkpoint of the report's own training, stopped at the "
+        "variants' step count with `bigr train --stop-at` (the same LR schedule), so that "
+        "every row had the same budget. "
+        if v.get("base")
+        else ""
+    )
     lines = [
         f"## Training variants (paper Table 2): FID ({n} samples per seed, {v['seeds']} seeds)",
         "",
         "Each variant was trained by `bigr train` with the same data, steps and seed policy "
         "as the report's model except for what its row names, and is sampled here with the "
-        f"recommended recipe at the same seeds. Real-data floor at the same n: FID "
+        f"recommended recipe at the same seeds. {budget}Real-data floor at the same n: FID "
         f"{_fmt(v['floor']['fid'])}.",
         "",
-        "| model | training target | steps | FID, mean of seeds [95 %] | minus this report's "
-        "model [95 %] | claim: this report's model is better | precision | recall |",
+        f"| model | training target | steps | FID, mean of seeds [95 %] | minus {base} [95 %] "
+        f"| claim: {base} is better | precision | recall |",
         "|---|---|---|---|---|---|---|---|",
-        _row("this report's model", m, "—", "(base)"),
+        _row(v["base"] or "this report's model", m, "—", "(base)"),
     ]
     for label, e in v["variants"].items():
         if e.get("fid") is None:
@@ -108,7 +147,7 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
             if "minus_base" in e
             else "n/a"
         )
-        lines.append(_row(label, e, diff, verdict(e)))
+        lines.append(_row(label, e, diff, judge(e)))
     lines += [""]
     return lines
 
