@@ -202,6 +202,29 @@ def test_tokenizer_training_settings_are_range_checked():
         TokenizerTrainConfig(batch_size=0)
 
 
+def test_a_discriminator_warmup_keeps_the_gan_term_off_until_it_ends(tmp_path):
+    (tmp_path / "img").mkdir()
+    data = _folder(tmp_path / "img")
+    train = TokenizerTrainConfig(
+        steps=4,
+        batch_size=4,
+        lr=1e-3,
+        disc_start=1,
+        disc_warmup=2,  # the discriminator learns from step 2, the autoencoder hears it from 4
+        disc_layers=2,
+        disc_channels=8,
+        log_every=1,
+        eval_images=0,
+    )
+    train_tokenizer(PRESETS["bae-tiny"], data, tmp_path / "r", train, perceptual=L2Perceptual())
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert [r["d_loss"] > 0 for r in log] == [False, True, True, True]
+    assert [r["d_weight"] > 0 for r in log] == [False, False, False, True]
+    assert log[1]["g_loss"] == log[2]["g_loss"] == 0
+    with pytest.raises(ValueError, match="disc_warmup"):
+        TokenizerTrainConfig(disc_warmup=-1)
+
+
 def test_a_decoder_fine_tune_keeps_every_code_and_changes_the_decoder(tmp_path):
     (tmp_path / "img").mkdir()
     data = _folder(tmp_path / "img")

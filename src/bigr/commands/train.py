@@ -258,6 +258,7 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
         ("--perceptual-start", int),
         ("--perceptual-images", int),
         ("--disc-start", int),
+        ("--disc-warmup", int),
         ("--disc-weight-max", float),
         ("--disc-lr", float),
         ("--ema-decay", float),

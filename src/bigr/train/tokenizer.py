@@ -72,6 +72,9 @@ class TokenizerTrainConfig:
     perceptual_start: int = 0  # step at which the perceptual term switches on
     perceptual_images: int = 0  # images per rank the perceptual term sees (0: the whole batch)
     disc_start: int = 2000
+    # steps from disc_start in which only the discriminator learns: the autoencoder's GAN term
+    # waits until it judges something (0: both start at disc_start, as the release does)
+    disc_warmup: int = 0
     disc_weight_max: float = 1.0
     disc_layers: int = 3
     disc_channels: int = 64
@@ -110,7 +113,8 @@ class TokenizerTrainConfig:
                 "checkpoint_every": "pos",
                 "eval_every": "pos",
                 "eval_images": "nonneg",
-                **dict.fromkeys(("disc_start", "disc_weight_max", "code_weight", "seed"), "nonneg"),
+                **dict.fromkeys(("disc_start", "disc_warmup", "disc_weight_max"), "nonneg"),
+                **dict.fromkeys(("code_weight", "seed"), "nonneg"),
                 **dict.fromkeys(("disc_lr", "disc_layers", "disc_channels"), "pos"),
                 "ema_decay": "unit",
             },
@@ -291,7 +295,8 @@ def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -
     lr = schedules.run_learning_rate(step, train)
     for group in run.opt.param_groups:
         group["lr"] = lr
-    gan_on = step >= train.disc_start
+    gan_on = step >= train.disc_start  # the discriminator learns
+    adversarial = step >= train.disc_start + train.disc_warmup  # ... and the autoencoder hears it
     with run.autocast(train):
         recon, enc = run.net(x, code_gen, stochastic=train.codes == "bernoulli")
         rec = (x - recon.float()).abs().mean()
@@ -301,7 +306,7 @@ def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -
             p_loss = run.perceptual(x[part], recon[part].float()).mean()
         nll = rec + train.perceptual_weight * p_loss
         loss, g_loss, d_weight = nll, rec.new_zeros(()), rec.new_zeros(())
-        if gan_on:
+        if adversarial:
             g_loss = -run.dnet(recon.float()).mean()
             last = run.model.decoder.blocks[-1].weight
             d_weight = adaptive_weight(nll, g_loss, last, train.disc_weight_max)
