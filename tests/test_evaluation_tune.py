@@ -1,7 +1,9 @@
+import copy
 import dataclasses
 import json
 
 import pytest
+import torch
 
 from bigr.evaluation.tune import TuneConfig, axes, choose, tune_recipe, write_recipe
 from bigr.recipes import recipe
@@ -35,7 +37,7 @@ def test_order_axis_gives_noise_only_to_the_certainty_orders():
 
 
 def test_sweep_keeps_the_best_point_of_each_axis_resumes_and_writes_the_recipe(
-    tmp_path, random_bigr, tiny_tokenizer
+    tmp_path, random_bigr, tiny_tokenizer, monkeypatch
 ):
     reference = class_image_folder(tmp_path / "val")
     cfg = _config(reference)
@@ -54,10 +56,26 @@ def test_sweep_keeps_the_best_point_of_each_axis_resumes_and_writes_the_recipe(
     assert all(p["n"] == 8 for p in points.values())
     assert (out / "tuning.md").read_text().count("**yes**") == len(result["axes"])
 
-    # a rerun measures nothing new: every point comes from points.jsonl
+    # a rerun measures nothing new: every point comes from points.jsonl, and the reference's
+    # statistics from the folder (the reference images are not read again)
     lines = (out / "points.jsonl").read_text().count("\n")
-    again = tune_recipe(random_bigr, tiny_tokenizer, PixelFeatures(), out, cfg, BASE, log=print)
+    assert len(list(out.glob("reference_*.npz"))) == 1
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the reference was read again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("bigr.evaluation.report.real_images", unread)
+        again = tune_recipe(random_bigr, tiny_tokenizer, PixelFeatures(), out, cfg, BASE, log=print)
     assert again["best"] == result["best"]
+    assert (out / "points.jsonl").read_text().count("\n") == lines
+
+    # other weights never reuse those points: the folder refuses them before sampling anything
+    other = copy.deepcopy(random_bigr)
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    with pytest.raises(ValueError, match="other weights"):
+        tune_recipe(other, tiny_tokenizer, PixelFeatures(), out, cfg, BASE, log=print)
     assert (out / "points.jsonl").read_text().count("\n") == lines
 
     model_dir = tmp_path / "model"

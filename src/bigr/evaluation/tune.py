@@ -13,7 +13,9 @@ Every point uses the same seeds (batch b of every point draws from a generator s
 (seed, b)), so points differ only by their settings.
 
 Each measured point is appended to `OUT/points.jsonl` (keyed by its settings, n, seed and
-reference), so an interrupted sweep resumes where it stopped and a rerun costs nothing; the
+reference), so an interrupted sweep resumes where it stopped and a rerun costs nothing. The
+folder records a fingerprint of the weights it was measured with (`OUT/weights.txt`, model and
+tokenizer) and refuses to resume with other weights, whose points would be silently reused. The
 table and the choice go to `OUT/tuning.json` and `OUT/tuning.md`. `write_recipe` stores the
 choice in the model directory's `recipe.json` with the evidence (reference, n, seed, metric).
 """
@@ -21,6 +23,7 @@ choice in the model directory's `recipe.json` with the evidence (reference, n, s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -33,7 +36,13 @@ from ..model import BiGR
 from ..recipes import model_recipes, model_selections, save_recipes
 from ..sampler import SamplerConfig
 from ..tokenizer import BinaryAutoencoder
-from .reference import ImageStatistics, compare_statistics, statistics_from_images
+from .reference import (
+    ImageStatistics,
+    compare_statistics,
+    load_statistics,
+    save_statistics,
+    statistics_from_images,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,6 +167,32 @@ def point_key(sampler: SamplerConfig, cfg: TuneConfig) -> str:
     return json.dumps([dataclasses.asdict(sampler), cfg.num, cfg.seed, cfg.reference])
 
 
+def weights_fingerprint(*modules: torch.nn.Module) -> str:
+    """A short hash of the modules' weights as they compute (float32), so a float16 export and
+    the same export loaded again agree, and any changed weight does not."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def claim_folder(out: Path, fingerprint: str) -> None:
+    """Mark `out` as measured with these weights, or refuse it if it was measured with others."""
+    mark = out / "weights.txt"
+    if mark.is_file():
+        recorded = mark.read_text().strip()
+        if recorded != fingerprint:
+            raise ValueError(
+                f"{out} holds points measured with other weights (fingerprint {recorded}; this "
+                f"model and tokenizer are {fingerprint}): use a fresh --out, or delete the folder"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    mark.write_text(fingerprint + "\n")
+
+
 def tune_recipe(
     model: BiGR,
     tokenizer: BinaryAutoencoder,
@@ -170,16 +205,16 @@ def tune_recipe(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run the sweep; returns {"best": sampler dict, "axes": [...], "points": [...]}."""
-    from .report import generate, real_images
+    from .report import generate
 
     cfg.validate()
     base.validate()
     out = Path(out_dir)
+    claim_folder(out, weights_fingerprint(model, tokenizer))
     cache = PointCache(out / "points.jsonl")
     size = tokenizer.config.image_size
     if reference is None:
-        images, _ = real_images(cfg.reference, _reference_count(cfg), size)
-        reference = statistics_from_images(images, extractor, keep_features=True)
+        reference = _reference_statistics(cfg, size, extractor, out)
 
     def measure(sampler: SamplerConfig) -> dict:
         key = point_key(sampler, cfg)
@@ -257,6 +292,22 @@ def release_seconds_per_image(model: BiGR, batch: int, out_dir: str | Path, seed
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"batch": batch, "seconds_per_image": seconds}) + "\n")
     return seconds
+
+
+def _reference_statistics(cfg: TuneConfig, size: int, extractor, out: Path) -> ImageStatistics:
+    """The reference split's statistics, computed once per folder (a resumed sweep skips the
+    minutes Inception takes) and keyed by split, count, image size and feature extractor."""
+    from .report import real_images
+
+    count = _reference_count(cfg)
+    tag = json.dumps([cfg.reference, count, size, type(extractor).__name__])
+    path = out / f"reference_{hashlib.sha256(tag.encode()).hexdigest()[:12]}.npz"
+    if path.is_file():
+        return load_statistics(path)
+    images, _ = real_images(cfg.reference, count, size)
+    stats = statistics_from_images(images, extractor, keep_features=True)
+    save_statistics(stats, path)
+    return stats
 
 
 def _reference_count(cfg: TuneConfig) -> int:
