@@ -27,10 +27,11 @@ case "$1" in
   fid)  # the headline: FID-10k and recall of the recommended recipe (~50 + 17 min)
     bigr sample-fid --model bigr:fashion --recipe recommended --num 10000 --compile \
       --out /work/runs/fid10k
-    bigr fid /work/runs/fid10k --ref fashion-mnist:test --out reports/fashion/fid10k.json ;;
-  report)  # every section, cached (copy the tokenizer run's reference statistics first)
+    bigr fid /work/runs/fid10k --ref fashion-mnist:test --ref-stats $S/reference_test_10000.npz \
+      --out reports/fashion/fid10k.json ;;
+  report)  # every section, cached (reusing the test reference statistics `fid` computed)
     mkdir -p reports/fashion/results
-    cp -n /work/runs/tokeval/results/reference_10000.npz reports/fashion/results/ 2>/dev/null || true
+    cp -n $S/reference_test_10000.npz reports/fashion/results/reference_10000.npz 2>/dev/null || true
     bigr report --out reports/fashion --num-sweep 2000 --num-orders 1000 --seeds 3 \
       --num-speed 2000 --speed-batch 50 --speed-repeats 2 --steps-sweep 4,8,12 \
       --head-sweep 10,25,50 --compile "${@:2}" ;;
