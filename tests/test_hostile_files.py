@@ -109,7 +109,7 @@ CASES = {
         "out of range",
         False,
     ),
-    "train codes of another bit width": (f"{TRAIN} --set code_bits=32", "32-bit", False),
+    "train codes of another bit width": (f"{TRAIN} --set code_bits=16", "16-bit", False),
     "train codes folder empty": (
         "train --codes {d}/folder --preset bigr-tiny --out {d}/run",
         "not a code shard folder",

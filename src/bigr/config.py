@@ -294,8 +294,18 @@ PRESETS: dict[str, Config] = {
     "bench": _bigr(
         dim=512, depth=8, heads=8, code_bits=24, grid_size=16, head=HeadConfig(width=512, depth=3)
     ),
-    # The embedded default: Fashion-MNIST padded to 32 px, an 8x8 grid of 16-bit codes.
+    # The embedded default: Fashion-MNIST padded to 32 px, an 8x8 grid of 32-bit codes.
     "bae-fashion": TokenizerConfig(
+        base_channels=32,
+        channel_mult=(1, 2, 2),
+        res_blocks=2,
+        attn_resolutions=(8,),
+        latent_channels=64,
+        code_bits=32,
+        image_size=32,
+    ),
+    # The embedded text model's tokenizer (the first embedded one): 16-bit codes, 1 block.
+    "bae-fashion-16": TokenizerConfig(
         base_channels=32,
         channel_mult=(1, 2, 2),
         res_blocks=1,
@@ -308,7 +318,7 @@ PRESETS: dict[str, Config] = {
         dim=128,
         depth=8,
         heads=4,
-        code_bits=16,
+        code_bits=32,
         grid_size=8,
         num_classes=10,
         resid_dropout=0.0,
@@ -373,7 +383,7 @@ TOKENIZER_FOR = {
     "bigr-tiny": "bae-tiny",
     "bigr-tiny-text": "bae-tiny",
     "bigr-fashion": "bae-fashion",
-    "bigr-fashion-text": "bae-fashion",
+    "bigr-fashion-text": "bae-fashion-16",
 }
 
 RELEASED_BIGR = ("bigr-l-d24", "bigr-xl-d24", "bigr-xxl-d24", "bigr-xxl-d32", "bigr-l-d32-512")

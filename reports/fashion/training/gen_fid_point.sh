@@ -7,7 +7,7 @@
 # +5 min once for the real-data floor at the same n: fit[:2000] vs val[:2000], drawn on the plot).
 cd /work/main; . .venv/bin/activate
 set -e
-M=${M:-models/staged/gen32} T=models/staged/tokenizer32 REF=/work/runs/val2000.npz
+M=${M:-src/bigr/assets/fashion/model} T=models/staged/tokenizer32 REF=/work/runs/val2000.npz
 STEP=$(python -c "import json; print(json.load(open('$M/config.json'))['extra']['trained_steps'])")
 # keyed by the weights, so another export at the same step never reuses these samples
 OUT=/work/runs/genfid_${STEP}_$(sha256sum $M/model.safetensors | cut -c1-12)

@@ -1,5 +1,5 @@
 # Generator for issue 11: tokenize the fit split (deterministic codes + flips), then train
-# (15,000 steps over several sessions; --resume continues, or add --init models/staged/gen32
+# (15,000 steps over several sessions; --resume continues, or add --init src/bigr/assets/fashion/model
 # if the run folder is gone).
 cd /work/main; . .venv/bin/activate
 set -e

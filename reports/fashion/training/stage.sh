@@ -1,3 +1,4 @@
+# (The run finished at 15,000 steps; its EMA export ships as src/bigr/assets/fashion/model.)
 # Stop the generator run at the step it is on (SIGTERM: checkpoint, exit 143), stage its EMA.
 set -x
 cd /work/main; . .venv/bin/activate

@@ -15,7 +15,7 @@ case $NAME in
   perc) EXTRA="--disc-start 1000000000 --perceptual-weight 1.0 --perceptual-images 16" ;;
   # a gentler GAN on top of perc (12-04): the discriminator learns alone for 250 steps, then the
   # decoder hears it with the adaptive weight clamped at 0.1, beside the perceptual term
-  gan2) INIT=models/staged/tokenizer32ft
+  gan2) INIT=src/bigr/assets/fashion/tokenizer  # tokenizer32ft, shipped
     EXTRA="--disc-start 0 --disc-warmup 250 --disc-weight-max 0.1 --perceptual-weight 1.0 --perceptual-images 16 --steps 1000" ;;
   *) echo "NAME must be gan, nogan, perc or gan2" >&2; exit 2 ;;
 esac
