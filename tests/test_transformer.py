@@ -86,3 +86,17 @@ def test_class_dropout_one_trains_unconditionally():
     labels = torch.arange(10)
     dropped = model.transformer.drop_labels(labels, torch.Generator().manual_seed(0))
     assert torch.equal(dropped, torch.full_like(labels, config.null_class))
+
+
+def test_a_bfloat16_copy_keeps_a_float32_rotary_table_and_tracks_float32(tiny_bigr):
+    import copy
+
+    tr = tiny_bigr.transformer
+    half = copy.deepcopy(tr).to(torch.bfloat16)
+    assert half.mask_token.dtype == torch.bfloat16
+    assert half.rope.dtype == torch.float32 and torch.equal(half.rope, tr.rope)
+    codes, labels, mask = _inputs(tr.config)
+    z = tr(codes, labels, mask)
+    z_half = half(codes.bfloat16(), labels, mask)
+    assert z_half.dtype == torch.bfloat16
+    assert (z_half.float() - z).abs().max() < 0.05 * z.abs().max()

@@ -69,7 +69,7 @@ def apply_rope(x: Tensor, table: Tensor) -> Tensor:
     (x0 cos - x1 sin, x1 cos + x0 sin), i.e. a complex product per pair."""
     pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, L, H, Dh/2)
     # table (L, Dh/2, 2) -> complex (1, L, 1, Dh/2), broadcast over batch and heads
-    rot = torch.view_as_complex(table.contiguous()).view(1, pairs.size(1), 1, pairs.size(3))
+    rot = torch.view_as_complex(table.float().contiguous()).view(1, pairs.size(1), 1, pairs.size(3))
     # (B, L, H, Dh/2) complex -> (B, L, H, Dh/2, 2) real -> (B, L, H, Dh)
     return torch.view_as_real(pairs * rot).flatten(3).type_as(x)
 

@@ -87,6 +87,13 @@ class BiGRTransformer(nn.Module):
         rope = rope_table_2d(c.grid_size, c.head_dim, c.rope_base, c.class_tokens)
         self.register_buffer("rope", rope.to(self.mask_token.device), persistent=False)
 
+    def _apply(self, fn, recurse: bool = True):
+        # `.to(torch.bfloat16)` would round the rotary table with the weights; keep it float32
+        # (as the release's complex table stays), on whatever device the weights went to
+        super()._apply(fn, recurse)
+        self.reset_buffers()
+        return self
+
     def reset_parameters(self) -> None:
         """The release's initialisation (bigr-spec.md §2.6)."""
         for module in self.modules():
