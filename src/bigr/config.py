@@ -12,7 +12,7 @@ generic dict round trip and `--set a.b=v` overrides (`bigr.config_dicts`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config_dicts import from_dict, require_ranges, to_dict
@@ -244,6 +244,16 @@ def _bigr(**kwargs: Any) -> BiGRConfig:
     return BiGRConfig(**kwargs)
 
 
+_BAE_FASHION = TokenizerConfig(
+    base_channels=32,
+    channel_mult=(1, 2, 2),
+    res_blocks=2,
+    attn_resolutions=(8,),
+    latent_channels=64,
+    code_bits=32,
+    image_size=32,
+)
+
 PRESETS: dict[str, Config] = {
     # Released BiGR models (bigr-spec.md §2.2, §7.3); all 1000-class, T = 256, flip prediction.
     "bigr-l-d24": _bigr(
@@ -295,25 +305,9 @@ PRESETS: dict[str, Config] = {
         dim=512, depth=8, heads=8, code_bits=24, grid_size=16, head=HeadConfig(width=512, depth=3)
     ),
     # The embedded default: Fashion-MNIST padded to 32 px, an 8x8 grid of 32-bit codes.
-    "bae-fashion": TokenizerConfig(
-        base_channels=32,
-        channel_mult=(1, 2, 2),
-        res_blocks=2,
-        attn_resolutions=(8,),
-        latent_channels=64,
-        code_bits=32,
-        image_size=32,
-    ),
+    "bae-fashion": _BAE_FASHION,
     # The embedded text model's tokenizer (the first embedded one): 16-bit codes, 1 block.
-    "bae-fashion-16": TokenizerConfig(
-        base_channels=32,
-        channel_mult=(1, 2, 2),
-        res_blocks=1,
-        attn_resolutions=(8,),
-        latent_channels=64,
-        code_bits=16,
-        image_size=32,
-    ),
+    "bae-fashion-16": replace(_BAE_FASHION, res_blocks=1, code_bits=16),
     "bigr-fashion": _bigr(
         dim=128,
         depth=8,
