@@ -127,6 +127,72 @@ def test_report_writes_every_section_and_reuses_cached_results(
     assert summary(out)["fid"] != 123.456
 
 
+def test_a_section_cut_off_part_way_resumes_from_the_sample_sets_it_measured(
+    tmp_path, random_bigr, tiny_tokenizer, monkeypatch
+):
+    import bigr.evaluation.report.context as context
+
+    data = _dataset(tmp_path / "data")
+    config = ReportConfig(
+        recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
+        num_fid=12,
+        num_sweep=8,
+        steps_sweep=(1, 2),
+        head_sweep=(2,),
+        batch_size=8,
+        reference=data,
+        train_data=data,
+    )
+    out = tmp_path / "report"
+    drawn = []
+    real_generate = context.generate
+
+    def counting_generate(*args, **kwargs):
+        drawn.append(args[2])
+        return real_generate(*args, **kwargs)
+
+    def run() -> dict:
+        run_report(
+            random_bigr,
+            tiny_tokenizer,
+            out,
+            config,
+            extractor=PixelFeatures(),
+            sections=("sweeps",),
+            progress=False,
+        )
+        return json.loads((out / "results" / "sweeps.json").read_text())
+
+    monkeypatch.setattr(context, "generate", counting_generate)
+    first = run()
+    assert len(drawn) == 3 and len(list((out / "results" / "sets").glob("*.json"))) == 3
+    # the section's own result is lost, and so are the kept codes (a new machine with only the
+    # committed report folder): the measured sets come back without drawing a sample
+    (out / "results" / "sweeps.json").unlink()
+    for kept in (out / "codes").rglob("*"):
+        if kept.is_file():
+            kept.unlink()
+    drawn.clear()
+    again = run()
+    assert drawn == []
+    assert [e["fid"] for e in again["steps"]] == [e["fid"] for e in first["steps"]]
+    # a set only part of which was measured: the others are drawn, the kept one is not
+    (out / "results" / "sweeps.json").unlink()
+    sets = sorted((out / "results" / "sets").glob("*.json"))
+    steps_two = next(p for p in sets if json.loads(p.read_text())["name"] == "steps_2")
+    steps_two.unlink()
+    again = run()
+    assert [s.steps for s in drawn] == [2]
+    assert again["steps"][1]["fid"] == pytest.approx(first["steps"][1]["fid"])
+    # other weights (a retrained model) never read them
+    (out / "results" / "sweeps.json").unlink()
+    drawn.clear()
+    with torch.no_grad():
+        random_bigr.transformer.mask_token.add_(1.0)
+    run()
+    assert len(drawn) == 3
+
+
 def test_text_report_measures_prompt_matching(tmp_path, tiny_tokenizer):
     pytest.importorskip("tokenizers")
     from bigr.model import BiGR

@@ -208,8 +208,62 @@ class _Context:
         self, sampler: SamplerConfig, count: int, name: str, model: BiGR | None = None, **options
     ) -> dict:
         """FID of `count` samples against the test reference (or `reference=`, a selection
-        split), drawn with `seed=` (default the report's): `sample_statistics`' entry."""
-        return self.sample_statistics(sampler, count, name, model, **options)[0]
+        split), drawn with `seed=` (default the report's): `sample_statistics`' entry.
+
+        The entry is also kept in `OUT/results/sets/`, keyed by everything it depends on (the
+        weights of model and tokenizer, the sampler, count, seed, batch size, the reference and
+        its size, the feature extractor), so a section cut off part-way (an ended session, a
+        lost machine) resumes from the sample sets it had measured: they are small JSON files
+        meant to be committed with the report."""
+        key = self._set_key(sampler, count, model, **options)
+        path = (
+            self.out / "results" / "sets" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+        )
+        if path.is_file() and not self.force:
+            kept = json.loads(path.read_text())
+            if kept.get("key") == key:
+                return kept["entry"]
+        entry = self.sample_statistics(sampler, count, name, model, **options)[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, "name": name, "entry": entry}, indent=2) + "\n")
+        os.replace(tmp, path)
+        return entry
+
+    def _set_key(
+        self,
+        sampler: SamplerConfig,
+        count: int,
+        model: BiGR | None,
+        *,
+        seed: int | None = None,
+        reference: str | None = None,
+        keep_features: bool = False,
+    ) -> str:
+        """What one sample set's FID entry depends on, as a JSON string."""
+        cfg = self.config
+        return json.dumps(
+            {
+                "weights": self._weights_of(model or self.model),
+                "sampler": dataclasses.asdict(sampler),
+                "count": count,
+                "seed": cfg.seed if seed is None else seed,
+                "batch_size": cfg.batch_size,
+                "reference": reference or cfg.reference,
+                "reference_count": cfg.num_fid,
+                "features": keep_features or count == cfg.num_fid,
+                "extractor": type(self.extractor).__name__,
+            },
+            sort_keys=True,
+        )
+
+    def _weights_of(self, model: BiGR) -> str:
+        """Fingerprint of `model` with the report's tokenizer (the runner's, for its model)."""
+        if model is self.model and self.weights:
+            return self.weights
+        from .cache import weights_fingerprint
+
+        return weights_fingerprint(model, self.tokenizer)
 
     def sample_statistics(
         self,
@@ -241,13 +295,14 @@ class _Context:
     def codes_dir(self, model: BiGR, sampler: SamplerConfig, count: int, seed: int) -> Path:
         """Where the codes of one sample set are kept while it is drawn (see `generate`):
         keyed by the model's weights, the sampler, the count, the seed and the batch size."""
-        weights = self.weights if model is self.model and self.weights else None
-        if weights is None:
-            from .cache import weights_fingerprint
-
-            weights = weights_fingerprint(model, self.tokenizer)
         key = json.dumps(
-            [weights, dataclasses.asdict(sampler), count, seed, self.config.batch_size]
+            [
+                self._weights_of(model),
+                dataclasses.asdict(sampler),
+                count,
+                seed,
+                self.config.batch_size,
+            ]
         )
         return self.out / "codes" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
