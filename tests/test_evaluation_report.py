@@ -117,6 +117,10 @@ def test_report_writes_every_section_and_reuses_cached_results(
     other = dataclasses.replace(config, num_fid=12)
     rerun(other, sections=("fid",))
     assert summary(out)["n"] == 12 and summary(out)["fid"] != 123.456
+    # report.md also shows the other sections stored for these settings (the probe does not
+    # depend on num_fid), never those measured with others (the tokenizer's rFID does)
+    text = (out / "report.md").read_text()
+    assert "Linear probe" in text and "Tokenizer reconstruction" not in text
     # so do other weights under the same model name (a retrained model)
     plant_fid()
     rerun(other, sections=("fid",))

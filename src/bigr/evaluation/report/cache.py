@@ -18,18 +18,26 @@ from .sections import SECTION_SETTINGS
 def _cached(out: Path, name: str, force: bool, compute: Callable[[], dict], key: str) -> dict:
     """A section's result from `OUT/results/NAME.json` if it was computed with the same
     settings (`key`), else computed now and stored."""
-    path = out / "results" / f"{name}.json"
-    if path.is_file() and not force:
-        cached = json.loads(path.read_text())
-        if cached.get("settings_key") == key:
-            return cached
+    cached = None if force else valid_cached(out, name, key)
+    if cached is not None:
+        return cached
     start = time.perf_counter()
     result = compute()
     result["section_seconds"] = time.perf_counter() - start
     result["settings_key"] = key
+    path = out / "results" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def valid_cached(out: Path, name: str, key: str) -> dict | None:
+    """A section's stored result if it was computed with the settings `key`, else None."""
+    path = out / "results" / f"{name}.json"
+    if not path.is_file():
+        return None
+    cached = json.loads(path.read_text())
+    return cached if cached.get("settings_key") == key else None
 
 
 def section_key(name: str, config: ReportConfig, model_name: str, weights: str = "") -> str:

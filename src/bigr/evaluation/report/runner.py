@@ -9,7 +9,7 @@ import torch
 
 from ...model import BiGR
 from ...tokenizer import BinaryAutoencoder
-from .cache import _cached, section_key, weights_fingerprint
+from .cache import _cached, section_key, valid_cached, weights_fingerprint
 from .config import ReportConfig
 from .context import _Context
 from .markdown import write_markdown
@@ -82,6 +82,13 @@ def run_report(
             print(f"report: {name} ...", flush=True)
         key = section_key(name, config, model_name, weights)
         results[name] = _cached(out, name, force, lambda name=name: SECTIONS[name](ctx), key)
+    # the model's other sections that are stored for these same settings and weights join
+    # report.md too, so a report built up a few sections per session shows all it has
+    for name in _sections(model, config, None):
+        if name not in results:
+            stored = valid_cached(out, name, section_key(name, config, model_name, weights))
+            if stored is not None:
+                results[name] = stored
     machine = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
