@@ -61,11 +61,20 @@ case "$1" in
     cp /work/runs/tune-fast/tuning.md $R/tuning_fast.md
     cp /work/runs/tune-fast/tuning.json $R/tuning_fast.json
     bigr_table $A/model fast $R/tuning_fast.md ;;
-  report)  # every section, cached (reusing the test reference statistics `fid` computed)
+  report)  # every section, cached (reusing the test reference statistics `fid` computed).
+    # Sections one group at a time: `ship.sh report --sections tokenizer,fid`; every finished
+    # sample set is kept in reports/fashion/results/sets/ (commit it), so a cut-off section
+    # resumes from it. The issue-12 variants (models/variants/*-3500, variants_run.sh) join the
+    # variants and probe sections once all are trained (VARIANTS=1).
     mkdir -p reports/fashion/results
     cp -n $S/reference_test_10000.npz reports/fashion/results/reference_10000.npz 2>/dev/null || true
+    V=()
+    if [ "${VARIANTS:-0}" = 1 ]; then
+      V=(--variant-base flip@3500 --variant flip@3500=models/variants/flip-3500)
+      for v in x0 bce uncond; do V+=(--variant $v@3500=models/variants/$v-3500); done
+    fi
     bigr report --out reports/fashion --num-sweep 2000 --num-orders 1000 --seeds 3 \
       --num-speed 2000 --speed-batch 50 --speed-repeats 2 --steps-sweep 4,8,12 \
-      --head-sweep 10,25,50 --compile "${@:2}" ;;
+      --head-sweep 10,25,50 --compile "${V[@]}" "${@:2}" ;;
   *) echo "usage: $0 export|tune|install|fid|fast|report" >&2; exit 2 ;;
 esac
