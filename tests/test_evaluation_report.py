@@ -370,6 +370,9 @@ def test_section_cache_key_depends_only_on_that_sections_settings():
     for name in ("tokenizer", "fid", "sweeps", "orders"):
         assert section_key(name, base, "m") != section_key(name, more_fid, "m")
     assert section_key("fid", base, "m") != section_key("fid", base, "other model")
+    # with a weights fingerprint the name is only a title: the weights decide
+    assert section_key("fid", base, "m", "w1") == section_key("fid", base, "title", "w1")
+    assert section_key("fid", base, "m", "w1") != section_key("fid", base, "m", "w2")
     assert section_key("fid", base, "m") != section_key("orders", base, "m")
 
 

@@ -131,6 +131,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if unknown:  # before any model is loaded
         raise ValueError(f"unknown report sections {unknown}; known: {', '.join(SECTIONS)}")
     if args.model is None:  # the embedded demo models
+        args.name = args.name or "bigr:fashion"
         args.model = str(asset_dir() / "model")
         args.tokenizer = args.tokenizer or str(asset_dir() / "tokenizer")
     model, tokenizer = load_pair(args)

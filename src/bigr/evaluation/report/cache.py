@@ -41,13 +41,16 @@ def valid_cached(out: Path, name: str, key: str) -> dict | None:
 
 
 def section_key(name: str, config: ReportConfig, model_name: str, weights: str = "") -> str:
-    """The cache key of a section: the model (its name and `weights`, a fingerprint of its
-    tensors, so a retrained model under the same name never reads stale results) and the
-    settings that section depends on; the variants section also keys on its models' files."""
+    """The cache key of a section: the model and the settings that section depends on; the
+    variants section also keys on its models' files. The model is its `weights` (a
+    fingerprint of its tensors, so a retrained model never reads stale results), or its name
+    when no fingerprint is given; with weights, the name is only the report's title."""
     settings = {**dataclasses.asdict(config), "orders_count": config.orders_count}
     fields = (*COMMON_SETTINGS, *SECTION_SETTINGS[name])
     chosen = {f: settings[f] for f in fields}
-    key = {"config": chosen, "model": model_name, "section": name, "weights": weights}
+    key = {"config": chosen, "section": name, "weights": weights}
+    if not weights:
+        key["model"] = model_name
     if name == "variants":
         key["variant_files"] = [directory_fingerprint(d) for _, d in config.variants]
     return json.dumps(key, sort_keys=True)
