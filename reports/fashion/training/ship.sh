@@ -1,7 +1,7 @@
 # Issue 11's last steps, after the generator run has finished its 15,000 steps. Each step is
 # resumable (cached points, sample shards, report sections) and can run in a later session:
 #   bash reports/fashion/training/ship.sh STEP     STEP = export|tune|install|fid|fast|report
-# Done (2026-12-04): export, tune, install, fid, fast (the pair now ships in src/bigr/assets/fashion; the
+# Done (2026-12-04): export, tune, install, fid, fast; report sections tokenizer, fid (the pair now ships in src/bigr/assets/fashion; the
 # sweep's points, table and choice are reports/fashion/training/tune_points.jsonl, tuning.md,
 # tuning.json). Costs on this project's 2-core CPU (sampling at ~0.3 s/image for 16 x 25 steps
 # with --compile; the FID Inception at ~7-10 images/s) are given per step. Nothing here reads
