@@ -140,6 +140,11 @@ def pixel_classifier(ctx: _Context):
     return ctx._pixel_classifier
 
 
+def _digest(key: str) -> str:
+    """A short file name for a cache key (SHA-256, 16 hex digits)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def _slug(text: str) -> str:
     """A file-name-safe form of a label or a data spec."""
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower() or "x"
@@ -216,9 +221,7 @@ class _Context:
         lost machine) resumes from the sample sets it had measured: they are small JSON files
         meant to be committed with the report."""
         key = self._set_key(sampler, count, model, **options)
-        path = (
-            self.out / "results" / "sets" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-        )
+        path = self.out / "results" / "sets" / f"{_digest(key)}.json"
         if path.is_file() and not self.force:
             kept = json.loads(path.read_text())
             if kept.get("key") == key:
@@ -304,7 +307,7 @@ class _Context:
                 self.config.batch_size,
             ]
         )
-        return self.out / "codes" / hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.out / "codes" / _digest(key)
 
     def _sample_fid(
         self,
