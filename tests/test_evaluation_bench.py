@@ -35,7 +35,7 @@ def test_head_flops_shrink_when_the_head_sees_only_unknown_tokens():
 def test_bench_train_variants_time_the_same_step_and_count_its_flops():
     import pytest
 
-    from bigr.evaluation.bench_train import bench_train_variants
+    from bigr.evaluation.bench_train_variants import bench_train_variants
 
     result = bench_train_variants(
         "bigr-tiny", batch=2, iters=1, warmup=1, variants=("eager-fp32", "eager-bf16")
@@ -59,7 +59,7 @@ def test_bench_train_variants_time_the_same_step_and_count_its_flops():
 def test_bench_train_release_paths_fetch_their_data_and_compute_the_same_loss():
     import pytest
 
-    from bigr.evaluation.bench_train import TrainVariant, bench_train_variants
+    from bigr.evaluation.bench_train_variants import TrainVariant, bench_train_variants
 
     names = ("release-eager-fp32", "release_prepared-eager-fp32", "eager-fp32")
     result = bench_train_variants("bigr-tiny", batch=2, iters=2, warmup=1, variants=names)[

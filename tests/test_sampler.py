@@ -15,21 +15,6 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def test_plan_reveals_every_unknown_token_once():
-    for unknown in ([16, 16], [10, 3], [0, 16]):
-        for budget in ("unknown", "official"):
-            plan = plan_steps(unknown, 16, SamplerConfig(steps=5, budget=budget))
-            totals = [sum(step.counts[i] for step in plan) for i in range(len(unknown))]
-            assert totals == unknown
-
-
-def test_official_budget_schedules_the_kept_count_then_fills():
-    # 10 unknown of 16: the release schedules the 6 kept tokens over the loop, then fills
-    plan = plan_steps([10], 16, SamplerConfig(steps=3, schedule="linear", budget="official"))
-    assert [s.counts[0] for s in plan] == [2, 2, 2, 4]
-    assert plan[-1].order == "raster" and plan[-1].gumbel == 0.0
-
-
 def test_known_tokens_never_change(random_bigr):
     g = _gen(0)
     known = torch.randint(0, 2, (3, 16, 16), generator=g).float()

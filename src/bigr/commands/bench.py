@@ -53,7 +53,7 @@ def _bench_train_variants(args: argparse.Namespace) -> int:
 
     from ..config import get_preset
     from ..config_dicts import apply_overrides
-    from ..evaluation.bench_train import bench_train_variants
+    from ..evaluation.bench_train_variants import bench_train_variants
 
     config = get_preset(args.preset)
     changed = apply_overrides(config, args.set or [])

@@ -1,5 +1,5 @@
 """Sampling benchmark (seconds per image, analytic FLOPs, the machine's matmul rate) and the
-measuring helpers the training benchmarks (`bench_train.py`) share.
+measuring helpers the training benchmarks (`bench_train.py`, `bench_train_variants.py`) share.
 
 `bench_sample` times the default sampling path (head on still-unknown tokens only) and a path
 doing the release's amount of head work (every token, every unmasking step), on a preset with

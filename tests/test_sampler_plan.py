@@ -1,0 +1,53 @@
+import pytest
+
+from bigr.sampler_plan import SamplerConfig, head_steps_at, plan_steps
+
+
+def test_plan_reveals_every_unknown_token_once():
+    for unknown in ([16, 16], [10, 3], [0, 16]):
+        for budget in ("unknown", "official"):
+            plan = plan_steps(unknown, 16, SamplerConfig(steps=5, budget=budget))
+            totals = [sum(step.counts[i] for step in plan) for i in range(len(unknown))]
+            assert totals == unknown
+
+
+def test_official_budget_schedules_the_kept_count_then_fills():
+    # 10 unknown of 16: the release schedules the 6 kept tokens over the loop, then fills
+    plan = plan_steps([10], 16, SamplerConfig(steps=3, schedule="linear", budget="official"))
+    assert [s.counts[0] for s in plan] == [2, 2, 2, 4]
+    assert plan[-1].order == "raster" and plan[-1].gumbel == 0.0
+
+
+def test_guidance_interval_and_ramps_are_planned_per_step():
+    config = SamplerConfig(
+        steps=4,
+        guidance=3.0,
+        guidance_schedule="interval",
+        guidance_start=0.25,
+        guidance_stop=0.75,
+        gumbel=0.0,
+    )
+    # progress r = 0.25, 0.5, 0.75, 1.0: guided only inside (0.25, 0.75]
+    assert [s.guidance for s in plan_steps([16], 16, config)] == [1.0, 3.0, 3.0, 1.0]
+
+
+def test_head_steps_at_ramps_linearly_and_the_fill_step_takes_the_last_value():
+    config = SamplerConfig(steps=3, head_steps=30, head_steps_last=10)
+    assert [head_steps_at(config, s) for s in range(4)] == [30, 20, 10, 10]
+    assert head_steps_at(SamplerConfig(steps=3, head_steps=30), 2) == 30
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(steps=0),
+        dict(head_steps=True),
+        dict(gumbel=-1.0),
+        dict(guidance=float("nan")),
+        dict(guidance_start=0.8, guidance_stop=0.2),
+        dict(order="spiral"),
+    ],
+)
+def test_bad_options_are_refused_by_validate(change):
+    with pytest.raises(ValueError):
+        SamplerConfig(**change).validate()
