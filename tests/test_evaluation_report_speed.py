@@ -71,6 +71,74 @@ def test_speed_section_times_recipes_against_the_release_algorithm(
     assert (out / "speed_recipes.png").is_file()
 
 
+def test_a_cut_off_speed_section_resumes_from_the_recipes_it_measured(
+    tmp_path, random_bigr, tiny_tokenizer, monkeypatch
+):
+    data = _dataset(tmp_path / "data")
+    fast = SamplerConfig(steps=2, head_steps=2, guidance=2.0, gumbel=0.0)
+    config = ReportConfig(
+        recipe=SamplerConfig(steps=3, head_steps=3, guidance=2.0, gumbel=0.0),
+        speed_recipes=(("fast", fast),),
+        num_fid=8,
+        speed_batch=2,
+        speed_repeats=1,
+        speed_bootstrap=4,
+        batch_size=4,
+        reference=data,
+        train_data=data,
+    )
+    out = tmp_path / "report"
+
+    def run():
+        run_report(
+            random_bigr,
+            tiny_tokenizer,
+            out,
+            config,
+            extractor=PixelFeatures(),
+            sections=("speed",),
+            progress=False,
+        )
+        return json.loads((out / "results" / "speed.json").read_text())
+
+    drawn = []
+    real = report_context.generate
+
+    def counting(model, tokenizer, sampler, count, **kwargs):
+        drawn.append((sampler.steps, count))
+        return real(model, tokenizer, sampler, count, **kwargs)
+
+    monkeypatch.setattr(report_context, "generate", counting)
+    first = run()
+    assert drawn == [(20, 8), (2, 8)]
+    kept = [json.loads(f.read_text()) for f in (out / "results" / "sets").glob("*.json")]
+    assert sorted(len(k["entry"]["bootstrap"]) for k in kept) == [4, 4]
+    # the section is cut off after the release recipe's set: the fast recipe's set, its codes
+    # and the section's result are lost; a rerun draws only the fast recipe's samples again
+    fast_set = next(
+        f for f in (out / "results" / "sets").glob("*.json") if "speed_fast" in f.read_text()
+    )
+    fast_set.unlink()
+    (out / "results" / "speed.json").unlink()
+    for codes in (out / "codes").iterdir():
+        for f in codes.iterdir():
+            f.unlink()
+    drawn.clear()
+    again = run()
+    assert drawn == [(2, 8)]
+    for name in ("release", "fast"):
+        assert again["recipes"][name]["fid"] == pytest.approx(first["recipes"][name]["fid"])
+    low, high = (
+        again["recipes"]["fast"][k] for k in ("fid_minus_release_low", "fid_minus_release_high")
+    )
+    assert (low, high) == pytest.approx(
+        (
+            first["recipes"]["fast"]["fid_minus_release_low"],
+            first["recipes"]["fast"]["fid_minus_release_high"],
+        )
+    )
+
+
 def test_an_interrupted_sample_set_resumes_from_its_kept_codes(
     tmp_path, random_bigr, tiny_tokenizer, monkeypatch
 ):

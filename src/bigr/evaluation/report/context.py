@@ -21,6 +21,7 @@ from ...model import BiGR
 from ...sampler import SamplerConfig, sample_codes
 from ...shards import pack_codes, unpack_codes
 from ...tokenizer import BinaryAutoencoder
+from ..metrics import bootstrap_fids
 from ..reference import (
     ImageStatistics,
     compare_statistics,
@@ -210,23 +211,43 @@ class _Context:
         return entry
 
     def sample_fid(
-        self, sampler: SamplerConfig, count: int, name: str, model: BiGR | None = None, **options
+        self,
+        sampler: SamplerConfig,
+        count: int,
+        name: str,
+        model: BiGR | None = None,
+        *,
+        bootstrap: int = 0,
+        bootstrap_seed: int = 0,
+        **options,
     ) -> dict:
         """FID of `count` samples against the test reference (or `reference=`, a selection
-        split), drawn with `seed=` (default the report's): `sample_statistics`' entry.
+        split), drawn with `seed=` (default the report's): `sample_statistics`' entry. With
+        `bootstrap` > 0 the entry also holds that many FIDs of bootstrap resamples of the
+        samples' features (`metrics.bootstrap_fids`, seeded `bootstrap_seed`) under
+        "bootstrap": the spread an interval of a difference between two sets needs.
 
         The entry is also kept in `OUT/results/sets/`, keyed by everything it depends on (the
         weights of model and tokenizer, the sampler, count, seed, batch size, the reference and
-        its size, the feature extractor), so a section cut off part-way (an ended session, a
-        lost machine) resumes from the sample sets it had measured: they are small JSON files
-        meant to be committed with the report."""
-        key = self._set_key(sampler, count, model, **options)
+        its size, the feature extractor, the bootstrap), so a section cut off part-way (an
+        ended session, a lost machine) resumes from the sample sets it had measured: they are
+        small JSON files meant to be committed with the report."""
+        if bootstrap < 0:
+            raise ValueError(f"bootstrap must be >= 0, got {bootstrap}")
+        if bootstrap:
+            options["keep_features"] = True
+        spread_of = (bootstrap, bootstrap_seed) if bootstrap else None
+        key = self._set_key(sampler, count, model, bootstrap=spread_of, **options)
         path = self.out / "results" / "sets" / f"{_digest(key)}.json"
         if path.is_file() and not self.force:
             kept = json.loads(path.read_text())
             if kept.get("key") == key:
                 return kept["entry"]
-        entry = self.sample_statistics(sampler, count, name, model, **options)[0]
+        entry, stats = self.sample_statistics(sampler, count, name, model, **options)
+        if bootstrap:
+            reference = self.reference(options.get("reference")).pool
+            spread = bootstrap_fids(stats.features, reference, bootstrap, seed=bootstrap_seed)
+            entry = {**entry, "bootstrap": [float(v) for v in spread]}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps({"key": key, "name": name, "entry": entry}, indent=2) + "\n")
@@ -242,11 +263,15 @@ class _Context:
         seed: int | None = None,
         reference: str | None = None,
         keep_features: bool = False,
+        bootstrap: tuple[int, int] | None = None,
     ) -> str:
-        """What one sample set's FID entry depends on, as a JSON string."""
+        """What one sample set's FID entry depends on, as a JSON string (`bootstrap`: resamples
+        and seed, named only when asked for, so earlier sets keep their keys)."""
         cfg = self.config
+        spread = {} if bootstrap is None else {"bootstrap": list(bootstrap)}
         return json.dumps(
             {
+                **spread,
                 "weights": self._weights_of(model or self.model),
                 "sampler": dataclasses.asdict(sampler),
                 "count": count,

@@ -11,8 +11,11 @@ baseline row is the release's recipe run by the release's algorithm
 Quality: FID (with precision and recall) of `num_speed` samples per recipe against the reference,
 and for each recipe the difference from the release's recipe with a 95 % interval from
 `speed_bootstrap` resamples of both sample sets (reference fixed; the basic bootstrap, recentred
-on the observed difference). A recipe "meets the goal" when it is at least 10x faster than the
-release's algorithm and its FID is not worse than the release recipe's (interval not above 0).
+on the observed difference). Each recipe's FID and resampled FIDs are kept in `results/sets/`,
+so a section cut off part-way resumes from the recipes it had measured (the timings, minutes,
+are taken again: they must come from one run). A recipe "meets the goal" when it is at least
+10x faster than the release's algorithm and its FID is not worse than the release recipe's
+(interval not above 0).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import numpy as np
 import torch
 
 from ...bench import matmul_gflops, timed_sampling
-from ...metrics import bootstrap_fids
 from ..config import ReportConfig
 from ..context import _Context, _slug
 from ..format import _fmt
@@ -93,13 +95,17 @@ def compute(ctx: _Context) -> dict:
     n = cfg.num_speed or cfg.num_fid
     times = _timings(ctx, pairs)
     gflops = matmul_gflops()
-    reference = ctx.reference().pool
     rows, spreads = {}, {}
     for i, (name, recipe) in enumerate(pairs):
-        entry, stats = ctx.sample_statistics(recipe, n, f"speed_{_slug(name)}", keep_features=True)
-        spreads[name] = bootstrap_fids(
-            stats.features, reference, cfg.speed_bootstrap, seed=cfg.seed + i
+        # kept in results/sets/ with its bootstrap FIDs: a cut-off section resumes per recipe
+        entry = ctx.sample_fid(
+            recipe,
+            n,
+            f"speed_{_slug(name)}",
+            bootstrap=cfg.speed_bootstrap,
+            bootstrap_seed=cfg.seed + i,
         )
+        spreads[name] = np.asarray(entry["bootstrap"])
         rows[name] = {
             "recipe": entry["sampler"],
             "fid": entry["fid"],
