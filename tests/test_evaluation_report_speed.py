@@ -2,6 +2,7 @@
 intervals, the Pareto front) and the resumable sample sets it relies on."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,12 +21,10 @@ def test_pareto_keeps_the_points_nothing_beats_on_both_axes():
     assert pareto(points) == {"slow good", "fast bad", "tie"}
 
 
-def test_speed_section_times_recipes_against_the_release_algorithm(
-    tmp_path, random_bigr, tiny_tokenizer
-):
-    data = _dataset(tmp_path / "data")
+def _speed_config(data: str, **changes) -> ReportConfig:
+    """A tiny speed-section config: the release's recipe against one fast recipe."""
     fast = SamplerConfig(steps=2, head_steps=2, guidance=2.0, gumbel=0.0, order="entropy")
-    config = ReportConfig(
+    settings = dict(
         recipe=SamplerConfig(steps=4, head_steps=5, guidance=2.0, gumbel=0.0),
         speed_recipes=(("fast", fast),),
         num_fid=12,
@@ -36,16 +35,28 @@ def test_speed_section_times_recipes_against_the_release_algorithm(
         reference=data,
         train_data=data,
     )
-    out = tmp_path / "report"
-    path = run_report(
-        random_bigr,
-        tiny_tokenizer,
+    return ReportConfig(**{**settings, **changes})
+
+
+def _run_speed(model, tokenizer, out, config) -> Path:
+    return run_report(
+        model,
+        tokenizer,
         out,
         config,
         extractor=PixelFeatures(),
         sections=("speed",),
         progress=False,
     )
+
+
+def test_speed_section_times_recipes_against_the_release_algorithm(
+    tmp_path, random_bigr, tiny_tokenizer
+):
+    data = _dataset(tmp_path / "data")
+    config = _speed_config(data)
+    out = tmp_path / "report"
+    path = _run_speed(random_bigr, tiny_tokenizer, out, config)
     result = json.loads((out / "results" / "speed.json").read_text())
     rows = result["recipes"]
     assert list(rows) == ["release", "fast"]  # the release's recipe is always the baseline
@@ -75,30 +86,13 @@ def test_a_cut_off_speed_section_resumes_from_the_recipes_it_measured(
     tmp_path, random_bigr, tiny_tokenizer, monkeypatch
 ):
     data = _dataset(tmp_path / "data")
-    fast = SamplerConfig(steps=2, head_steps=2, guidance=2.0, gumbel=0.0)
-    config = ReportConfig(
-        recipe=SamplerConfig(steps=3, head_steps=3, guidance=2.0, gumbel=0.0),
-        speed_recipes=(("fast", fast),),
-        num_fid=8,
-        speed_batch=2,
-        speed_repeats=1,
-        speed_bootstrap=4,
-        batch_size=4,
-        reference=data,
-        train_data=data,
+    config = _speed_config(
+        data, num_fid=8, speed_batch=2, speed_repeats=1, speed_bootstrap=4, batch_size=4
     )
     out = tmp_path / "report"
 
     def run():
-        run_report(
-            random_bigr,
-            tiny_tokenizer,
-            out,
-            config,
-            extractor=PixelFeatures(),
-            sections=("speed",),
-            progress=False,
-        )
+        _run_speed(random_bigr, tiny_tokenizer, out, config)
         return json.loads((out / "results" / "speed.json").read_text())
 
     drawn = []
