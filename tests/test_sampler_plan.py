@@ -38,16 +38,16 @@ def test_head_steps_at_ramps_linearly_and_the_fill_step_takes_the_last_value():
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "message"),
     [
-        dict(steps=0),
-        dict(head_steps=True),
-        dict(gumbel=-1.0),
-        dict(guidance=float("nan")),
-        dict(guidance_start=0.8, guidance_stop=0.2),
-        dict(order="spiral"),
+        (dict(steps=0), "steps must be in 1..1000"),
+        (dict(head_steps=True), "head_steps must be an integer"),
+        (dict(gumbel=-1.0), "gumbel temperature must be >= 0"),
+        (dict(guidance=float("nan")), "guidance must be finite"),
+        (dict(guidance_start=0.8, guidance_stop=0.2), "guidance interval needs"),
+        (dict(order="spiral"), "order must be one of"),
     ],
 )
-def test_bad_options_are_refused_by_validate(change):
-    with pytest.raises(ValueError):
+def test_bad_options_are_refused_by_validate(change, message):
+    with pytest.raises(ValueError, match=message):
         SamplerConfig(**change).validate()

@@ -46,7 +46,8 @@ from .draws import Draws, TorchDraws, announce_rows
 from .model import BiGR
 from .sampler_plan import MAX_STEPS, ORDERS, SamplerConfig, Step, head_steps_at, plan_steps
 
-# The plan's names are part of this module's interface (`from bigr.sampler import SamplerConfig`).
+# The plan's names stay importable from here for users (`from bigr.sampler import
+# SamplerConfig`); the package itself imports them from `sampler_plan`.
 __all__ = [
     "MAX_STEPS",
     "ORDERS",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .model import BiGR, load_tokenizer
 from .recipes import recipe
-from .sampler import ORDERS
+from .sampler_plan import ORDERS
 from .serve_jobs import Job, ModelPair, Server
 from .serve_requests import MAX_UPLOAD_BYTES, OPERATIONS, RequestError
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..apps.common import check_pair
 from ..model import BiGR, compile_backbone, load_tokenizer
 from ..recipes import recipe
-from ..sampler import MAX_STEPS, SamplerConfig
+from ..sampler_plan import MAX_STEPS, SamplerConfig
 from ..tokenizer import BinaryAutoencoder
 from .argtypes import device as device_arg
 from .argtypes import finite_float, int_in

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..recipes import recipe
-from ..sampler import ORDERS
+from ..sampler_plan import ORDERS
 from .argtypes import comma_list, finite_float, int_in
 from .common import add_sampler_arguments, config_changes, load_pair, sampler_from_args
 

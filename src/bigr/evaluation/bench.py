@@ -23,7 +23,8 @@ import torch
 from ..config import BiGRConfig, get_preset
 from ..model import BiGR, compile_backbone
 from ..official.release_sampler import release_sample_codes
-from ..sampler import SamplerConfig, plan_steps, sample_codes
+from ..sampler import sample_codes
+from ..sampler_plan import SamplerConfig, plan_steps
 
 
 def matmul_gflops(

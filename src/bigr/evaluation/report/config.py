@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...sampler import ORDERS, SamplerConfig
+from ...sampler_plan import ORDERS, SamplerConfig
 
 
 @dataclass(frozen=True, kw_only=True)
