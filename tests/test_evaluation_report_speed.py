@@ -9,6 +9,7 @@ import torch
 
 from bigr.evaluation.report import ReportConfig, run_report
 from bigr.evaluation.report import context as report_context
+from bigr.evaluation.report.context import _Context
 from bigr.evaluation.report.sections.speed import RELEASE_ALGORITHM, pareto
 from bigr.sampler import SamplerConfig
 from helpers import PixelFeatures
@@ -162,3 +163,35 @@ def test_an_interrupted_sample_set_resumes_from_its_kept_codes(
         random_bigr, tiny_tokenizer, sampler, 10, batch_size=5, seed=3, codes_dir=kept
     )
     assert calls == [5, 5]
+
+
+def test_a_larger_set_extends_a_smaller_one_drawn_before_it(
+    tmp_path, random_bigr, tiny_tokenizer, monkeypatch
+):
+    sampler = SamplerConfig(steps=2, head_steps=2, guidance=1.0, gumbel=0.0)
+    config = ReportConfig(recipe=sampler, batch_size=4)
+    ctx = _Context(random_bigr, tiny_tokenizer, None, config, tmp_path, False)
+    kept = ctx.codes_dir(random_bigr, sampler, seed=3)
+    assert kept != ctx.codes_dir(random_bigr, sampler, seed=4)
+    small, _ = report_context.generate(
+        random_bigr, tiny_tokenizer, sampler, 6, batch_size=4, seed=3, codes_dir=kept
+    )
+    calls = []
+    real = report_context.sample_codes
+
+    def counting(model, labels, *args, **kwargs):
+        calls.append(labels.tolist())
+        return real(model, labels, *args, **kwargs)
+
+    monkeypatch.setattr(report_context, "sample_codes", counting)
+    large, _ = report_context.generate(
+        random_bigr, tiny_tokenizer, sampler, 12, batch_size=4, seed=3, codes_dir=kept
+    )
+    # batch 0 is reused; batch 1 held 2 images in the small set and is drawn anew with 4
+    classes = random_bigr.config.num_classes
+    assert calls == [[i % classes for i in range(4, 8)], [i % classes for i in range(8, 12)]]
+    assert torch.equal(large[:4], small[:4])
+    fresh, _ = report_context.generate(
+        random_bigr, tiny_tokenizer, sampler, 12, batch_size=4, seed=3, codes_dir=None
+    )
+    assert torch.equal(large, fresh)  # what is reused is what would have been drawn

@@ -14,6 +14,7 @@ def plot_curves(
     xlabel: str = "step",
     ylabel: str = "",
     logy: bool = False,
+    logx: bool = False,
     markers: bool = False,
 ) -> Path:
     """One line per named (x, y) series."""
@@ -31,6 +32,8 @@ def plot_curves(
         ax.set_title(title)
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend()

@@ -320,17 +320,14 @@ class _Context:
             )
         return self._memo[key]
 
-    def codes_dir(self, model: BiGR, sampler: SamplerConfig, count: int, seed: int) -> Path:
+    def codes_dir(self, model: BiGR, sampler: SamplerConfig, seed: int) -> Path:
         """Where the codes of one sample set are kept while it is drawn (see `generate`):
-        keyed by the model's weights, the sampler, the count, the seed and the batch size."""
+        keyed by the model's weights, the sampler, the seed and the batch size, not the count.
+        Batch b of a set is seeded by (seed, b) and labelled from its position alone, so the
+        first batches of a larger set are those of a smaller one: a set of 10,000 extends a
+        set of 2,000 drawn before it (a batch of another size is drawn anew)."""
         key = json.dumps(
-            [
-                self._weights_of(model),
-                dataclasses.asdict(sampler),
-                count,
-                seed,
-                self.config.batch_size,
-            ]
+            [self._weights_of(model), dataclasses.asdict(sampler), seed, self.config.batch_size]
         )
         return self.out / "codes" / _digest(key)
 
@@ -351,7 +348,7 @@ class _Context:
             count,
             batch_size=self.config.batch_size,
             seed=seed,
-            codes_dir=self.codes_dir(model, sampler, count, seed),
+            codes_dir=self.codes_dir(model, sampler, seed),
         )
         save_grid(images[:100], self.out / "samples" / f"{name}.png", nrow=10)
         stats = self.stats(images, keep_features=keep_features)
