@@ -168,14 +168,9 @@ def test_an_interrupted_sample_set_resumes_from_its_kept_codes(
 def test_a_larger_set_extends_a_smaller_one_drawn_before_it(
     tmp_path, random_bigr, tiny_tokenizer, monkeypatch
 ):
-    sampler = SamplerConfig(steps=2, head_steps=2, guidance=1.0, gumbel=0.0)
-    config = ReportConfig(recipe=sampler, batch_size=4)
-    ctx = _Context(random_bigr, tiny_tokenizer, None, config, tmp_path, False)
-    kept = ctx.codes_dir(random_bigr, sampler, seed=3)
-    assert kept != ctx.codes_dir(random_bigr, sampler, seed=4)
-    small, _ = report_context.generate(
-        random_bigr, tiny_tokenizer, sampler, 6, batch_size=4, seed=3, codes_dir=kept
-    )
+    config = _speed_config(_dataset(tmp_path / "data"), batch_size=4)
+    ctx = _Context(random_bigr, tiny_tokenizer, PixelFeatures(), config, tmp_path / "r", False)
+    ctx.weights = "w"
     calls = []
     real = report_context.sample_codes
 
@@ -184,14 +179,14 @@ def test_a_larger_set_extends_a_smaller_one_drawn_before_it(
         return real(model, labels, *args, **kwargs)
 
     monkeypatch.setattr(report_context, "sample_codes", counting)
-    large, _ = report_context.generate(
-        random_bigr, tiny_tokenizer, sampler, 12, batch_size=4, seed=3, codes_dir=kept
-    )
+    ctx.sample_fid(config.recipe, 6, "small")
+    assert len(calls) == 2
+    calls.clear()
+    large = ctx.sample_fid(config.recipe, 12, "large")
     # batch 0 is reused; batch 1 held 2 images in the small set and is drawn anew with 4
     classes = random_bigr.config.num_classes
     assert calls == [[i % classes for i in range(4, 8)], [i % classes for i in range(8, 12)]]
-    assert torch.equal(large[:4], small[:4])
-    fresh, _ = report_context.generate(
-        random_bigr, tiny_tokenizer, sampler, 12, batch_size=4, seed=3, codes_dir=None
-    )
-    assert torch.equal(large, fresh)  # what is reused is what would have been drawn
+    fresh = _Context(random_bigr, tiny_tokenizer, PixelFeatures(), config, tmp_path / "f", False)
+    fresh.weights = "w"
+    assert fresh.sample_fid(config.recipe, 12, "large")["fid"] == pytest.approx(large["fid"])
+    assert len(calls) == 5  # the fresh report drew all three batches itself
