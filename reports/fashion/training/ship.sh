@@ -74,7 +74,7 @@ case "$1" in
       for v in x0 bce uncond; do V+=(--variant $v@3500=models/variants/$v-3500); done
     fi
     bigr report --out reports/fashion --num-sweep 2000 --num-orders 1000 --seeds 3 \
-      --num-speed 2000 --speed-batch 50 --speed-repeats 2 --steps-sweep 4,8,12 \
+      --num-speed 10000 --speed-batch 50 --speed-repeats 2 --steps-sweep 4,8,12 \
       --head-sweep 10,25,50 --compile "${V[@]}" "${@:2}" ;;
   *) echo "usage: $0 export|tune|install|fid|fast|report" >&2; exit 2 ;;
 esac
