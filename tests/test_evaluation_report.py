@@ -405,3 +405,22 @@ def test_report_flags_reach_the_report_config(monkeypatch, tmp_path):
     assert config.speed_recipes == tuple((n, RECIPES[n]) for n in named)
     assert (config.num_speed, config.speed_repeats, config.speed_batch) == (500, 2, 20)
     assert config.speed_bootstrap == 9
+
+
+def test_probe_section_reports_each_block_only_when_asked(
+    tmp_path, random_bigr, tiny_tokenizer, capsys
+):
+    data = _dataset(tmp_path / "data")
+    config = ReportConfig(
+        recipe=SamplerConfig(steps=2, head_steps=3), probe_train=24, probe_val=8,
+        probe_test=24, probe_epochs=1, batch_size=8, reference=data, train_data=data,
+    )  # fmt: skip
+    for progress, out in ((False, "quiet"), (True, "loud")):
+        run_report(
+            random_bigr, tiny_tokenizer, tmp_path / out, config,
+            extractor=PixelFeatures(), sections=("probe",), progress=progress,
+        )  # fmt: skip
+        err = capsys.readouterr().err
+        blocks = [line for line in err.splitlines() if "validation top-1" in line]
+        assert len(blocks) == (random_bigr.config.depth if progress else 0)
+    assert "probe: baselines" in err

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -165,8 +166,10 @@ class _Context:
         force: bool,
         *,
         image_size: int | None = None,
+        progress: bool = False,
     ):
         self.model, self.tokenizer, self.extractor = model, tokenizer, extractor
+        self.progress = progress
         self.config, self.out, self.force = config, out, force
         self.size = tokenizer.config.image_size if image_size is None else image_size
         self._reference: ImageStatistics | None = None
@@ -174,6 +177,11 @@ class _Context:
         # the same sampler at the same n is measured once: (FID entry, sample statistics)
         self._memo: dict[str, tuple[dict, ImageStatistics]] = {}
         self.weights = ""  # fingerprint of the model and tokenizer (set by the runner)
+
+    def note(self, message: str) -> None:
+        """One progress line on stderr for steps that draw no progress bar (if `progress`)."""
+        if self.progress:
+            print(message, file=sys.stderr, flush=True)
 
     def stats(self, images: Tensor, keep_features: bool = False) -> ImageStatistics:
         return statistics_from_images(images, self.extractor, keep_features=keep_features)

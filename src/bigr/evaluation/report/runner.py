@@ -73,7 +73,7 @@ def run_report(
         from ..inception import InceptionFeatures
 
         extractor = InceptionFeatures()
-    ctx = _Context(model, tokenizer, extractor, config, out, force)
+    ctx = _Context(model, tokenizer, extractor, config, out, force, progress=progress)
     results = {}
     weights = weights_fingerprint(model, tokenizer)
     ctx.weights = weights

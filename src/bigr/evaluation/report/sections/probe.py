@@ -37,20 +37,22 @@ def _scored(result: dict) -> dict:
     return {**result, "top1_low": 100 * low, "top1_high": 100 * high}
 
 
-def _select_and_test(model, train_codes, test_codes, train_y, test_y, val_rows: int, probe) -> dict:
+def _select_and_test(
+    model, train_codes, test_codes, train_y, test_y, val_rows: int, probe, note=lambda _: None
+) -> dict:
     """Validation top-1 per block (fit on all but the last `val_rows` images), then the chosen
     and the last block trained on all of them and scored on the test images; the chosen block
-    also through logistic regression, as the baselines are."""
+    also through logistic regression, as the baselines are. `note` gets a line per block."""
     layers = list(range(model.config.depth))
     batch = 250
     tr = layer_features(model, train_codes.split(batch), layers)
     te = layer_features(model, test_codes.split(batch), layers)
     fit = slice(None, len(train_y) - val_rows)
     held = slice(len(train_y) - val_rows, None)
-    on_val = {
-        i: train_probe(tr[i][fit], train_y[fit], tr[i][held], train_y[held], probe)["top1"]
-        for i in layers
-    }
+    on_val = {}
+    for i in layers:
+        on_val[i] = train_probe(tr[i][fit], train_y[fit], tr[i][held], train_y[held], probe)["top1"]
+        note(f"  block {i}: validation top-1 {on_val[i]:.2f}")
     chosen = max(layers, key=lambda i: (on_val[i], -i))  # ties: the shallower block
     test = {
         str(i): _scored(train_probe(tr[i], train_y, te[i], test_y, probe))
@@ -93,10 +95,14 @@ def compute(ctx: _Context) -> dict:
     test_codes = _encode(ctx.tokenizer, test_x, cfg.batch_size)
     probe = ProbeConfig(epochs=cfg.probe_epochs, warmup_epochs=max(1, cfg.probe_epochs // 10))
     args = (train_codes, test_codes, train_y, test_y, cfg.probe_val, probe)
-    models = {"model": _select_and_test(ctx.model, *args)}
+    ctx.note("probe: the report's model")
+    models = {"model": _select_and_test(ctx.model, *args, note=ctx.note)}
     device = ctx.model.transformer.mask_token.device
     for label, directory in cfg.variants:
-        models[label] = _select_and_test(BiGR.from_pretrained(directory, device=device), *args)
+        ctx.note(f"probe: variant {label}")
+        variant = BiGR.from_pretrained(directory, device=device)
+        models[label] = _select_and_test(variant, *args, note=ctx.note)
+    ctx.note("probe: baselines (raw pixels, tokenizer bits)")
     baselines = _baselines(train_x, test_x, train_codes, test_codes, train_y, test_y, cfg.probe_val)
     return {
         "probe": dataclasses.asdict(probe),
