@@ -110,3 +110,11 @@ def test_variant_claims_use_the_equal_budget_base_and_refuse_unequal_budgets():
     uncond |= {"budget_differs": True, "trained_steps": 15000, "base_steps": 3500}
     table4 = next(c for c in claims(results) if c["claim"].startswith("a conditional model's"))
     assert table4["verdict"] == "not comparable (15000 vs 3500 steps)"
+
+
+def test_probe_evidence_counts_test_images_as_a_whole_number():
+    results = _results()
+    for entry in results["probe"]["models"]["model"]["test"].values():
+        entry["test_size"] = float(entry["test_size"])  # as a probe result stores it
+    found = [c for c in claims(results) if c["table"] == "Table 10"]
+    assert "n = 10000 test images" in found[0]["evidence"]

@@ -54,7 +54,7 @@ def _probe_claim(claim: str, table: str, a: dict, b: dict, names: str, margin: f
         outcome = "inconclusive"
     evidence = (
         f"top-1 {names}: {_fmt(d)} [{_fmt(low)}, {_fmt(high)}] points; "
-        f"n = {a['test_size']} test images"
+        f"n = {int(a['test_size'])} test images"
     )
     return {"claim": claim, "table": table, "evidence": evidence, "verdict": outcome}
 
