@@ -38,7 +38,7 @@ def _scored(result: dict) -> dict:
 
 
 def _select_and_test(
-    model, train_codes, test_codes, train_y, test_y, val_rows: int, probe, note=lambda _: None
+    model, train_codes, test_codes, train_y, test_y, val_rows: int, probe, note
 ) -> dict:
     """Validation top-1 per block (fit on all but the last `val_rows` images), then the chosen
     and the last block trained on all of them and scored on the test images; the chosen block
