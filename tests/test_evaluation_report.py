@@ -67,7 +67,7 @@ def test_report_writes_every_section_and_reuses_cached_results(
     for row in [*main["test"].values(), *probe["baselines"].values()]:
         assert row["top1_low"] <= row["top1"] <= row["top1_high"] and row["test_size"] == 24
     assert set(probe["baselines"]) == {"raw pixels", "tokenizer bits"}
-    assert "beat raw pixels by" in text
+    assert "block's top-1 minus raw pixels'" in text and "The tokenizer's bits" in text
     # like for like: the chosen block through the baselines' logistic regression
     assert main["logistic"]["test_size"] == 24 and main["logistic"]["l2"] > 0
     orders = json.loads((out / "results" / "orders.json").read_text())

@@ -1,6 +1,7 @@
 """The claims table: one verdict per paper claim, read off section results."""
 
 from bigr.evaluation.report.claims import claims, markdown
+from bigr.evaluation.report.sections.probe import top1_difference
 
 X0, BCE = "Bernoulli diffusion, predicts x0", "plain BCE head, no diffusion"
 
@@ -118,3 +119,10 @@ def test_probe_evidence_counts_test_images_as_a_whole_number():
         entry["test_size"] = float(entry["test_size"])  # as a probe result stores it
     found = [c for c in claims(results) if c["table"] == "Table 10"]
     assert "n = 10000 test images" in found[0]["evidence"]
+
+
+def test_top1_difference_is_in_points_and_its_interval_narrows_with_more_test_images():
+    d, low, high = top1_difference(_probe_entry(88.0), _probe_entry(85.0))
+    assert abs(d - 3.0) < 1e-9 and 2.0 < low < d < high < 4.0
+    _, low_small, high_small = top1_difference(_probe_entry(88.0, 500), _probe_entry(85.0, 500))
+    assert low_small < low and high_small > high and low_small < 0  # 500 images: a draw

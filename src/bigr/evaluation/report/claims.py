@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 
-from ..intervals import proportion_difference_interval
 from .format import _fmt
 from .sections.orders import verdict
+from .sections.probe import top1_difference
 from .sections.variants import judge
 
 UNIFORMITY_FID = 12.0  # the generation target of the embedded model (issue 11)
@@ -35,17 +35,9 @@ def _fid_claim(
     return {"claim": claim, "table": table, "evidence": evidence, "verdict": decide(entry)}
 
 
-def _top1_difference(a: dict, b: dict):
-    """Newcombe interval (in points) of top-1 a - top-1 b from their test counts."""
-    na, nb = int(a["test_size"]), int(b["test_size"])
-    sa, sb = round(a["top1"] * na / 100), round(b["top1"] * nb / 100)
-    d = proportion_difference_interval(sa, na, sb, nb)
-    return 100 * d.estimate, 100 * d.low, 100 * d.high
-
-
 def _probe_claim(claim: str, table: str, a: dict, b: dict, names: str, margin: float = 0.0):
     """Claim `top-1 a - top-1 b > -margin`, judged on the difference's interval."""
-    d, low, high = _top1_difference(a, b)
+    d, low, high = top1_difference(a, b)
     if low > -margin:
         outcome = "reproduced"
     elif high < -margin:

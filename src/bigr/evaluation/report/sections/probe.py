@@ -20,7 +20,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from ...intervals import wilson_interval
+from ...intervals import proportion_difference_interval, wilson_interval
 from ...logistic import fit_with_validation
 from ...probe import ProbeConfig, layer_features, train_probe
 from ..config import ReportConfig
@@ -149,12 +149,22 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
             lines.append(_row(f"{who}, last block {m['last']}, probe", _at(m, m["last"])))
     for name, r in p["baselines"].items():
         lines.append(_row(f"{name}, logistic regression", r))
-    best = main.get("logistic", _at(main, main["chosen"]))["top1"]
-    gap = best - p["baselines"]["raw pixels"]["top1"]
+    best = main.get("logistic", _at(main, main["chosen"]))
+    gap, low, high = top1_difference(best, p["baselines"]["raw pixels"])
     lines += [
         "",
-        f"Through the same logistic regression, the chosen BiGR block's features beat raw pixels "
-        f"by {_fmt(gap)} points top-1 ({'meets' if gap >= 3 else 'misses'} the 3-point goal).",
+        f"Through the same logistic regression, the chosen BiGR block's top-1 minus raw pixels': "
+        f"{_fmt(gap)} [{_fmt(low)}, {_fmt(high)}] points "
+        f"({'meets' if gap >= 3 else 'misses'} the 3-point goal).",
+    ]
+    if "tokenizer bits" in p["baselines"]:
+        d, low, high = top1_difference(p["baselines"]["tokenizer bits"], best)
+        side = "above" if low > 0 else "below" if high < 0 else "not distinguishable from"
+        lines.append(
+            f"The tokenizer's bits (the generator's own input) minus that block: {_fmt(d)} "
+            f"[{_fmt(low)}, {_fmt(high)}] points, {side} it."
+        )
+    lines += [
         "",
         "![probe](probe.png)",
         "",
@@ -176,6 +186,15 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
         markers=True,
     )
     return lines
+
+
+def top1_difference(a: dict, b: dict) -> tuple[float, float, float]:
+    """Top-1 of a minus top-1 of b in points, with Newcombe's 95 % interval, from the two
+    entries' test counts."""
+    na, nb = int(a["test_size"]), int(b["test_size"])
+    sa, sb = round(a["top1"] * na / 100), round(b["top1"] * nb / 100)
+    d = proportion_difference_interval(sa, na, sb, nb)
+    return 100 * d.estimate, 100 * d.low, 100 * d.high
 
 
 def _at(model_result: dict, layer: int) -> dict:
