@@ -5,9 +5,11 @@ it rests on and the table of the paper it answers (bigr-spec.md §9).
 Verdict rules: an FID comparison (orders, bits, variants) follows the orders section (Welch's
 interval of the FID difference over seeds on one side of zero, or containing it); a probe
 comparison uses Newcombe's interval of the difference of two test top-1 proportions (the same
-test images serve both, so the interval is conservative). Uniformity (one model good at both)
-is reproduced when the generator's FID meets the embedded model's target and its features beat
-raw pixels, not reproduced when neither holds, partly reproduced when one does.
+test images serve both, so the interval is conservative): intermediate vs last block, features
+vs raw pixels, and, with the variants, flip prediction's features vs x0 prediction's and a plain
+BCE head's (Table 2's ACC1 column) and conditional vs unconditional (Table 4). Uniformity (one
+model good at both) is reproduced when the generator's FID meets the embedded model's target and
+its features beat raw pixels, not reproduced when neither holds, partly reproduced when one does.
 """
 
 from __future__ import annotations
@@ -141,21 +143,38 @@ def _probe_claims(results: dict) -> list[dict]:
     else:
         who = "conditional"
     for label, m in p["models"].items():
-        if label == "model" or not kinds.get(label, {}).get("kind", "").startswith("uncond"):
+        kind = kinds.get(label, {}).get("kind", "")
+        if label in ("model", base) or not kind:
             continue
-        claim = _probe_claim(
-            "a conditional model's features are nearly as good as an unconditional one's "
-            "(within 1 point)",
-            "Table 4",
-            chosen,
-            m["test"][str(m["chosen"])],
-            f"{who} minus unconditional (`{label}`), each at its validation-chosen block",
-            margin=1.0,
-        )
+        if kind.endswith("predicts x0") or kind.startswith("plain BCE"):
+            other = "predicting x0" if kind.endswith("predicts x0") else "a plain BCE head"
+            claim = _probe_claim(
+                f"predicting bit flips gives better features than {other} (ACC1)",
+                "Table 2",
+                chosen,
+                m["test"][str(m["chosen"])],
+                f"{who} minus `{label}`, each at its validation-chosen block",
+            )
+        elif kind.startswith("uncond"):
+            claim = _uncond_claim(chosen, m, who, label)
+        else:
+            continue
         if kinds[label].get("budget_differs"):
             claim["verdict"] = judge(kinds[label])
         out.append(claim)
     return out
+
+
+def _uncond_claim(chosen: dict, m: dict, who: str, label: str) -> dict:
+    return _probe_claim(
+        "a conditional model's features are nearly as good as an unconditional one's "
+        "(within 1 point)",
+        "Table 4",
+        chosen,
+        m["test"][str(m["chosen"])],
+        f"{who} minus unconditional (`{label}`), each at its validation-chosen block",
+        margin=1.0,
+    )
 
 
 def _uniformity(results: dict, probe: list[dict]) -> dict:
