@@ -80,7 +80,12 @@ def test_report_writes_every_section_and_reuses_cached_results(
     sel = orders["selection"]["entropy"]
     assert sel["best"] == min((float(g) for g in sel["fids"]), key=lambda g: sel["fids"][str(g)])
     assert orders["own_gumbel"]["entropy"]["gumbel"] == sel["best"]
-    assert orders["own_gumbel"]["raster"] == orders["orders"]["raster"]
+    assert orders["own_gumbel"]["raster"]["fids"] == orders["orders"]["raster"]["fids"]
+    # each table's difference is from its own base: the shared table keeps the shared entropy's
+    for table in ("orders", "own_gumbel"):
+        raster, entropy = orders[table]["raster"]["fids"], orders[table]["entropy"]["fids"]
+        expected = sum(raster) / len(raster) - sum(entropy) / len(entropy)
+        assert abs(orders[table]["raster"]["minus_base"] - expected) < 1e-9
     sweeps = json.loads((out / "results" / "sweeps.json").read_text())
     assert sweeps["floor"]["n"] == 12 and sweeps["steps"][0]["n"] == 12
     edits = json.loads((out / "results" / "edits.json").read_text())["edits"]

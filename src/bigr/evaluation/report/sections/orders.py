@@ -85,7 +85,7 @@ def compute(ctx: _Context) -> dict:
                 ctx, dataclasses.replace(recipe, order=o, gumbel=selection[o]["best"]), f"own_{o}"
             )
             if o in selection
-            else shared[o]
+            else dict(shared[o])  # a copy: its difference is from this table's base
         )
         for o in cfg.orders
     }
