@@ -429,3 +429,15 @@ def test_probe_section_reports_each_block_only_when_asked(
         blocks = [line for line in err.splitlines() if "validation top-1" in line]
         assert len(blocks) == (random_bigr.config.depth if progress else 0)
     assert "probe: baselines" in err
+
+
+def test_orders_table_shows_precision_and_recall_only_when_the_sets_measured_them():
+    from bigr.evaluation.report.sections.orders import _table
+
+    def entry(fid, precision):
+        return {"gumbel": 0.0, "fid": fid, "low": None, "precision": precision, "recall": 0.5}
+
+    unmeasured = _table({"entropy": entry(30.0, float("nan"))}, "entropy", "order")
+    measured = _table({"entropy": entry(30.0, 0.7)}, "entropy", "order")
+    assert "precision" not in unmeasured[0] and unmeasured[2].count("|") == 6
+    assert "precision" in measured[0] and measured[2].count("|") == 8 and "0.700" in measured[2]

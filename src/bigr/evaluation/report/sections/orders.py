@@ -122,8 +122,15 @@ def verdict(entry: dict) -> str:
     return "inconclusive"
 
 
-def _rows(table: dict, base: str, what: str) -> list[str]:
-    lines = []
+def _measured(value) -> bool:
+    return value is not None and value == value  # NaN: the sets kept no features
+
+
+def _table(table: dict, base: str, what: str) -> list[str]:
+    """Header and one row per entry; precision and recall only when the sets measured them."""
+    pr = any(_measured(e.get("precision")) for e in table.values())
+    head = "| | Gumbel | FID, mean of seeds [95 %] | minus base [95 %] | claim: base is better |"
+    lines = [head + (" precision | recall |" if pr else ""), "|---" * (7 if pr else 5) + "|"]
     for name, e in table.items():
         ci = "" if e["low"] is None else f" [{_fmt(e['low'])}, {_fmt(e['high'])}]"
         if name == base:
@@ -136,18 +143,11 @@ def _rows(table: dict, base: str, what: str) -> list[str]:
                 else "n/a"
             )
             claim = verdict(e)
-        lines.append(
-            f"| {what} `{name}` | {_fmt(e['gumbel'])} | {_fmt(e['fid'])}{ci} | {diff} | {claim} "
-            f"| {_fmt(e['precision'], 3)} | {_fmt(e['recall'], 3)} |"
-        )
+        row = f"| {what} `{name}` | {_fmt(e['gumbel'])} | {_fmt(e['fid'])}{ci} | {diff} | {claim} |"
+        if pr:
+            row += f" {_fmt(e['precision'], 3)} | {_fmt(e['recall'], 3)} |"
+        lines.append(row)
     return lines
-
-
-HEADER = (
-    "| | Gumbel | FID, mean of seeds [95 %] | minus base [95 %] | claim: base is better "
-    "| precision | recall |",
-    "|---|---|---|---|---|---|---|",
-)
 
 
 def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
@@ -162,20 +162,18 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
         "",
         "At one shared Gumbel temperature (the recipe's):",
         "",
-        *HEADER,
-        *_rows(o["orders"], base, "order"),
+        *_table(o["orders"], base, "order"),
         "",
         f"Each certainty order at its own best temperature (chosen on `{o['selection_data']}`, "
         "not the test split):",
         "",
-        *HEADER,
-        *_rows(o["own_gumbel"], base, "order"),
+        *_table(o["own_gumbel"], base, "order"),
         "",
     ]
     for order, sel in o["selection"].items():
         sweep = ", ".join(f"{g}: {_fmt(f)}" for g, f in sel["fids"].items())
         lines.append(f"- `{order}` selection FIDs by temperature: {sweep} -> {sel['best']}")
-    lines += ["", "Bits drawn from the head's probabilities vs thresholded at 0.5:", "", *HEADER]
-    lines += _rows(o["bits"], "bernoulli", "bits")
+    lines += ["", "Bits drawn from the head's probabilities vs thresholded at 0.5:", ""]
+    lines += _table(o["bits"], "bernoulli", "bits")
     lines += [""]
     return lines
