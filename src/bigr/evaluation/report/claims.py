@@ -82,6 +82,23 @@ def _order_claims(results: dict) -> list[dict]:
     return out
 
 
+def _objective(kind: str) -> str | None:
+    """ "x0" or "bce" for a variant trained with that objective instead of bit flips, read off
+    `variants.describe`'s words; None for any other kind."""
+    if kind.endswith("predicts x0"):
+        return "x0"
+    if kind.startswith("plain BCE"):
+        return "bce"
+    return None
+
+
+FID_CLAIMS = {  # objective -> (claim, table) judged by FID
+    "x0": ("predicting bit flips beats predicting x0", "Table 2"),
+    "bce": ("the Bernoulli diffusion head beats a plain BCE head", "users' question"),
+}
+FEATURE_RIVALS = {"x0": "predicting x0", "bce": "a plain BCE head"}  # Table 2's ACC1 column
+
+
 def _variant_claims(results: dict) -> list[dict]:
     v = results["variants"]
     n, seeds = v["floor"]["n"], v["seeds"]
@@ -90,12 +107,9 @@ def _variant_claims(results: dict) -> list[dict]:
     for label, e in v["variants"].items():
         if e.get("fid") is None:
             continue
-        if e["kind"].endswith("predicts x0"):
-            claim, table = "predicting bit flips beats predicting x0", "Table 2"
-        elif e["kind"].startswith("plain BCE"):
-            claim, table = "the Bernoulli diffusion head beats a plain BCE head", "users' question"
-        else:
-            claim, table = f"the report's model beats `{label}`", "—"
+        claim, table = FID_CLAIMS.get(
+            _objective(e["kind"]), (f"the report's model beats `{label}`", "—")
+        )
         out.append(_fid_claim(f"{claim} (variant `{label}`)", table, e, base, n, seeds, judge))
     return out
 
@@ -146,10 +160,10 @@ def _probe_claims(results: dict) -> list[dict]:
         kind = kinds.get(label, {}).get("kind", "")
         if label in ("model", base) or not kind:
             continue
-        if kind.endswith("predicts x0") or kind.startswith("plain BCE"):
-            other = "predicting x0" if kind.endswith("predicts x0") else "a plain BCE head"
+        if _objective(kind):
             claim = _probe_claim(
-                f"predicting bit flips gives better features than {other} (ACC1)",
+                f"predicting bit flips gives better features than "
+                f"{FEATURE_RIVALS[_objective(kind)]} (ACC1)",
                 "Table 2",
                 chosen,
                 m["test"][str(m["chosen"])],

@@ -14,6 +14,7 @@ lies on the other side, *inconclusive* when it contains zero.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from ...intervals import difference_interval, mean_interval
@@ -123,7 +124,8 @@ def verdict(entry: dict) -> str:
 
 
 def _measured(value) -> bool:
-    return value is not None and value == value  # NaN: the sets kept no features
+    """False for a missing or NaN value (the sets kept no features)."""
+    return value is not None and math.isfinite(value)
 
 
 def _table(table: dict, base: str, what: str) -> list[str]:
