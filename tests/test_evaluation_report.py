@@ -185,13 +185,16 @@ def test_a_section_cut_off_part_way_resumes_from_the_sample_sets_it_measured(
     again = run()
     assert drawn == []
     assert [e["fid"] for e in again["steps"]] == [e["fid"] for e in first["steps"]]
+    # the cost line says the section's minutes cover only the sets measured in that run
+    assert first["sets_reused"] == 0 and again["sets_reused"] == 3
+    assert "sweeps: 0.0 min (3 kept sample sets reused)" in (out / "report.md").read_text()
     # a set only part of which was measured: the others are drawn, the kept one is not
     (out / "results" / "sweeps.json").unlink()
     sets = sorted((out / "results" / "sets").glob("*.json"))
     steps_two = next(p for p in sets if json.loads(p.read_text())["name"] == "steps_2")
     steps_two.unlink()
     again = run()
-    assert [s.steps for s in drawn] == [2]
+    assert [s.steps for s in drawn] == [2] and again["sets_reused"] == 2
     assert again["steps"][1]["fid"] == pytest.approx(first["steps"][1]["fid"])
     # other weights (a retrained model) never read them
     (out / "results" / "sweeps.json").unlink()

@@ -177,6 +177,7 @@ class _Context:
         # the same sampler at the same n is measured once: (FID entry, sample statistics)
         self._memo: dict[str, tuple[dict, ImageStatistics]] = {}
         self.weights = ""  # fingerprint of the model and tokenizer (set by the runner)
+        self.sets_reused = 0  # sample sets read back from `OUT/results/sets/`, not measured
 
     def note(self, message: str) -> None:
         """One progress line on stderr for steps that draw no progress bar (if `progress`)."""
@@ -250,6 +251,7 @@ class _Context:
         if path.is_file() and not self.force:
             kept = json.loads(path.read_text())
             if kept.get("key") == key:
+                self.sets_reused += 1
                 return kept["entry"]
         entry, stats = self.sample_statistics(sampler, count, name, model, **options)
         if bootstrap:

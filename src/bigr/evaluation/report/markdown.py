@@ -54,11 +54,13 @@ def write_markdown(
             lines += MODULES[name].markdown(results[name], config, out)
         elif name == "variants" and "orders" in results:
             lines += variants.NOT_GIVEN
-    seconds = {k: v.get("section_seconds", math.nan) for k, v in results.items()}
     lines += [
         "## Cost of this report",
         "",
-        ", ".join(f"{k}: {_fmt(v / 60, 1)} min" for k, v in seconds.items()),
+        "Minutes each section took when it was computed (a cached section costs nothing more); "
+        "a section rebuilt from kept sample sets counts only the sets it measured then.",
+        "",
+        ", ".join(_cost(name, result) for name, result in results.items()),
         "",
     ]
     path = out / "report.md"
@@ -67,6 +69,13 @@ def write_markdown(
         json.dumps({"results": results, "machine": machine}, indent=2, default=float) + "\n"
     )
     return path
+
+
+def _cost(name: str, result: dict) -> str:
+    """`name: M min`, with the kept sample sets it reused, if any."""
+    text = f"{name}: {_fmt(result.get('section_seconds', math.nan) / 60, 1)} min"
+    reused = result.get("sets_reused", 0)
+    return text + (f" ({reused} kept sample sets reused)" if reused else "")
 
 
 def summary(path: str | Path) -> dict:

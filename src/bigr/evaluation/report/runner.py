@@ -50,6 +50,15 @@ def _sections(model: BiGR, config: ReportConfig, sections: tuple[str, ...] | Non
     return sections
 
 
+def _compute(ctx: _Context, name: str) -> dict:
+    """Section `name` computed now, with how many of its sample sets were kept ones: its cost
+    then counts only the sets measured in this run."""
+    before = ctx.sets_reused
+    result = SECTIONS[name](ctx)
+    result["sets_reused"] = ctx.sets_reused - before
+    return result
+
+
 def run_report(
     model: BiGR,
     tokenizer: BinaryAutoencoder,
@@ -81,7 +90,7 @@ def run_report(
         if progress:
             print(f"report: {name} ...", flush=True)
         key = section_key(name, config, model_name, weights)
-        results[name] = _cached(out, name, force, lambda name=name: SECTIONS[name](ctx), key)
+        results[name] = _cached(out, name, force, lambda name=name: _compute(ctx, name), key)
     # the model's other sections that are stored for these same settings and weights join
     # report.md too, so a report built up a few sections per session shows all it has
     for name in _sections(model, config, None):
