@@ -444,3 +444,32 @@ def test_orders_table_shows_precision_and_recall_only_when_the_sets_measured_the
     measured = _table({"entropy": entry(30.0, 0.7)}, "entropy", "order")
     assert "precision" not in unmeasured[0] and unmeasured[2].count("|") == 6
     assert "precision" in measured[0] and measured[2].count("|") == 8 and "0.700" in measured[2]
+
+
+def test_variants_table_shows_precision_and_recall_only_when_the_sets_measured_them(tmp_path):
+    from bigr.evaluation.report.config import ReportConfig
+    from bigr.evaluation.report.sections import variants
+
+    def result(precision):
+        base = {"kind": variants.FLIPS, "fid": 40.0, "low": 39.0, "high": 41.0}
+        x0 = {"kind": "x0", "fid": 60.0, "low": 59.0, "high": 61.0, "minus_base": 20.0}
+        x0 |= {"minus_base_low": 18.0, "minus_base_high": 22.0}
+        uncond = {"kind": "unconditional (no labels)", "fid": None}
+        for e in (base, x0):
+            e |= {"precision": precision, "recall": 0.5, "trained_steps": 10}
+        return {
+            "floor": {"n": 8, "fid": 5.0},
+            "seeds": 3,
+            "base": "flip",
+            "model": base,
+            "variants": {"x0": x0, "uncond": uncond},
+        }
+
+    for precision, columns in ((float("nan"), 6), (0.7, 8)):
+        lines = variants.markdown(result(precision), ReportConfig(recipe=SamplerConfig()), tmp_path)
+        table = [line for line in lines if line.startswith("|")]
+        assert {line.count("|") for line in table} == {columns + 1}
+        assert ("precision" in table[0]) == (columns == 8)
+        assert "20.00 [18.00, 22.00] | reproduced" in table[3]
+        grids = [line for line in lines if line.startswith("![")]
+        assert grids == [f"![{m}](samples/variant_{m}_seed0.png)" for m in ("flip", "x0")]

@@ -14,6 +14,11 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def measured(value) -> bool:
+    """False for a missing or NaN value (e.g. a sample set that kept no features)."""
+    return value is not None and math.isfinite(value)
+
+
 def _fid_row(label: str, entry: dict) -> str:
     return (
         f"| {label} | {entry['n']} | {_fmt(entry['fid'])} | {_fmt(entry.get('sfid', math.nan))} "

@@ -14,13 +14,12 @@ lies on the other side, *inconclusive* when it contains zero.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from ...intervals import difference_interval, mean_interval
 from ..config import FID_SETTINGS, ReportConfig
 from ..context import _Context
-from ..format import _fmt
+from ..format import _fmt, measured
 
 SETTINGS = (*FID_SETTINGS, "orders_count", "orders", "seeds", "gumbel_sweep", "selection_data")
 TEMPERATURE_ORDERS = ("entropy", "confidence")  # orders whose scores Gumbel noise perturbs
@@ -123,14 +122,9 @@ def verdict(entry: dict) -> str:
     return "inconclusive"
 
 
-def _measured(value) -> bool:
-    """False for a missing or NaN value (the sets kept no features)."""
-    return value is not None and math.isfinite(value)
-
-
 def _table(table: dict, base: str, what: str) -> list[str]:
     """Header and one row per entry; precision and recall only when the sets measured them."""
-    pr = any(_measured(e.get("precision")) for e in table.values())
+    pr = any(measured(e.get("precision")) for e in table.values())
     head = "| | Gumbel | FID, mean of seeds [95 %] | minus base [95 %] | claim: base is better |"
     lines = [head + (" precision | recall |" if pr else ""), "|---" * (7 if pr else 5) + "|"]
     for name, e in table.items():

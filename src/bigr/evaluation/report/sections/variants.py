@@ -25,7 +25,7 @@ from pathlib import Path
 from ....model import BiGR
 from ..config import FID_SETTINGS, ReportConfig
 from ..context import _Context, _slug
-from ..format import _fmt
+from ..format import _fmt, measured
 from .orders import _seeded, _versus, verdict
 
 SETTINGS = (*FID_SETTINGS, "num_sweep", "variants", "variant_base", "model_steps", "seeds")
@@ -63,7 +63,7 @@ def compute(ctx: _Context) -> dict:
     device = ctx.model.transformer.mask_token.device
     entries, details = {}, {}
     if not cfg.variant_base:  # else the base variant is sampled with the others below
-        model_entry = _seeded(ctx, cfg.recipe, "variants_model", count=n)
+        model_entry = _seeded(ctx, cfg.recipe, _grid_name(""), count=n)
         entries["model"] = {**model_entry, "kind": describe(ctx.model)}
     for label, directory in cfg.variants:
         model = BiGR.from_pretrained(directory, device=device).eval()
@@ -84,8 +84,7 @@ def compute(ctx: _Context) -> dict:
                 f"with Bernoulli diffusion), not {details[label]['kind']}"
             )
         if not model.config.unconditional:  # an unconditional model: compared by features
-            name = f"variant_{_slug(label)}"
-            entries[label] = _seeded(ctx, cfg.recipe, name, model=model, count=n)
+            entries[label] = _seeded(ctx, cfg.recipe, _grid_name(label), model=model, count=n)
     base = cfg.variant_base or "model"
     _versus(entries, base)
     base_steps = details[base]["trained_steps"] if cfg.variant_base else cfg.model_steps
@@ -122,6 +121,8 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
         if v.get("base")
         else ""
     )
+    # precision and recall only when the sets kept the features they need
+    pr = any(measured(e.get("precision")) for e in (m, *v["variants"].values()))
     lines = [
         f"## Training variants (paper Table 2): FID ({n} samples per seed, {v['seeds']} seeds)",
         "",
@@ -131,15 +132,15 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
         f"{_fmt(v['floor']['fid'])}.",
         "",
         f"| model | training target | steps | FID, mean of seeds [95 %] | minus {base} [95 %] "
-        f"| claim: {base} is better | precision | recall |",
-        "|---|---|---|---|---|---|---|---|",
-        _row(v["base"] or "this report's model", m, "—", "(base)"),
+        f"| claim: {base} is better |" + (" precision | recall |" if pr else ""),
+        "|---" * (8 if pr else 6) + "|",
+        _row(v["base"] or "this report's model", m, "—", "(base)", pr),
     ]
     for label, e in v["variants"].items():
         if e.get("fid") is None:
             lines.append(
                 f"| {label} | {e['kind']} | {e.get('trained_steps') or '?'} | not sampled: "
-                "compared by its features (probe section) | | | | |"
+                "compared by its features (probe section) | | |" + (" | |" if pr else "")
             )
             continue
         diff = (
@@ -147,14 +148,27 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
             if "minus_base" in e
             else "n/a"
         )
-        lines.append(_row(label, e, diff, judge(e)))
+        lines.append(_row(label, e, diff, judge(e), pr))
+    sampled = [v["base"]] + [k for k, e in v["variants"].items() if e.get("fid") is not None]
+    lines += ["", "The first 100 samples of seed 0 per model, in the table's order:", ""]
+    lines += [
+        f"![{label or 'this report model'}](samples/{_grid_name(label)}_seed0.png)"
+        for label in sampled
+    ]
     lines += [""]
     return lines
 
 
-def _row(label: str, e: dict, diff: str, claim: str) -> str:
+def _grid_name(label: str) -> str:
+    """The stem of a model's sample grids (`_seeded` names them after its sets); "" is the
+    report's own model."""
+    return f"variant_{_slug(label)}" if label else "variants_model"
+
+
+def _row(label: str, e: dict, diff: str, claim: str, pr: bool) -> str:
     ci = "" if e.get("low") is None else f" [{_fmt(e['low'])}, {_fmt(e['high'])}]"
-    return (
+    row = (
         f"| {label} | {e['kind']} | {e.get('trained_steps') or '—'} | {_fmt(e['fid'])}{ci} "
-        f"| {diff} | {claim} | {_fmt(e['precision'], 3)} | {_fmt(e['recall'], 3)} |"
+        f"| {diff} | {claim} |"
     )
+    return row + (f" {_fmt(e['precision'], 3)} | {_fmt(e['recall'], 3)} |" if pr else "")
