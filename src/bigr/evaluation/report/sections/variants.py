@@ -151,10 +151,8 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
         lines.append(_row(label, e, diff, judge(e), pr))
     sampled = [v["base"]] + [k for k, e in v["variants"].items() if e.get("fid") is not None]
     lines += ["", "The first 100 samples of seed 0 per model, in the table's order:", ""]
-    lines += [
-        f"![{label or 'this report model'}](samples/{_grid_name(label)}_seed0.png)"
-        for label in sampled
-    ]
+    own = "this report's model"
+    lines += [f"![{label or own}](samples/{_grid_name(label)}_seed0.png)" for label in sampled]
     lines += [""]
     return lines
 
