@@ -160,10 +160,11 @@ def _probe_claims(results: dict) -> list[dict]:
         kind = kinds.get(label, {}).get("kind", "")
         if label in ("model", base) or not kind:
             continue
-        if _objective(kind):
+        objective = _objective(kind)
+        if objective:
             claim = _probe_claim(
-                f"predicting bit flips gives better features than "
-                f"{FEATURE_RIVALS[_objective(kind)]} (ACC1)",
+                f"predicting bit flips gives better features than {FEATURE_RIVALS[objective]} "
+                "(ACC1)",
                 "Table 2",
                 chosen,
                 m["test"][str(m["chosen"])],

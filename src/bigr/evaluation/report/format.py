@@ -19,6 +19,17 @@ def measured(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def shows_precision_recall(entries) -> bool:
+    """Whether a table of FID `entries` gets precision and recall columns: only when some set
+    kept the features they need."""
+    return any(measured(e.get("precision")) for e in entries)
+
+
+def precision_recall_cells(entry: dict) -> str:
+    """The trailing precision and recall cells of a table row."""
+    return f" {_fmt(entry['precision'], 3)} | {_fmt(entry['recall'], 3)} |"
+
+
 def _fid_row(label: str, entry: dict) -> str:
     return (
         f"| {label} | {entry['n']} | {_fmt(entry['fid'])} | {_fmt(entry.get('sfid', math.nan))} "

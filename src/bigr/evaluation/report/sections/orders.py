@@ -19,7 +19,7 @@ from pathlib import Path
 from ...intervals import difference_interval, mean_interval
 from ..config import FID_SETTINGS, ReportConfig
 from ..context import _Context
-from ..format import _fmt, measured
+from ..format import _fmt, precision_recall_cells, shows_precision_recall
 
 SETTINGS = (*FID_SETTINGS, "orders_count", "orders", "seeds", "gumbel_sweep", "selection_data")
 TEMPERATURE_ORDERS = ("entropy", "confidence")  # orders whose scores Gumbel noise perturbs
@@ -124,7 +124,7 @@ def verdict(entry: dict) -> str:
 
 def _table(table: dict, base: str, what: str) -> list[str]:
     """Header and one row per entry; precision and recall only when the sets measured them."""
-    pr = any(measured(e.get("precision")) for e in table.values())
+    pr = shows_precision_recall(table.values())
     head = "| | Gumbel | FID, mean of seeds [95 %] | minus base [95 %] | claim: base is better |"
     lines = [head + (" precision | recall |" if pr else ""), "|---" * (7 if pr else 5) + "|"]
     for name, e in table.items():
@@ -140,9 +140,7 @@ def _table(table: dict, base: str, what: str) -> list[str]:
             )
             claim = verdict(e)
         row = f"| {what} `{name}` | {_fmt(e['gumbel'])} | {_fmt(e['fid'])}{ci} | {diff} | {claim} |"
-        if pr:
-            row += f" {_fmt(e['precision'], 3)} | {_fmt(e['recall'], 3)} |"
-        lines.append(row)
+        lines.append(row + (precision_recall_cells(e) if pr else ""))
     return lines
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from ....model import BiGR
 from ..config import FID_SETTINGS, ReportConfig
 from ..context import _Context, _slug
-from ..format import _fmt, measured
+from ..format import _fmt, precision_recall_cells, shows_precision_recall
 from .orders import _seeded, _versus, verdict
 
 SETTINGS = (*FID_SETTINGS, "num_sweep", "variants", "variant_base", "model_steps", "seeds")
@@ -121,8 +121,7 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
         if v.get("base")
         else ""
     )
-    # precision and recall only when the sets kept the features they need
-    pr = any(measured(e.get("precision")) for e in (m, *v["variants"].values()))
+    pr = shows_precision_recall((m, *v["variants"].values()))
     lines = [
         f"## Training variants (paper Table 2): FID ({n} samples per seed, {v['seeds']} seeds)",
         "",
@@ -169,4 +168,4 @@ def _row(label: str, e: dict, diff: str, claim: str, pr: bool) -> str:
         f"| {label} | {e['kind']} | {e.get('trained_steps') or '—'} | {_fmt(e['fid'])}{ci} "
         f"| {diff} | {claim} |"
     )
-    return row + (f" {_fmt(e['precision'], 3)} | {_fmt(e['recall'], 3)} |" if pr else "")
+    return row + (precision_recall_cells(e) if pr else "")
