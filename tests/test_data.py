@@ -239,3 +239,18 @@ def test_installed_fashion_mnist_has_both_splits_and_ten_classes():
     assert sorted(set(test.labels.tolist())) == list(range(10))
     image, label = train[0]
     assert image.shape == (3, 32, 32) and 0 <= label < 10 and image.max() > 0.5
+
+
+def test_a_data_spec_with_a_head_slice_is_its_first_images(tmp_path):
+    from bigr.data import DatasetError, open_dataset
+
+    for i in range(5):
+        Image.fromarray(np.full((8, 8, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
+    whole = open_dataset(str(tmp_path), 8)
+    head = open_dataset(f"{tmp_path}[:3]", 8)
+    assert len(head) == 3 and head.source.endswith("[:3]")
+    assert all(torch.equal(head[i][0], whole[i][0]) for i in range(3))
+    with pytest.raises(IndexError):
+        head[3]
+    with pytest.raises(DatasetError, match="has 5 images"):
+        open_dataset(f"{tmp_path}[:6]", 8)

@@ -65,7 +65,7 @@ def test_sweep_keeps_the_best_point_of_each_axis_resumes_and_writes_the_recipe(
         raise AssertionError("the reference was read again")
 
     with monkeypatch.context() as patch:
-        patch.setattr("bigr.evaluation.report.real_images", unread)
+        patch.setattr("bigr.evaluation.image_sets.real_images", unread)
         again = tune_recipe(random_bigr, tiny_tokenizer, PixelFeatures(), out, cfg, BASE, log=print)
     assert again["best"] == result["best"]
     assert (out / "points.jsonl").read_text().count("\n") == lines

@@ -331,3 +331,40 @@ def test_the_training_pass_can_use_thresholded_codes():
         recon, encoded = model(images, stochastic=False)
         plain = model.encode(images, stochastic=False)
     assert torch.equal(encoded.codes, plain.codes) and torch.equal(recon, model.decode(plain.codes))
+
+
+def test_stop_at_then_resume_equals_an_uninterrupted_cosine_run(tmp_path):
+    (tmp_path / "img").mkdir()
+    data = _folder(tmp_path / "img")
+    cfg = dict(
+        steps=5,
+        batch_size=4,
+        lr=1e-3,
+        lr_schedule="cosine",
+        disc_start=10**9,
+        log_every=1,
+        checkpoint_every=100,
+        eval_images=0,
+        perceptual_weight=0.0,
+    )
+    kw = dict(perceptual=L2Perceptual(), progress=False)
+    straight = train_tokenizer(
+        PRESETS["bae-tiny"], data, tmp_path / "a", TokenizerTrainConfig(**cfg), **kw
+    )
+    first = train_tokenizer(
+        PRESETS["bae-tiny"], data, tmp_path / "b", TokenizerTrainConfig(stop_at=2, **cfg), **kw
+    )
+    assert first["step"] == 2  # stopped there, on the 5-step schedule, and saved
+    assert (
+        json.loads((tmp_path / "b" / "model" / "config.json").read_text())["extra"]["trained_steps"]
+        == 2
+    )
+    resumed = train_tokenizer(
+        PRESETS["bae-tiny"], data, tmp_path / "b", TokenizerTrainConfig(**cfg), resume=True, **kw
+    )
+    assert resumed["step"] == straight["step"] == 5
+    a = load_tokenizer(tmp_path / "a" / "model").state_dict()
+    b = load_tokenizer(tmp_path / "b" / "model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="stop_at"):
+        TokenizerTrainConfig(stop_at=6, **cfg)

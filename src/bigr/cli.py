@@ -1,7 +1,7 @@
 """The `bigr` command line: the top-level parser and the entry point.
 
 Every command's subparser and handler live in one module of `commands/` (models: convert,
-parity, export, presets; generate; train; report; evaluate; bench; interfaces: serve, demo),
+parity, export, presets; generate; train; evaluate; bench; interfaces: serve, demo),
 and sampler flags are generated from `SamplerConfig`'s fields (`commands.common`). Handlers
 call into the library; bad input ends in one line on stderr and a non-zero exit, never a
 traceback.
@@ -29,14 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands.generate import add_generation_commands
     from .commands.interfaces import add_interface_commands
     from .commands.models import add_conversion_commands, add_model_file_commands
-    from .commands.report import add_report_command
     from .commands.train import add_tokenizer_training_command, add_training_commands
 
     add_conversion_commands(sub)
     add_generation_commands(sub)
     add_training_commands(sub)
     add_tokenizer_training_command(sub)
-    add_report_command(sub)
     add_evaluation_commands(sub)
     add_bench_command(sub)
     add_interface_commands(sub)
@@ -47,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.func
+    return run_handler(args.command, args.func, args)
+
+
+def run_handler(
+    command: str, handler: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """Run a command's handler: bad input (a `CLIError`, `ValueError`, `OSError`, `KeyError`)
+    ends in one line on stderr and a non-zero exit, an interrupt in exit 130."""
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (CLIError, ValueError, OSError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"bigr {args.command}: error: {message}", file=sys.stderr)
+        print(f"bigr {command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE if isinstance(err, CLIError) else 1
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import re
 import struct
 import warnings
 from abc import ABC, abstractmethod
@@ -229,6 +230,26 @@ class FashionMNIST(ImageDataset):
         return gray.expand(3, -1, -1).clone(), int(self.labels[index])
 
 
+class FirstItems(ImageDataset):
+    """The first `count` items of another image dataset (its classes and flips kept)."""
+
+    def __init__(self, dataset: ImageDataset, count: int) -> None:
+        super().__init__(dataset.image_size, flip=dataset.flip, generator=dataset.generator)
+        if not 1 <= count <= len(dataset):
+            raise DatasetError(f"{dataset.source}[:{count}]: the dataset has {len(dataset)} images")
+        self.dataset, self.count = dataset, count
+        self.classes = list(dataset.classes)
+        self.source = f"{dataset.source}[:{count}]"
+
+    def __len__(self) -> int:
+        return self.count
+
+    def load(self, index: int) -> tuple[Tensor, int]:
+        if not -self.count <= index < self.count:
+            raise IndexError(f"index {index} out of range for {self.count} images")
+        return self.dataset.load(index % self.count)
+
+
 def has_fashion_mnist(root: str | Path | None = None) -> bool:
     """True when the Fashion-MNIST train and test files are present."""
     root = Path(root) if root is not None else FASHION_MNIST_ROOT
@@ -280,9 +301,14 @@ def open_dataset(
 ) -> ImageDataset:
     """The dataset named by a `--data` argument.
 
-    `fashion-mnist` or `fashion-mnist:train|test` (the Debian package's files), a folder of
-    Fashion-MNIST idx files (optionally `FOLDER:test`), or a folder of images.
+    `fashion-mnist` or `fashion-mnist:train|test|fit|val` (the Debian package's files), a
+    folder of Fashion-MNIST idx files (optionally `FOLDER:test`), or a folder of images; any of
+    them followed by `[:N]` is its first N images (e.g. `fashion-mnist:fit[:512]`).
     """
+    head = re.fullmatch(r"(.+)\[:(\d+)\]", spec)
+    if head is not None:
+        whole = open_dataset(head[1], image_size, flip=flip, generator=generator)
+        return FirstItems(whole, int(head[2]))
     name, _, split = spec.rpartition(":")
     if split not in _FASHION_MNIST_PREFIX or not name:
         name, split = spec, "train"

@@ -219,6 +219,10 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     if stopped:
         print(f"stopped by a signal after step {stats['step']}, saved: continue with --resume")
         return 128 + stopped
+    if train.stop_at and train.stop_at < train.steps:
+        print(
+            f"stopped at step {train.stop_at} of {train.steps} (--stop-at): continue with --resume"
+        )
     return 0
 
 
@@ -270,6 +274,13 @@ def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
         ("--eval-images", int),
     ]:
         g.add_argument(flag, type=kind)
+    g.add_argument(
+        "--stop-at",
+        type=int_in(1, 100_000_000),
+        metavar="STEP",
+        help="checkpoint and stop after STEP (the LR schedule still spans --steps); --resume "
+        "continues the same run",
+    )
     g.add_argument("--lr-schedule", choices=schedules.LR_SCHEDULES)
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     g.add_argument(

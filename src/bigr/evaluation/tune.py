@@ -205,7 +205,7 @@ def tune_recipe(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run the sweep; returns {"best": sampler dict, "axes": [...], "points": [...]}."""
-    from .report import generate
+    from .image_sets import generate
 
     cfg.validate()
     base.validate()
@@ -297,7 +297,7 @@ def release_seconds_per_image(model: BiGR, batch: int, out_dir: str | Path, seed
 def _reference_statistics(cfg: TuneConfig, size: int, extractor, out: Path) -> ImageStatistics:
     """The reference split's statistics, computed once per folder (a resumed sweep skips the
     minutes Inception takes) and keyed by split, count, image size and feature extractor."""
-    from .report import real_images
+    from .image_sets import real_images
 
     count = _reference_count(cfg)
     tag = json.dumps([cfg.reference, count, size, type(extractor).__name__])

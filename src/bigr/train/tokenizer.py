@@ -61,6 +61,7 @@ __all__ = [
 @dataclass(frozen=True, kw_only=True)
 class TokenizerTrainConfig:
     steps: int = 10000
+    stop_at: int = 0  # >0: checkpoint and stop after this step; the schedule still spans `steps`
     batch_size: int = 32  # global
     lr: float = 1e-4
     warmup_steps: int = 0
@@ -100,6 +101,7 @@ class TokenizerTrainConfig:
             self,
             {
                 "steps": "pos",
+                "stop_at": "nonneg",
                 "batch_size": "pos",
                 "lr": "pos",
                 "warmup_steps": "nonneg",
@@ -125,6 +127,13 @@ class TokenizerTrainConfig:
         if self.freeze_encoder and self.code_weight > 0:
             raise ValueError("code_weight regularises the encoder: it does nothing when frozen")
         require_choice(self, "precision", ("auto", "fp32", "bf16"))
+        if self.stop_at > self.steps:
+            raise ValueError(f"stop_at ({self.stop_at}) must be at most steps ({self.steps})")
+
+    @property
+    def last_step(self) -> int:
+        """The step this invocation trains up to: `stop_at` if set, else `steps`."""
+        return self.stop_at or self.steps
 
 
 class PatchDiscriminator(nn.Module):
@@ -338,7 +347,7 @@ def _bookkeeping(out: Path, run: _Run, stats: dict, train: TokenizerTrainConfig,
     if done % train.log_every == 0 or done == train.steps or "psnr" in stats:
         stats["seconds"] = time.perf_counter() - t0
         append_log(out, run.log, stats)
-    if done % train.checkpoint_every == 0 or done == train.steps:
+    if done % train.checkpoint_every == 0 or done in (train.steps, train.stop_at):
         save_run(out, done, run, train)
 
 
@@ -378,12 +387,13 @@ def train_tokenizer(
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
     with StopRequest() as stop:
-        for step in range(run.start, train.steps):
+        for step in range(run.start, train.last_step):
             stats = tokenizer_step(step, run, dataset, train)
             stopping = stop.requested(ctx)
             if ctx.is_main:
                 _bookkeeping(out, run, stats, train, t0)
-                if stopping and stats["step"] % train.checkpoint_every and step + 1 < train.steps:
+                unsaved = stats["step"] % train.checkpoint_every and step + 1 < train.last_step
+                if stopping and unsaved:
                     save_run(out, stats["step"], run, train)  # the step just finished
                 if bar is not None:
                     bar.update(1)
@@ -394,7 +404,7 @@ def train_tokenizer(
                 break
     if bar is not None:
         bar.close()
-    if run.start >= train.steps and ctx.is_main:  # a finished run resumed: re-export only
+    if run.start >= train.last_step and ctx.is_main:  # a finished run resumed: re-export only
         stats = {"step": run.start, "reexport": train.export}
         if run.eval_images is not None:
             model, ema = run.model, run.ema
