@@ -51,10 +51,12 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
-def assert_one_clear_error(argv, message, out, capsys, *, add_out=True) -> None:
-    """`bigr ARGV` (with `--out OUT` when `add_out`) fails with a non-zero exit and exactly one
-    error line containing `message`, no traceback, and `out` (an earlier result) unchanged."""
-    from bigr.cli import main
+def assert_one_clear_error(argv, message, out, capsys, *, add_out=True, main=None) -> None:
+    """`bigr ARGV` (or another command line's `main`) with `--out OUT` when `add_out` fails with
+    a non-zero exit and exactly one error line containing `message`, no traceback, and `out`
+    (an earlier result) unchanged."""
+    if main is None:
+        from bigr.cli import main
 
     out.write_bytes(b"earlier result")
     try:
@@ -75,7 +77,7 @@ TRAIN_ARGS = ["--preset", "bigr-tiny", "--batch-size", "16", "--lr", "1e-3", "--
 def random_codes(d):
     """64 images of random 16-bit codes on a 4x4 grid, two stochastic variants each, as shards
     in `d` (what `bigr train --codes` reads)."""
-    from bigr.shards import ShardMeta, write_codes
+    from bigr.data.shards import ShardMeta, write_codes
 
     g = torch.Generator().manual_seed(0)
     meta = ShardMeta(

@@ -1,4 +1,5 @@
 import dataclasses
+import importlib
 
 import pytest
 import torch
@@ -13,7 +14,8 @@ from bigr.apps import (
     outpaint,
     token_mask,
 )
-from bigr.apps.common import encode
+from bigr.apps.common import decode, encode
+from bigr.apps.enrich import low_resolution
 from bigr.config import PRESETS, TokenizerConfig
 from bigr.model import BiGR
 from bigr.official import load_official
@@ -145,10 +147,66 @@ def test_lattice_groups_partition_the_grid():
     assert cell.sum() == 1  # one sub-position per cell in each group
 
 
-def test_enrich_runs_rounds(pair):
+def _record_enrich_calls(monkeypatch) -> list[dict]:
+    """Patch enrichment's sampler calls to keep what each was given and what it returned."""
+    module = importlib.import_module("bigr.apps.enrich")  # `bigr.apps.enrich` is the function
+    calls = []
+
+    def record(model, labels, config, *, known_codes, known_mask, generator):
+        out = sample_codes(
+            model,
+            labels,
+            config,
+            known_codes=known_codes,
+            known_mask=known_mask,
+            generator=generator,
+        )
+        calls.append(
+            dict(labels=labels, config=config, known=known_codes, mask=known_mask, out=out)
+        )
+        return out
+
+    monkeypatch.setattr(module, "sample_codes", record)
+    return calls
+
+
+def test_enrich_regenerates_each_lattice_in_turn_from_the_blurry_codes(pair, monkeypatch):
     model, tokenizer = pair
-    result = enrich(model, tokenizer, _image(size=8), ds=2, rounds=2, sampler=FAST, seed=0)
-    assert result.images.shape == (3, 3, 16, 16) and result.codes.shape == (1, 16, 16)
+    calls = _record_enrich_calls(monkeypatch)
+    small = _image(size=8)
+    result = enrich(model, tokenizer, small, ds=2, rounds=2, groups=4, sampler=FAST, seed=0)
+    assert torch.equal(result.low_res, low_resolution(small, 2))
+    blurry = encode(tokenizer, result.low_res)
+    assert len(calls) == 2 * 4 and torch.equal(calls[0]["known"], blurry)
+    for i, call in enumerate(calls):
+        keep = call["mask"][0]
+        # unconditional: the null class, guidance as a single pass
+        assert call["labels"].tolist() == [model.config.null_class]
+        assert call["config"].guidance == 1.0
+        # one sub-position of every 2x2 cell of the 4x4 grid is regenerated, the rest is kept
+        assert (~keep).view(2, 2, 2, 2).sum((1, 3)).eq(1).all()
+        assert torch.equal(call["out"][:, keep], call["known"][:, keep])
+        if i:  # each lattice starts from the previous one's result
+            assert torch.equal(call["known"], calls[i - 1]["out"])
+    for first in (0, 4):  # each round regenerates every token exactly once
+        regenerated = torch.stack([~c["mask"][0] for c in calls[first : first + 4]])
+        assert regenerated.sum(0).eq(1).all()
+        changed = calls[first + 3]["out"] != calls[first]["known"]
+        assert changed.any()  # and the round changes the image
+    rounds = [blurry, calls[3]["out"], calls[7]["out"]]
+    assert torch.equal(result.codes, rounds[-1])
+    for image, codes in zip(result.images, rounds, strict=True):
+        assert torch.equal(image, decode(tokenizer, codes)[0])
+
+
+def test_more_enrichment_rounds_continue_the_same_chain(pair):
+    model, tokenizer = pair
+    small = _image(size=8)
+    one, two = (
+        enrich(model, tokenizer, small, ds=2, rounds=r, sampler=FAST, seed=0) for r in (1, 2)
+    )
+    assert torch.equal(two.images[:2], one.images)  # the first round is the same round
+    assert not torch.equal(two.codes, one.codes)  # the second changes it further
 
 
 def test_mismatched_pair_is_refused(pair):

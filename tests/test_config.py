@@ -5,10 +5,10 @@ from bigr.config import (
     BiGRConfig,
     HeadConfig,
     TokenizerConfig,
+    apply_overrides,
     config_from_json,
     config_to_json,
 )
-from bigr.config_dicts import apply_overrides
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

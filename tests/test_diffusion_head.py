@@ -39,18 +39,51 @@ def test_timestep_features_are_cos_then_sin():
     assert math.isclose(f[1, 128].item(), math.sin(3.0), abs_tol=1e-6)
 
 
-def test_class_balanced_weights_follow_the_formula():
-    raw = torch.randn(3, 4)
-    x0 = torch.tensor([[1.0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
-    x_t = torch.zeros(3, 4)  # target y = x0 xor x_t = x0
+def _balanced_loss(x0, x_t, raw=None):
+    """The class-balanced wBCE (flip prediction, gamma 0, alpha -1) of rows of bits."""
+    x0, x_t = torch.tensor(x0), torch.tensor(x_t)
+    raw = torch.zeros_like(x0) if raw is None else raw
     loss, _ = bit_loss(raw, x0, x_t, predict_flip=True, focal_gamma=0.0, alpha=-1)
-    rho = x0.mean(-1, keepdim=True)
-    weights = (1 - rho) * x0 + rho * (1 - x0) + 1 / 4
-    assert torch.allclose(
-        loss, F.binary_cross_entropy_with_logits(raw, x0, reduction="none") * weights
-    )
-    # the rare class gets the larger weight: one flipped bit of four weighs 0.75 + 0.25
-    assert math.isclose(weights[0, 0].item(), 1.0) and math.isclose(weights[0, 1].item(), 0.5)
+    return loss
+
+
+def test_class_balanced_bce_of_two_bits_by_hand():
+    # At logit 0 every bit's BCE is ln 2, so the loss is ln 2 times the bit's weight. Two
+    # flips of two (target 1, 1): rho = 1, the ones weigh (1 - 1) + 1/2 = 0.5 each. One
+    # flip of two: rho = 1/2, each bit weighs 1/2 + 1/2 = 1. No flip: rho = 0, zeros weigh 1/2.
+    ln2 = math.log(2)
+    loss = _balanced_loss([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0]] * 3)
+    expected = torch.tensor([[0.5, 0.5], [1.0, 1.0], [0.5, 0.5]]) * ln2
+    assert torch.allclose(loss, expected)
+
+
+def test_class_balance_weighs_the_flips_of_the_noisy_bits_not_the_clean_bits():
+    # x0 all ones but x_t differs in the last bit only: one flip of four (rho = 1/4). The
+    # flip weighs 3/4 + 1/4 = 1; the three kept bits 1/4 + 1/4 = 1/2.
+    loss = _balanced_loss([[1.0, 1.0, 1.0, 1.0]], [[1.0, 1.0, 1.0, 0.0]])
+    assert torch.allclose(loss / math.log(2), torch.tensor([[0.5, 0.5, 0.5, 1.0]]))
+
+
+def test_class_balance_gives_the_minority_value_the_larger_gradient():
+    # Target (1, 0, 0, 0) at logit 0: d loss / d raw = weight (sigmoid(0) - y): -1/2 on the
+    # single one (weight 1), +1/8 on each zero (weight 1/2); the flipped target (0, 1, 1, 1)
+    # mirrors it.
+    for x0, sign in (([[1.0, 0.0, 0.0, 0.0]], 1.0), ([[0.0, 1.0, 1.0, 1.0]], -1.0)):
+        raw = torch.zeros(1, 4, requires_grad=True)
+        _balanced_loss(x0, [[0.0] * 4], raw).sum().backward()
+        expected = sign * torch.tensor([[-0.5, 0.25, 0.25, 0.25]])
+        assert torch.allclose(raw.grad, expected)
+
+
+def test_class_balanced_bce_vanishes_at_perfect_predictions():
+    x0, x_t = [[1.0, 0.0, 0.0, 1.0]], [[0.0, 0.0, 1.0, 1.0]]  # flips (1, 0, 1, 0)
+    sure = torch.tensor([[30.0, -30.0, 30.0, -30.0]], requires_grad=True)
+    loss = _balanced_loss(x0, x_t, sure)
+    loss.sum().backward()
+    assert loss.max() < 1e-12 and sure.grad.abs().max() < 1e-12
+    wrong = _balanced_loss(x0, x_t, -sure.detach())
+    # sure and wrong: BCE ~ 30 per bit; two flips of four (rho = 1/2) weigh 1/2 + 1/4 each
+    assert torch.allclose(wrong, torch.full((1, 4), 30.0 * 0.75))
 
 
 def test_flip_prediction_plain_bce_equals_bce_on_flips():

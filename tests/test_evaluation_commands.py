@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from bigr.cli import main
+from bigr.data.shards import ShardMeta, write_codes
 from bigr.evaluation.inception import InceptionOutput
-from bigr.shards import ShardMeta, write_codes
 
 
 class StandIn(torch.nn.Module):

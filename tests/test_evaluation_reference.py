@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from bigr.data.images import ImageError, save_image
 from bigr.evaluation.inception import InceptionFeatures, InceptionOutput, load_fid_inception
 from bigr.evaluation.metrics import feature_statistics
 from bigr.evaluation.reference import (
@@ -19,7 +20,6 @@ from bigr.evaluation.reference import (
     statistics_from_folder,
     statistics_from_images,
 )
-from bigr.images import ImageError, save_image
 
 pytest.importorskip("scipy")
 

@@ -196,21 +196,6 @@ CASES = {
     "parity missing reference": ("parity {d}/nope.json", "no such", False),
     "serve port out of range": ("serve --port 70000", "--port", False),
     "bench unknown preset": ("bench sample --preset huge", "unknown", False),
-    "report unknown section": ("report --out {d}/rep --sections nope", "unknown report", False),
-    "report unknown order": ("report --out {d}/rep --orders entropy,spiral", "spiral", False),
-    "report unknown speed recipe": (
-        "report --out {d}/rep --speed-recipes release,warp",
-        "unknown recipe 'warp'",
-        False,
-    ),
-    "report negative gumbel": ("report --out {d}/rep --gumbel-sweep 0.1,-1", "-1", False),
-    "report empty sweep item": ("report --out {d}/rep --steps-sweep 4,,8", "comma list", False),
-    "report seeds 0": ("report --out {d}/rep --seeds 0", "--seeds", False),
-    "report select on test": (
-        "report --out {d}/rep --selection-data fashion-mnist:test",
-        "the --reference",
-        False,
-    ),
 }
 
 

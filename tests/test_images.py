@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bigr.images import (
+from bigr.data.images import (
     ImageError,
     center_crop,
     load_image,
@@ -78,16 +78,16 @@ def test_transparent_pixels_are_composited_on_white(tmp_path):
 
 
 def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
-    import bigr.images
+    import bigr.data.images
 
     Image.new("RGB", (20, 20)).save(tmp_path / "big.png")
-    monkeypatch.setattr(bigr.images, "MAX_PIXELS", 399)
+    monkeypatch.setattr(bigr.data.images, "MAX_PIXELS", 399)
     with pytest.raises(ImageError, match="20x20 pixels is over the limit of 399"):
         load_image(tmp_path / "big.png", 8)
 
 
 def test_a_failed_write_keeps_the_earlier_file(tmp_path, monkeypatch):
-    import bigr.images
+    import bigr.data.images
 
     target = tmp_path / "out.png"
     save_image(torch.zeros(3, 4, 4), target)
@@ -96,7 +96,7 @@ def test_a_failed_write_keeps_the_earlier_file(tmp_path, monkeypatch):
     def broken(image):
         raise OSError("disk full")
 
-    monkeypatch.setattr(bigr.images, "to_pil", broken)
+    monkeypatch.setattr(bigr.data.images, "to_pil", broken)
     with pytest.raises(OSError, match="disk full"):
         save_image(torch.ones(3, 4, 4), target)
     assert target.read_bytes() == before

@@ -132,9 +132,34 @@ def test_a_tiny_model_overfits_one_batch():
     assert evaluate() < 0.2 * before
 
 
-def test_pooled_features_shape(tiny_bigr):
-    codes, _ = _batch(tiny_bigr.config)
-    assert tiny_bigr.pooled_features(codes, layer=0).shape == (4, 64)
+def test_pooled_features_are_the_token_mean_of_each_blocks_output(random_bigr):
+    # Hooks keep every block's output in a full unmasked forward pass under the null class;
+    # a layer's pooled feature averages that block's output over the image tokens (the class
+    # token excluded). Layers at or past the depth read the last block.
+    codes, _ = _batch(random_bigr.config)
+    backbone = random_bigr.transformer
+    outputs = []
+    hooks = [
+        block.register_forward_hook(lambda m, a, out: outputs.append(out))
+        for block in backbone.layers
+    ]
+    try:
+        with torch.no_grad():
+            backbone(codes, backbone.null_condition(4, codes.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    depth, skip = random_bigr.config.depth, random_bigr.config.class_tokens
+    assert len(outputs) == depth == 2
+    expected = [out[:, skip:].mean(1) for out in outputs]  # (B, D) per block
+    assert not torch.allclose(expected[0], expected[1])
+    for layer in range(depth):
+        pooled = random_bigr.pooled_features(codes, layer=layer)
+        assert torch.allclose(pooled, expected[layer], atol=1e-6), layer
+    last = random_bigr.pooled_features(codes, layer=depth + 3)
+    assert torch.allclose(last, expected[-1], atol=1e-6)
+    labelled = random_bigr.pooled_features(codes, layer=1, labels=torch.tensor([1, 2, 3, 4]))
+    assert not torch.allclose(labelled, expected[1])  # another condition, other features
 
 
 def test_saved_model_folders_follow_the_umask(tmp_path, tiny_bigr):

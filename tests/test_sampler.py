@@ -145,13 +145,82 @@ def test_bad_options_are_refused(random_bigr):
         sample_codes(random_bigr, torch.tensor([1]), SamplerConfig(guidance=-1))
 
 
-def test_threshold_bits_and_label_mixing_run(random_bigr):
+def _record_predictions(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Patch the sampler's probability step to keep (unknown mask, probabilities) of each call."""
+    import bigr.sampler
+
+    calls = []
+    real = bigr.sampler.predict_probs
+
+    def record(model, codes, unknown, *args, **kwargs):
+        probs = real(model, codes, unknown, *args, **kwargs)
+        calls.append((unknown.clone(), probs.clone()))
+        return probs
+
+    monkeypatch.setattr(bigr.sampler, "predict_probs", record)
+    return calls
+
+
+def _revealed_bits(calls, codes) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampled bits of the tokens each step revealed, and those tokens' probabilities."""
+    unknown = [u for u, _ in calls] + [torch.zeros_like(calls[0][0])]
+    revealed = [unknown[i] & ~unknown[i + 1] for i in range(len(calls))]
+    assert torch.stack(revealed).sum(0).eq(1).all()  # every token revealed exactly once
+    bits = torch.cat([codes[r] for r in revealed])
+    probs = torch.cat([p[r] for r, (_, p) in zip(revealed, calls, strict=True)])
+    return bits, probs
+
+
+def test_threshold_bits_are_the_revealed_probabilities_above_one_half(random_bigr, monkeypatch):
+    calls = _record_predictions(monkeypatch)
     config = dataclasses.replace(FAST, bits="threshold", order="entropy", gumbel_schedule="down")
+    codes = sample_codes(random_bigr, torch.tensor([1, 2]), config, generator=_gen(0))
+    assert len(calls) == config.steps
+    bits, probs = _revealed_bits(calls, codes)
+    assert torch.equal(bits, (probs > 0.5).float())
+
+
+def test_bernoulli_bits_follow_but_do_not_equal_the_thresholded_probabilities(
+    random_bigr, monkeypatch
+):
+    calls = _record_predictions(monkeypatch)
+    config = dataclasses.replace(FAST, order="entropy", gumbel_schedule="down")
+    codes = sample_codes(random_bigr, torch.tensor([1, 2]), config, generator=_gen(0))
+    bits, probs = _revealed_bits(calls, codes)
+    assert not bits[probs == 0].any() and bits[probs == 1].all()  # sure bits are kept
+    assert not torch.equal(bits, (probs > 0.5).float())  # uncertain ones are drawn
+
+
+def test_label_mixes_at_the_end_weights_sample_exactly_the_single_classes(random_bigr):
+    def sample(labels, weights=None):
+        return sample_codes(random_bigr, labels, FAST, label_weights=weights, generator=_gen(0))
+
     pair = torch.tensor([[1, 2]])
-    out = sample_codes(
-        random_bigr, pair, config, label_weights=torch.tensor([[0.3, 0.7]]), generator=_gen(0)
-    )
-    assert out.shape == (1, 16, 16)
+    first, second = sample(torch.tensor([1])), sample(torch.tensor([2]))
+    assert not torch.equal(first, second)
+    assert torch.equal(sample(pair, torch.tensor([[1.0, 0.0]])), first)
+    assert torch.equal(sample(pair, torch.tensor([[0.0, 1.0]])), second)
+
+
+def test_a_label_mix_conditions_on_the_weighted_class_embedding(random_bigr):
+    # A mix of classes 1 and 2 acts as a class whose embedding is that mix: spare class 3 is
+    # given the mixed embedding, computed here from the table.
+    weights = torch.tensor([0.3, 0.7])
+    pair, spare = torch.tensor([[1, 2]]), torch.tensor([3])
+    g = _gen(1)
+    codes = torch.randint(0, 2, (1, 16, 16), generator=g).float()
+    mask = torch.rand(1, 16, generator=g) < 0.5
+    backbone = random_bigr.transformer
+    z_mixed = backbone(codes, pair, mask, label_weights=weights[None])
+    for single in (1, 2):
+        assert not torch.allclose(z_mixed, backbone(codes, torch.tensor([single]), mask))
+    config = dataclasses.replace(FAST, guidance=1.0)  # the conditional pass alone
+    mixed = sample_codes(random_bigr, pair, config, label_weights=weights[None], generator=_gen(0))
+    table = backbone.class_embed.weight
+    with torch.no_grad():
+        table[3] = weights[0] * table[1] + weights[1] * table[2]
+    assert torch.allclose(z_mixed, backbone(codes, spare, mask), atol=1e-6)
+    assert torch.equal(mixed, sample_codes(random_bigr, spare, config, generator=_gen(0)))
 
 
 def test_progress_is_reported_before_the_first_step_and_after_each(random_bigr):

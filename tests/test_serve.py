@@ -313,7 +313,7 @@ def test_browser_paints_a_mask_inpaints_and_keeps_pixels_outside_it(server, tmp_
 
 def test_text_models_generate_from_prompts(tmp_path):
     pytest.importorskip("tokenizers")
-    from bigr.text import TextEncoderMissingError, model_dir
+    from bigr.data.text_encoder import TextEncoderMissingError, model_dir
 
     try:
         model_dir()

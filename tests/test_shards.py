@@ -6,8 +6,7 @@ import torch
 from PIL import Image
 
 from bigr.data import hflip
-from bigr.model import save_tokenizer
-from bigr.shards import (
+from bigr.data.shards import (
     META_FILE,
     CodeShards,
     ShardError,
@@ -18,7 +17,8 @@ from bigr.shards import (
     unpack_codes,
     write_codes,
 )
-from bigr.tokenize_shards import tokenize_command, tokenize_dataset
+from bigr.data.tokenize import tokenize_command, tokenize_dataset
+from bigr.model import save_tokenizer
 
 
 class TinyImages(torch.utils.data.Dataset):

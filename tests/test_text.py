@@ -13,7 +13,7 @@ pytest.importorskip("tokenizers")
 
 @pytest.fixture(scope="module")
 def encoder():
-    from bigr.text import TextEncoder, TextEncoderMissingError
+    from bigr.data.text_encoder import TextEncoder, TextEncoderMissingError
 
     try:
         return TextEncoder()
@@ -94,7 +94,7 @@ def test_text_conditions_flow_through_the_class_paths():
 
 
 def test_fashion_captions_follow_class_and_tone():
-    from bigr.captions import TONES, CaptionedFashion, tone_of, vocabulary
+    from bigr.data.captions import TONES, CaptionedFashion, tone_of, vocabulary
 
     entries = vocabulary()
     assert len({e["text"] for e in entries}) == len(entries)  # ids are unambiguous

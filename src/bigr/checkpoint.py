@@ -155,16 +155,6 @@ def check_weights(file: Path, state: dict[str, torch.Tensor]) -> None:
             raise CheckpointError(f"{file}: tensor {name} holds NaN or infinite values")
 
 
-def read_config(path_or_name: str | Path) -> Config:
-    path = resolve(path_or_name)
-    try:
-        return config_from_json(json.loads((path / CONFIG_FILE).read_text()))
-    except FileNotFoundError:
-        raise CheckpointError(
-            f"{path} is not a bigr model directory: {CONFIG_FILE} is missing"
-        ) from None
-
-
 # -- training state ----------------------------------------------------------------------------
 
 

@@ -20,12 +20,16 @@ import torch
 
 from .apps import box_mask, edit, enrich, inpaint, interpolate, outpaint
 from .data import FASHION_MNIST_CLASSES
-from .images import load_image, save_grid
+from .data.images import load_image, save_grid
 from .model import BiGR, load_tokenizer
 from .recipes import recipe
 from .sampler import SamplerConfig, sample_codes
 
 CLASSES = FASHION_MNIST_CLASSES  # the class names the embedded models were trained on
+SUMMARY = "the embedded Fashion-MNIST models at work (no download)"  # `bigr demo --help`
+TEXT_MODEL = "bigr:fashion-text"  # the embedded text-to-image model
+# (name, generator, tokenizer, class names, recommended recipe): what `bigr serve` loads
+Pair = tuple[str, BiGR, torch.nn.Module, list[str], SamplerConfig]
 
 
 def asset_dir() -> Path:
@@ -44,6 +48,23 @@ def load_demo_models(device: str = "cpu") -> tuple[BiGR, torch.nn.Module]:
     return BiGR.from_pretrained(root / "model", device=device), load_tokenizer(
         root / "tokenizer", device=device
     )
+
+
+def embedded_pairs(device: str = "cpu") -> list[Pair]:
+    """The embedded models as `bigr serve` lists them: the class-conditional pair, then the
+    text-to-image pair when it is present."""
+    from .checkpoint import EMBEDDED_TOKENIZER, CheckpointError
+
+    model, tok = load_demo_models(device)
+    pairs: list[Pair] = [("fashion-demo", model, tok, list(CLASSES), demo_recipe())]
+    try:
+        text_model = BiGR.from_pretrained(TEXT_MODEL, device=device).eval()
+        text_tok = load_tokenizer(EMBEDDED_TOKENIZER[TEXT_MODEL], device=device)
+        text_recipe = recipe("recommended", TEXT_MODEL)
+        pairs.append(("fashion-text", text_model, text_tok.eval(), [], text_recipe))
+    except CheckpointError:
+        pass
+    return pairs
 
 
 def _examples(size: int) -> dict[str, torch.Tensor]:
@@ -134,7 +155,8 @@ def run_demo(
             "edit.png",
             f"A sneaker's upper half regenerated conditioned on class {target} "
             f"({CLASSES[target]}). A partial edit keeps the rest of the shoe and does not always "
-            "reach the target class; `bigr report --sections edits` measures how often it does.",
+            "reach the target class; the results report's class-editing section measures how "
+            "often it does.",
         )
     )
 

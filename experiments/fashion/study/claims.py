@@ -240,7 +240,8 @@ def markdown(results: dict) -> list[str]:
     lines = [
         "## The paper's claims at this scale",
         "",
-        "Each verdict is read off the sections below (rules in `bigr.evaluation.report.claims`): "
+        "Each verdict is read off the sections below (rules in "
+        "`experiments/fashion/study/claims.py`): "
         "*reproduced* when the interval of the difference lies on the claim's side, *not "
         "reproduced* when it lies on the other side, *inconclusive* when it straddles.",
         "",

@@ -9,6 +9,7 @@ from pathlib import Path
 from bigr.cli import run_handler
 from bigr.commands.argtypes import comma_list, finite_float, int_in
 from bigr.commands.common import add_sampler_arguments, config_changes, load_pair, sampler_from_args
+from bigr.evaluation.inception import FEATURES
 from bigr.recipes import recipe
 from bigr.sampler_plan import ORDERS
 
@@ -121,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int_in(1, 4096))
     p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
     p.add_argument("--train-data", help="training data (default fashion-mnist:train)")
+    p.add_argument(
+        "--features",
+        choices=FEATURES,
+        default="inception",
+        help="features the distances use: the standard FID Inception, or pooled pixels "
+        "(a weight-free quick check whose numbers are not FIDs)",
+    )
     add_sampler_arguments(p)
     return p
 
@@ -171,11 +179,15 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"--selection-data {config.reference} is the --reference: settings would be chosen "
             "on the images they are reported on; choose them on held-out training images"
         )
+    from bigr.evaluation.inception import feature_extractor
+
+    extractor = None if args.features == "inception" else feature_extractor(args.features)
     path = run_report(
         model,
         tokenizer,
         args.out,
         config,
+        extractor=extractor,
         sections=sections,
         force=args.force,
         model_name=args.name or Path(args.model).name,

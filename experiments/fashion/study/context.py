@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from bigr.data import open_dataset
+from bigr.data.images import save_grid
 from bigr.evaluation.image_sets import fid_entry, generate, real_images
 from bigr.evaluation.metrics import bootstrap_fids
 from bigr.evaluation.reference import (
@@ -22,7 +23,6 @@ from bigr.evaluation.reference import (
     save_statistics,
     statistics_from_images,
 )
-from bigr.images import save_grid
 from bigr.model import BiGR
 from bigr.sampler import SamplerConfig
 from bigr.tokenizer import BinaryAutoencoder

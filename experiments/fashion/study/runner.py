@@ -105,5 +105,7 @@ def run_report(
         "processor": platform.processor() or platform.machine(),
         "device": str(model.transformer.mask_token.device),
     }
+    if extractor is not None and type(extractor).__name__ != "InceptionFeatures":
+        machine["features"] = type(extractor).__name__
     write_markdown(out, results, config, machine, model_name)
     return out / "report.md"

@@ -1,5 +1,9 @@
+import copy
 import dataclasses
+import importlib
 import json
+import shutil
+import types
 from pathlib import Path
 
 import pytest
@@ -13,10 +17,14 @@ from helpers import PixelFeatures
 from helpers import class_image_folder as _dataset
 
 
-def test_report_writes_every_section_and_reuses_cached_results(
-    tmp_path, random_bigr, tiny_tokenizer
-):
-    data = _dataset(tmp_path / "data")
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> types.SimpleNamespace:
+    """One report of every section of a tiny model, built once for the tests that read it."""
+    from bigr.model import BiGR
+    from bigr.tokenizer import BinaryAutoencoder
+
+    root = tmp_path_factory.mktemp("report")
+    data = _dataset(root / "data")
     config = ReportConfig(
         recipe=SamplerConfig(steps=2, head_steps=3, guidance=2.0, gumbel=0.0),
         num_fid=16,
@@ -41,99 +49,173 @@ def test_report_writes_every_section_and_reuses_cached_results(
         reference=data,
         train_data=data,
     )
-    out = tmp_path / "report"
-    path = run_report(
-        random_bigr, tiny_tokenizer, out, config, extractor=PixelFeatures(), progress=False
+    # the root conftest's `random_bigr` and `tiny_tokenizer`, at module scope
+    torch.manual_seed(0)
+    model = BiGR(PRESETS["bigr-tiny"]).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    torch.manual_seed(0)
+    tokenizer = BinaryAutoencoder(PRESETS["bae-tiny"]).eval()
+    out = root / "report"
+    path = run_report(model, tokenizer, out, config, extractor=PixelFeatures(), progress=False)
+    return types.SimpleNamespace(
+        model=model, tokenizer=tokenizer, config=config, out=out, text=path.read_text()
     )
-    text = path.read_text()
+
+
+def _results(report, name: str) -> dict:
+    return json.loads((report.out / "results" / f"{name}.json").read_text())
+
+
+def test_report_writes_every_section_and_its_figures(report):
     headings = ("Tokenizer reconstruction", "Speed/quality", "Unmasking order", "Linear probe")
     for heading in (*headings, "Inpainting benchmark", "The paper's claims at this scale"):
-        assert heading in text
+        assert heading in report.text
     for image in ("speed_quality.png", "probe.png", "samples/recipe.png", "samples/inpaint.png"):
-        assert (out / image).is_file()
-    fid = json.loads((out / "results" / "fid.json").read_text())
+        assert (report.out / image).is_file()
+
+
+def test_report_fid_and_reconstruction_use_num_fid_images(report):
+    fid = _results(report, "fid")
     assert fid["model"]["n"] == 16 and fid["floor"]["fid"] >= 0
-    tok = json.loads((out / "results" / "tokenizer.json").read_text())
+    tok = _results(report, "tokenizer")
     assert tok["n"] == 16 and tok["rfid"] >= 0 and tok["psnr"] > 0
-    probe = json.loads((out / "results" / "probe.json").read_text())
+
+
+def test_report_probe_chooses_its_block_on_the_validation_images(report):
+    probe = _results(report, "probe")
     main = probe["models"]["model"]
-    depth = random_bigr.config.depth
+    depth = report.model.config.depth
     assert sorted(main["val_top1"], key=int) == [str(i) for i in range(depth)]
     # the block is chosen on the validation images (the shallower one on a tie), never on test
     best = max(main["val_top1"].values())
     assert main["chosen"] == min(int(i) for i, v in main["val_top1"].items() if v == best)
     assert set(main["test"]) == {str(main["chosen"]), str(depth - 1)}
     assert probe["train_size"] == 24 and probe["val_size"] == 8 and probe["test_size"] == 24
+
+
+def test_report_probe_compares_blocks_with_baselines_on_the_test_images(report):
+    probe = _results(report, "probe")
+    main = probe["models"]["model"]
     for row in [*main["test"].values(), *probe["baselines"].values()]:
         assert row["top1_low"] <= row["top1"] <= row["top1_high"] and row["test_size"] == 24
     assert set(probe["baselines"]) == {"raw pixels", "tokenizer bits"}
-    assert "block's top-1 minus raw pixels'" in text and "The tokenizer's bits" in text
+    assert "block's top-1 minus raw pixels'" in report.text
+    assert "The tokenizer's bits" in report.text
     # like for like: the chosen block through the baselines' logistic regression
     assert main["logistic"]["test_size"] == 24 and main["logistic"]["l2"] > 0
-    orders = json.loads((out / "results" / "orders.json").read_text())
+
+
+def test_report_orders_are_measured_over_seeds_with_intervals(report):
+    orders = _results(report, "orders")
     assert orders["floor"]["n"] == 10 and orders["orders"]["raster"]["n"] == 10
     raster = orders["orders"]["raster"]
     assert len(raster["fids"]) == 2 and raster["low"] <= raster["fid"] <= raster["high"]
     assert raster["minus_base_low"] <= raster["minus_base"] <= raster["minus_base_high"]
+
+
+def test_report_orders_choose_their_own_gumbel_on_the_selection_data(report):
+    orders = _results(report, "orders")
     # entropy's own temperature is chosen on the selection data; raster has none to choose
     assert set(orders["selection"]) == {"entropy"}
     sel = orders["selection"]["entropy"]
     assert sel["best"] == min((float(g) for g in sel["fids"]), key=lambda g: sel["fids"][str(g)])
     assert orders["own_gumbel"]["entropy"]["gumbel"] == sel["best"]
     assert orders["own_gumbel"]["raster"]["fids"] == orders["orders"]["raster"]["fids"]
+
+
+def test_report_orders_tables_each_differ_from_their_own_base(report):
+    orders = _results(report, "orders")
     # each table's difference is from its own base: the shared table keeps the shared entropy's
     for table in ("orders", "own_gumbel"):
         raster, entropy = orders[table]["raster"]["fids"], orders[table]["entropy"]["fids"]
         expected = sum(raster) / len(raster) - sum(entropy) / len(entropy)
         assert abs(orders[table]["raster"]["minus_base"] - expected) < 1e-9
-    sweeps = json.loads((out / "results" / "sweeps.json").read_text())
+
+
+def test_report_sweeps_use_num_sweep_images(report):
+    sweeps = _results(report, "sweeps")
     assert sweeps["floor"]["n"] == 12 and sweeps["steps"][0]["n"] == 12
-    edits = json.loads((out / "results" / "edits.json").read_text())["edits"]
+
+
+def test_report_edits_measure_the_pairs_whose_source_class_the_data_has(report):
+    edits = _results(report, "edits")["edits"]
     # the test data has classes 0-2: the pairs starting there are measured, the others skipped
     assert [(e["source"], e["target"]) for e in edits] == [(0, 3), (1, 3)]
     assert all(e["n"] == 8 and 0 <= e["target_after"] <= 1 for e in edits)
-    assert "Class editing" in text and (out / "samples" / "edits.png").is_file()
-    inpaint = json.loads((out / "results" / "inpaint.json").read_text())["masks"]
+    assert "Class editing" in report.text and (report.out / "samples" / "edits.png").is_file()
+
+
+def test_report_inpainting_regenerates_tokens_under_every_mask(report):
+    inpaint = _results(report, "inpaint")["masks"]
     # the reconstruction ceiling is measured on the same region as the fill
     assert all(e["tokens_regenerated"] > 0 for e in inpaint.values())
+
+
+@pytest.fixture
+def rerun(report, tmp_path, monkeypatch) -> types.SimpleNamespace:
+    """A copy of the module's report folder and model to rerun the report on, recording which
+    sections each rerun computes (the others come from the cache)."""
+    runner = importlib.import_module("experiments.fashion.study.runner")
+    out, model = tmp_path / "report", copy.deepcopy(report.model)
+    shutil.copytree(report.out, out)
+    computed = []
+    real_compute = runner._compute
+
+    def compute(ctx, name):
+        computed.append(name)
+        return real_compute(ctx, name)
+
+    monkeypatch.setattr(runner, "_compute", compute)
+
+    def run(cfg: ReportConfig, **kwargs) -> None:
+        computed.clear()
+        run_report(
+            model, report.tokenizer, out, cfg, extractor=PixelFeatures(), progress=False, **kwargs
+        )
 
     def plant_fid() -> None:  # a value no computation gives: seen again only from the cache
         stored = json.loads((out / "results" / "fid.json").read_text())
         stored["model"]["fid"] = 123.456
         (out / "results" / "fid.json").write_text(json.dumps(stored))
 
-    def rerun(cfg: ReportConfig, **kwargs) -> None:
-        run_report(
-            random_bigr,
-            tiny_tokenizer,
-            out,
-            cfg,
-            extractor=PixelFeatures(),
-            progress=False,
-            **kwargs,
-        )
+    return types.SimpleNamespace(
+        out=out, model=model, run=run, plant_fid=plant_fid, computed=computed
+    )
 
-    # a second run reads the cached sections instead of recomputing them
-    plant_fid()
-    rerun(config)
-    assert "123.46" in (out / "report.md").read_text()
-    assert summary(out)["fid"] == 123.456
-    # other settings invalidate the cache
-    other = dataclasses.replace(config, num_fid=12)
-    rerun(other, sections=("fid",))
-    assert summary(out)["n"] == 12 and summary(out)["fid"] != 123.456
+
+def test_a_second_report_run_reads_every_section_from_the_cache(report, rerun):
+    rerun.plant_fid()
+    rerun.run(report.config)
+    assert rerun.computed == []
+    assert "123.46" in (rerun.out / "report.md").read_text()
+    assert summary(rerun.out)["fid"] == 123.456
+
+
+def test_other_settings_recompute_the_section_and_hide_sections_stored_for_others(report, rerun):
+    rerun.plant_fid()
+    other = dataclasses.replace(report.config, num_fid=12)
+    rerun.run(other, sections=("fid",))
+    assert rerun.computed == ["fid"]
+    assert summary(rerun.out)["n"] == 12 and summary(rerun.out)["fid"] != 123.456
     # report.md also shows the other sections stored for these settings (the probe does not
     # depend on num_fid), never those measured with others (the tokenizer's rFID does)
-    text = (out / "report.md").read_text()
+    text = (rerun.out / "report.md").read_text()
     assert "Linear probe" in text and "Tokenizer reconstruction" not in text
-    # so do other weights under the same model name (a retrained model)
-    plant_fid()
-    rerun(other, sections=("fid",))
-    assert summary(out)["fid"] == 123.456  # same weights, same settings: cached
+
+
+def test_other_weights_under_the_same_model_name_recompute_the_section(report, rerun):
+    other = dataclasses.replace(report.config, num_fid=12)
+    rerun.run(other, sections=("fid",))
+    rerun.plant_fid()
+    rerun.run(other, sections=("fid",))
+    assert summary(rerun.out)["fid"] == 123.456  # same weights, same settings: cached
     with torch.no_grad():
-        random_bigr.transformer.mask_token.add_(1.0)
-    rerun(other, sections=("fid",))
-    assert summary(out)["fid"] != 123.456
+        rerun.model.transformer.mask_token.add_(1.0)  # a retrained model
+    rerun.run(other, sections=("fid",))
+    assert summary(rerun.out)["fid"] != 123.456
 
 
 def test_a_section_cut_off_part_way_resumes_from_the_sample_sets_it_measured(
@@ -207,8 +289,8 @@ def test_a_section_cut_off_part_way_resumes_from_the_sample_sets_it_measured(
 
 def test_text_report_measures_prompt_matching(tmp_path, tiny_tokenizer):
     pytest.importorskip("tokenizers")
+    from bigr.data.text_encoder import TextEncoderMissingError
     from bigr.model import BiGR
-    from bigr.text import TextEncoderMissingError
 
     torch.manual_seed(0)
     model = BiGR(PRESETS["bigr-tiny-text"]).eval()

@@ -22,7 +22,7 @@ from ..recipes import RECIPES
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
 from .common import blend, check_pair, decode, encode, labels_for, unconditional
-from .masks import pixel_mask_of_tokens, token_mask
+from .masks import token_mask
 
 # The release's app settings: 25 linear-schedule steps, guidance 2.5, no Gumbel noise.
 EDIT_SAMPLER = RECIPES["edit"]
@@ -127,8 +127,3 @@ def outpaint(
     # never overwrites kept pixels: regenerate every token touching the outside ("any").
     result = regenerate(model, tokenizer, image, ~keep_mask, rule=rule, **kwargs)
     return dataclasses.replace(result, pixel_mask=~keep_mask)
-
-
-def regenerated_pixels(result: EditResult, grid_size: int) -> Tensor:
-    """(S, S) bool: the pixels of every regenerated token (a superset of the user's mask)."""
-    return pixel_mask_of_tokens(result.regenerated, grid_size, result.original.shape[-1])

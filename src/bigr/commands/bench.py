@@ -51,8 +51,7 @@ def add_bench_command(sub: argparse._SubParsersAction) -> None:
 def _bench_train_variants(args: argparse.Namespace) -> int:
     import json
 
-    from ..config import get_preset
-    from ..config_dicts import apply_overrides
+    from ..config import apply_overrides, get_preset
     from ..evaluation.bench_train_variants import bench_train_variants
 
     config = get_preset(args.preset)

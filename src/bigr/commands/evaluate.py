@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from ..checkpoint import atomic_write_text
+from ..data import BUILTIN_DATASET, HELD_OUT_SPEC
+from ..evaluation.inception import FEATURES
 from .argtypes import device as device_arg
 from .argtypes import finite_float, int_in
 from .common import add_sampler_arguments, load_pair, parse_ints, sampler_from_args
@@ -110,14 +112,14 @@ def _check_reference(spec: str, cache: Path | None) -> None:
 
 
 def cmd_fid(args: argparse.Namespace) -> int:
-    from ..evaluation.inception import InceptionFeatures
+    from ..evaluation.inception import feature_extractor
     from ..evaluation.reference import compare_statistics
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     sample_path = Path(args.samples)
     images, _ = _load_samples(sample_path)
     _check_reference(args.ref, Path(args.ref_stats) if args.ref_stats else None)
-    extractor = InceptionFeatures().to(device)
+    extractor = feature_extractor(args.features).to(device)
     size = images.shape[1] if images is not None else 0
     limit = args.num
     samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
@@ -140,7 +142,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_tune_recipe(args: argparse.Namespace) -> int:
-    from ..evaluation.inception import InceptionFeatures
+    from ..evaluation.inception import feature_extractor
     from ..evaluation.tune import TuneConfig, release_seconds_per_image, tune_recipe, write_recipe
 
     model, tokenizer = load_pair(args)
@@ -165,7 +167,7 @@ def cmd_tune_recipe(args: argparse.Namespace) -> int:
             f"{args.batch_size}; budget {limit:.4f} s/image ({args.fast:g}x faster)"
         )
     cfg = TuneConfig(**changes, max_seconds_per_image=limit, seed=args.seed)
-    extractor = InceptionFeatures().to(args.device)
+    extractor = feature_extractor(args.features).to(args.device)
     result = tune_recipe(model, tokenizer, extractor, args.out, cfg, base)
     print(f"wrote {Path(args.out) / 'tuning.md'}, {Path(args.out) / 'tuning.json'}")
     if args.write:
@@ -186,9 +188,9 @@ FAST_AXES = {
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from ..data.shards import CodeShards
     from ..evaluation.probe import ProbeConfig, layer_features, train_probe
     from ..model import BiGR
-    from ..shards import CodeShards
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = BiGR.from_pretrained(args.model, device=device)
@@ -287,9 +289,7 @@ def _add_tune_recipe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer")
     p.add_argument("--out", required=True, help="folder for points.jsonl, tuning.md/json")
     p.add_argument("--num", type=int_in(2, 100_000), default=1000, help="samples per point")
-    p.add_argument(
-        "--ref", default="fashion-mnist:val", help="held-out images (never the test split)"
-    )
+    p.add_argument("--ref", default=HELD_OUT_SPEC, help="held-out images (never the test split)")
     p.add_argument("--batch-size", type=int_in(1, 4096), default=250)
     p.add_argument("--sweep-guidance", help="comma-separated guidance scales")
     p.add_argument("--sweep-gumbel", help="comma-separated Gumbel temperatures")
@@ -321,6 +321,13 @@ def _add_tune_recipe(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--write", action="store_true", help="store the choice in MODEL/recipe.json")
     add_sampler_arguments(p)
+    p.add_argument(
+        "--features",
+        choices=FEATURES,
+        default="inception",
+        help="features the distances use: the standard FID Inception, or pooled pixels "
+        "(a weight-free quick check whose numbers are not FIDs)",
+    )
     p.set_defaults(func=cmd_tune_recipe)
 
 
@@ -331,7 +338,7 @@ def _add_fid(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ref",
         required=True,
-        help="dataset (fashion-mnist:test), image folder, ADM .npz or stats .npz",
+        help=f"dataset ({BUILTIN_DATASET}:test), image folder, ADM .npz or stats .npz",
     )
     p.add_argument("--num", type=int_in(2, 10_000_000), help="use the first N samples")
     p.add_argument(
@@ -343,6 +350,13 @@ def _add_fid(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int_in(1, 4096), default=50)
     p.add_argument("--device", type=device_arg)
     p.add_argument("--out", help="also write the result JSON here")
+    p.add_argument(
+        "--features",
+        choices=FEATURES,
+        default="inception",
+        help="features the distances use: the standard FID Inception, or pooled pixels "
+        "(a weight-free quick check whose numbers are not FIDs)",
+    )
     p.set_defaults(func=cmd_fid)
 
 

@@ -21,7 +21,8 @@ from ..apps import (
     outpaint,
 )
 from ..apps.common import check_class
-from ..images import (
+from ..checkpoint import EMBEDDED_TOKENIZER
+from ..data.images import (
     ImageError,
     check_output,
     load_image,
@@ -62,7 +63,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if model.config.text_dim:
         if not args.prompt or args.classes:
             raise ValueError("this model is conditioned on text: use --prompt TEXT (repeatable)")
-        from ..text import TextEncoder
+        from ..data.text_encoder import TextEncoder
 
         conditions = TextEncoder(device=args.device)(args.prompt).to(args.device)
     else:
@@ -297,7 +298,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         required=True,
-        help="bigr model directory, or an embedded model: bigr:fashion, bigr:fashion-text",
+        help=f"bigr model directory, or an embedded model: {', '.join(EMBEDDED_TOKENIZER)}",
     )
     p.add_argument("--tokenizer", help="tokenizer directory (default: MODEL/tokenizer)")
     p.add_argument("--out", required=True, help="output PNG")

@@ -41,6 +41,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_interface_commands(sub: argparse._SubParsersAction) -> None:
+    from ..demo import SUMMARY
+
     p = sub.add_parser("serve", help="a local web page to generate and to edit with a brush")
     p.add_argument("--model", action="append", help="model directory (repeatable; default: demo)")
     p.add_argument("--tokenizer", action="append", help="tokenizer of the matching --model")
@@ -49,7 +51,7 @@ def add_interface_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", type=device_arg, default="cpu")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="the embedded Fashion-MNIST models at work (no download)")
+    p = sub.add_parser("demo", help=SUMMARY)
     p.add_argument("--out", default="bigr-demo", help="output folder (default: bigr-demo)")
     p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0)
     p.add_argument("--device", type=device_arg, default="cpu")

@@ -14,8 +14,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..config import BiGRConfig, get_preset
-    from ..config_dicts import apply_overrides
+    from ..config import BiGRConfig, apply_overrides, get_preset
     from ..model import BiGR, save_tokenizer
     from ..official import (
         config_differences,
@@ -113,7 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..checkpoint import load_directory, resolve, save_directory
 
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    src = resolve(args.src)  # a folder, or an embedded name such as bigr:fashion
+    src = resolve(args.src)  # a folder, or an embedded name (checkpoint.EMBEDDED)
     config, state = load_directory(src)
     meta = json.loads((src / "config.json").read_text())
     state = {k: v.to(dtype[args.dtype]) if v.is_floating_point() else v for k, v in state.items()}

@@ -8,15 +8,16 @@ import os
 from pathlib import Path
 
 from .. import schedules
-from ..config import BiGRConfig, get_preset
-from ..config_dicts import apply_overrides
+from ..config import BiGRConfig, apply_overrides, get_preset
+from ..data import BUILTIN_DATASET
+from ..data.captions import CAPTION_SOURCES
 from .argtypes import device as device_arg
 from .argtypes import finite_float, int_in
 from .common import config_changes, parse_ints
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from ..tokenize_shards import tokenize_command
+    from ..data.tokenize import tokenize_command
 
     result = tokenize_command(
         args.tokenizer,
@@ -46,8 +47,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..data.shards import CodeShards
     from ..model import load_tokenizer
-    from ..shards import CodeShards
     from ..train.generator import TrainConfig, train_generator
 
     config = get_preset(args.preset)
@@ -98,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tokenize", help="encode a dataset into bit-packed code shards")
     p.add_argument("--tokenizer", required=True, help="tokenizer directory")
-    p.add_argument("--data", required=True, help="fashion-mnist[:test], or a folder of images")
+    p.add_argument("--data", required=True, help=f"{BUILTIN_DATASET}[:test], or a folder of images")
     p.add_argument("--out", required=True, help="output shard folder")
     p.add_argument(
         "--samples", type=int_in(1, 64), default=1, help="stochastic code samples per image"
@@ -112,7 +113,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int_in(0, 256), default=0)
     p.add_argument(
         "--captions",
-        choices=["fashion"],
+        choices=list(CAPTION_SOURCES),
         help="store generated captions (ids + MiniLM table) for a text-conditioned model",
     )
     p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0)
@@ -228,7 +229,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
 
 def add_tokenizer_training_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-tokenizer", help="train a binary autoencoder (also under torchrun)")
-    p.add_argument("--data", required=True, help="fashion-mnist, or a folder of images")
+    p.add_argument("--data", required=True, help=f"{BUILTIN_DATASET}, or a folder of images")
     p.add_argument("--eval-data", help="held-out data for PSNR and reconstruction grids")
     p.add_argument("--preset", required=True, help="tokenizer preset (see `bigr presets`)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")

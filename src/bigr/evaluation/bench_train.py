@@ -140,7 +140,7 @@ def _bench_head(
 
 def bench_tokenize(preset: str, *, batch: int = 4, iters: int = 3, device: str = "cpu") -> dict:
     """Images/s of `bigr tokenize`'s inner work: encode to deterministic codes and bit-pack."""
-    from ..shards import pack_codes
+    from ..data.shards import pack_codes
     from ..tokenizer import BinaryAutoencoder
 
     if not preset:

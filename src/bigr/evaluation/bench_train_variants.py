@@ -157,7 +157,7 @@ class _BenchData:
         paths: set[str],
         device: str | torch.device,
     ) -> None:
-        from ..shards import pack_codes
+        from ..data.shards import pack_codes
 
         self.batch, self.bits, self.device = batch, config.code_bits, device
         n = batch * self.BATCHES
@@ -181,7 +181,7 @@ class _BenchData:
             self.images = torch.rand(n, channels, size, size, generator=g)
 
     def codes(self, path: str, index: int) -> Tensor:
-        from ..shards import unpack_codes
+        from ..data.shards import unpack_codes
 
         start = (index % self.BATCHES) * self.batch
         rows = slice(start, start + self.batch)

@@ -15,9 +15,9 @@ from torch import Tensor
 
 from .. import distributed
 from ..data import open_dataset
+from ..data.shards import pack_codes, unpack_codes
 from ..model import BiGR
 from ..sampler import SamplerConfig, sample_codes
-from ..shards import pack_codes, unpack_codes
 from ..tokenizer import BinaryAutoencoder
 from .reference import ImageStatistics, compare_statistics
 

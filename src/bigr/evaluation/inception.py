@@ -192,14 +192,6 @@ class InceptionFeatures(nn.Module):
         pool, spatial = self.net(x.to(weight.dtype))
         return InceptionOutput(pool.float(), spatial.float())
 
-    def pool_features(self, images: Tensor) -> Tensor:
-        """(B, 2048) `pool_3` features, the FID / precision-recall space."""
-        return self(images).pool
-
-    def spatial_features(self, images: Tensor) -> Tensor:
-        """(B, 2023) first 7 channels of `mixed_6/conv` (17 x 17), the sFID space (ADM)."""
-        return self(images).spatial
-
     def logits(self, images: Tensor) -> Tensor:
         """Always raises: the TorchScript build ends at `pool_3` and ships no classifier."""
         raise LogitsUnavailableError(
@@ -208,3 +200,31 @@ class InceptionFeatures(nn.Module):
             "compute class probabilities with another network and call "
             "bigr.evaluation.metrics.inception_score(probs) directly"
         )
+
+
+class PixelFeatures(nn.Module):
+    """A weight-free stand-in for the Inception: [0, 1] images average-pooled to 8 x 8 (192
+    pool features; the 4 x 4 pool, 48 values, as spatial ones). Distances on these features
+    are not FIDs and are not comparable with published numbers: they exist so that a pipeline
+    can be checked end to end in seconds (a 2048-d Frechet distance alone takes tens of seconds
+    on a small CPU)."""
+
+    @torch.inference_mode()
+    def forward(self, images: Tensor) -> InceptionOutput:
+        x = images.float().clamp(0, 1)
+        pool = nn.functional.adaptive_avg_pool2d(x, 8).flatten(1)
+        spatial = nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+        return InceptionOutput(pool, spatial)
+
+
+FEATURES = ("inception", "pixels")
+
+
+def feature_extractor(name: str = "inception") -> nn.Module:
+    """The extractor FID-type distances are computed on: "inception" (the standard FID
+    Inception) or "pixels" (`PixelFeatures`, for quick checks only)."""
+    if name == "inception":
+        return InceptionFeatures()
+    if name == "pixels":
+        return PixelFeatures()
+    raise ValueError(f"unknown features {name!r}; choose from {', '.join(FEATURES)}")

@@ -3,7 +3,7 @@ regression on raw pixels"), as scikit-learn's `LogisticRegression(solver="lbfgs"
 plain torch.
 
 Features are standardised with the training set's mean and standard deviation (constant
-features, such as the zero padding around Fashion-MNIST, are left at zero). The loss is the mean
+features, such as a zero border that every image shares, are left at zero). The loss is the mean
 cross-entropy plus `l2 / 2 * ||W||^2` (no penalty on the biases; scikit-learn's C corresponds to
 l2 = 1 / (C n)); full-batch L-BFGS with a strong-Wolfe line search runs until the gradient's
 largest entry falls below `tolerance` or `max_iter` iterations. `fit_with_validation` chooses

@@ -5,7 +5,7 @@ features, plus the pool features themselves for precision/recall), computing the
 `InceptionFeatures` extractor over any source of [0, 1] images, saving/loading them as `.npz`
 with the ADM evaluator's key names (`mu`, `sigma`, `mu_s`, `sigma_s`), and `compare_statistics`,
 which turns a sample set and a reference set into the metric dict. The formulas live in
-`metrics.py`, the network in `inception.py`, image decoding in `bigr.images`.
+`metrics.py`, the network in `inception.py`, image decoding in `bigr.data.images`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..images import ImageError, open_image, to_tensor
+from ..data.images import ImageError, open_image, to_tensor
 from .inception import InceptionFeatures
 from .metrics import GaussianStats, fid, precision_recall, sfid
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import distributed
-from ..images import save_image
+from ..data.images import save_image
 from ..model import BiGR
 from ..recipes import RELEASE
 from ..sampler import SamplerConfig, sample_codes

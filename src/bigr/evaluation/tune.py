@@ -5,10 +5,10 @@ Gumbel temperature, each certainty order at every temperature, `random` and `ras
 noise; the Gumbel ramp; the guidance schedule; a guidance interval; unmasking steps; head
 (diffusion) steps; the fast sampler's options when given; then guidance once more) is swept with
 the other fields held at the best values so far, and the value with the lowest FID against the
-reference split is kept (default `fashion-mnist:val`, the last 5,000 training images, which the
-embedded models never train on). Within a speed budget (`max_seconds_per_image`) only points
-inside it compete, and the cost axes (steps, head steps, the fast options) are swept first and
-again last.
+reference split is kept (default `bigr.data.HELD_OUT_SPEC`, a held-out split of training
+images which the embedded models never train on). Within a speed budget (`max_seconds_per_image`)
+only points inside it compete, and the cost axes (steps, head steps, the fast options) are swept
+first and again last.
 Every point uses the same seeds (batch b of every point draws from a generator seeded by
 (seed, b)), so points differ only by their settings.
 
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from ..data import HELD_OUT_SPEC
 from ..model import BiGR
 from ..recipes import model_recipes, model_selections, save_recipes
 from ..sampler import SamplerConfig
@@ -48,7 +49,7 @@ from .reference import (
 @dataclass(frozen=True, kw_only=True)
 class TuneConfig:
     num: int = 1000  # samples per point
-    reference: str = "fashion-mnist:val"
+    reference: str = HELD_OUT_SPEC
     guidance: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
     guidance_schedules: tuple[str, ...] = ("constant", "linear")
     # (start, stop] of progress where guidance applies ("interval" schedule; outside, one pass)

@@ -14,8 +14,8 @@ from ..config import (
     PRESETS,
     BiGRConfig,
     HeadConfig,
+    apply_overrides,
 )
-from ..config_dicts import apply_overrides
 from .checkpoints import (
     BIGR_SCHEDULER,
     ConversionError,

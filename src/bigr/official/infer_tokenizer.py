@@ -12,8 +12,8 @@ from torch import Tensor
 from ..config import (
     PRESETS,
     TokenizerConfig,
+    apply_overrides,
 )
-from ..config_dicts import apply_overrides
 from .checkpoints import (
     ConversionError,
     official_key_shapes,

@@ -17,8 +17,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..config import BiGRConfig, Config
-from ..config_dicts import to_dict
+from ..config import BiGRConfig, Config, to_dict
 from .checkpoints import (
     ConversionError,
 )

@@ -17,8 +17,8 @@ from torch import Tensor
 
 from .. import distributed
 from ..config import BiGRConfig
+from ..data.shards import CodeShards
 from ..model import sample_training_mask
-from ..shards import CodeShards
 
 if TYPE_CHECKING:
     from .generator import TrainConfig

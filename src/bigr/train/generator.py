@@ -33,10 +33,9 @@ from torch import nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
-from ..config import BiGRConfig, config_to_json
-from ..config_dicts import require_choice, require_ranges
+from ..config import BiGRConfig, config_to_json, require_choice, require_ranges
+from ..data.shards import CodeShards
 from ..model import BiGR
-from ..shards import CodeShards
 from .draws import draw_step
 from .generator_run import export_ema, full_states, read_log, save_preview, save_run
 from .stop import StopRequest

@@ -99,7 +99,7 @@ def save_preview(
     labels: Tensor,
 ) -> None:
     """A grid for `labels`: class ids, or caption embeddings for a text model."""
-    from ..images import save_grid
+    from ..data.images import save_grid
     from ..sampler import SamplerConfig, sample_codes
 
     device = next(export.parameters()).device

@@ -35,8 +35,7 @@ from torch import Tensor, nn
 
 from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
-from ..config import TokenizerConfig, config_to_json
-from ..config_dicts import require_choice, require_ranges
+from ..config import TokenizerConfig, config_to_json, require_choice, require_ranges
 from ..tokenizer import BinaryAutoencoder
 from .draws import batch_indices
 from .stop import StopRequest
@@ -177,7 +176,7 @@ def _images(dataset, indices: Tensor, flips: Tensor | None) -> Tensor:
 
 
 @dataclass
-class _Run:
+class TokenizerRun:
     """Everything a tokenizer run holds between steps."""
 
     ctx: distributed.Context
@@ -213,7 +212,7 @@ def _setup(
     device: str | None,
     perceptual: nn.Module | None,
     init: str | Path | None = None,
-) -> _Run:
+) -> TokenizerRun:
     """Models, optimizers and the resumed state (if any); the log truncated to that state."""
     ctx = distributed.setup(device)
     if train.batch_size % ctx.world_size:
@@ -264,7 +263,7 @@ def _setup(
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-    return _Run(
+    return TokenizerRun(
         ctx,
         model,
         disc,
@@ -291,7 +290,7 @@ def _warm_start(config: TokenizerConfig, init: str | Path) -> BinaryAutoencoder:
     return warm
 
 
-def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -> dict:
+def tokenizer_step(step: int, run: TokenizerRun, dataset, train: TokenizerTrainConfig) -> dict:
     """One optimizer step of the autoencoder (and of the discriminator once it is on)."""
     ctx = run.ctx
     g = distributed.generator("cpu", train.seed, "tokenizer-step", step)
@@ -339,7 +338,7 @@ def tokenizer_step(step: int, run: _Run, dataset, train: TokenizerTrainConfig) -
     return {"step": step + 1, **dict(zip(names, values, strict=True)), "lr": lr}
 
 
-def _bookkeeping(out: Path, run: _Run, stats: dict, train: TokenizerTrainConfig, t0: float):
+def _bookkeeping(out: Path, run: TokenizerRun, stats: dict, train: TokenizerTrainConfig, t0: float):
     """Main rank: held-out PSNR and grids, the log, checkpoints."""
     done = stats["step"]
     if run.eval_images is not None and (done % train.eval_every == 0 or done == train.steps):

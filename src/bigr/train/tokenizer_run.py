@@ -18,7 +18,7 @@ from ..model import save_tokenizer
 from ..tokenizer import BinaryAutoencoder
 
 if TYPE_CHECKING:
-    from .tokenizer import TokenizerTrainConfig, _Run
+    from .tokenizer import TokenizerRun, TokenizerTrainConfig
 
 
 def psnr(a: Tensor, b: Tensor) -> Tensor:
@@ -58,7 +58,7 @@ def evaluate_run(
     out: Path, step: int, model: BinaryAutoencoder, ema: EMA, images: Tensor, export: str
 ) -> dict[str, float]:
     """Held-out PSNR of the EMA and of the raw weights; the grid shows the exported ones."""
-    from ..images import save_grid
+    from ..data.images import save_grid
 
     was_training = model.training
     model.eval()
@@ -75,7 +75,7 @@ def evaluate_run(
     }
 
 
-def save_run(out: Path, step: int, run: _Run, train: TokenizerTrainConfig) -> None:
+def save_run(out: Path, step: int, run: TokenizerRun, train: TokenizerTrainConfig) -> None:
     """`state.pt` (everything a resume needs), the exported `model/` and the curves."""
     model, ema = run.model, run.ema
     state = {

@@ -18,7 +18,7 @@ import torch
 from bigr import distributed
 from bigr.apps.common import blend
 from bigr.apps.masks import box_mask, token_mask
-from bigr.images import save_grid
+from bigr.data.images import save_grid
 from bigr.recipes import RECIPES
 from bigr.sampler import sample_codes
 

@@ -12,9 +12,9 @@ import torch
 from bigr.apps.common import unconditional
 from bigr.apps.editing import EDIT_SAMPLER
 from bigr.apps.masks import box_mask, token_mask
+from bigr.data.images import save_grid
 from bigr.evaluation.image_sets import real_images
 from bigr.evaluation.inpainting import inpainting_benchmark
-from bigr.images import save_grid
 
 from ..config import ReportConfig
 from ..context import Context

@@ -11,8 +11,8 @@ from torch import Tensor
 
 from bigr import distributed
 from bigr.apps.common import unconditional
+from bigr.data.images import save_grid
 from bigr.evaluation.image_sets import fid_entry
-from bigr.images import save_grid
 from bigr.sampler import sample_codes
 
 from ..config import ReportConfig
@@ -33,7 +33,7 @@ SETTINGS = (
 
 def text_prompts() -> list[dict]:
     """One prompt per (class, tone): "a {tone} {item}" with each class's first name."""
-    from bigr.captions import ITEMS, TONES
+    from bigr.data.captions import ITEMS, TONES
 
     return [
         {"text": f"a {tone} {names[0]}", "class": c, "tone": t}
@@ -66,8 +66,8 @@ def _sample(ctx: Context, conditions: Tensor) -> tuple[Tensor, Tensor, float]:
 def compute(ctx: Context) -> dict:
     """Does a sample match its prompt? Class by a linear probe on real pixels, tone by the
     captioning rule itself; against the same measures on unprompted (null) samples."""
-    from bigr.captions import tone_of
-    from bigr.text import TextEncoder
+    from bigr.data.captions import tone_of
+    from bigr.data.text_encoder import TextEncoder
 
     cfg, model = ctx.config, ctx.model
     prompts = text_prompts()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
+from bigr.data.images import save_grid
 from bigr.evaluation.image_sets import encode_images, fid_entry, real_images
-from bigr.images import save_grid
 
 from ..config import ReportConfig
 from ..context import Context

@@ -5,7 +5,7 @@ are an error, `validate()` runs when the class has one) and `apply_overrides`, t
 `--set a.b=value` strings of the command line; `require_ranges` / `require_choice`, the
 range and choice checks of a config's fields, one message naming the field.
 
-Leaves to others: which config classes exist and their JSON envelope (`bigr.config`).
+Leaves to others: which config classes exist and their JSON envelope (`models.py`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ configurations for tests and benchmarks. Sizes of the released models come from 
 state-dict manifests recorded from the official code (see `bigr-spec.md` §2.2 and §1.5).
 
 Leaves to others: any torch code (models are built from these configs elsewhere), and the
-generic dict round trip and `--set a.b=v` overrides (`bigr.config_dicts`).
+generic dict round trip and `--set a.b=v` overrides (`dicts.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .config_dicts import from_dict, require_ranges, to_dict
+from .dicts import from_dict, require_ranges, to_dict
 
 FORMAT_VERSION = 1
 

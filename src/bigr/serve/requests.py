@@ -6,7 +6,7 @@ display pixel covers it), the JSON fields of a job request (sampler options, who
 a range, text) and the PNG data URLs of results. Every refusal is a `RequestError`, answered
 with HTTP 400 and its message.
 
-Leaves to others: the routes (`serve.py`) and the jobs that use these inputs (`serve_jobs.py`).
+Leaves to others: the routes (`app.py`) and the jobs that use these inputs (`jobs.py`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .images import center_crop, to_pil, to_rgb, to_tensor
-from .sampler import SamplerConfig
+from ..data.images import center_crop, to_pil, to_rgb, to_tensor
+from ..sampler import SamplerConfig
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 MAX_SIDE = 4096

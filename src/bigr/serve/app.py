@@ -13,7 +13,7 @@ and a JSON API:
                                 the cropped input and the mask actually used
 
 This module owns the routes and loading the model pairs; the jobs and their worker thread are
-`serve_jobs.py`, the validation of what the page sends is `serve_requests.py`.
+`jobs.py`, the validation of what the page sends is `requests.py`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import dataclasses
 from importlib import resources
 from pathlib import Path
 
-from .model import BiGR, load_tokenizer
-from .recipes import recipe
-from .sampler_plan import ORDERS
-from .serve_jobs import Job, ModelPair, Server
-from .serve_requests import MAX_UPLOAD_BYTES, OPERATIONS, RequestError
+from ..model import BiGR, load_tokenizer
+from ..recipes import recipe
+from ..sampler_plan import ORDERS
+from .jobs import Job, ModelPair, Server
+from .requests import MAX_UPLOAD_BYTES, OPERATIONS, RequestError
 
 __all__ = ["Job", "ModelPair", "Server", "create_app", "load_pairs", "page"]
 
@@ -92,22 +92,12 @@ def create_app(server: Server):
 
 def load_pairs(specs: list[tuple[str, str | None]], device: str = "cpu") -> list[ModelPair]:
     """(model dir, tokenizer dir or None) pairs; none given: the embedded demo models."""
-    from .apps.common import check_pair
-    from .demo import CLASSES, demo_recipe, load_demo_models
+    from ..apps.common import check_pair
 
     if not specs:
-        from .checkpoint import EMBEDDED_TOKENIZER, CheckpointError
+        from ..demo import embedded_pairs
 
-        model, tok = load_demo_models(device)
-        pairs = [ModelPair("fashion-demo", model, tok, list(CLASSES), demo_recipe())]
-        try:  # the embedded text-to-image model, when present
-            text_model = BiGR.from_pretrained("bigr:fashion-text", device=device).eval()
-            text_tok = load_tokenizer(EMBEDDED_TOKENIZER["bigr:fashion-text"], device=device)
-            text_recipe = recipe("recommended", "bigr:fashion-text")
-            pairs.append(ModelPair("fashion-text", text_model, text_tok.eval(), [], text_recipe))
-        except CheckpointError:
-            pass
-        return pairs
+        return [ModelPair(*pair) for pair in embedded_pairs(device)]
     pairs = []
     for model_dir, tok_dir in specs:
         model = BiGR.from_pretrained(model_dir, device=device).eval()

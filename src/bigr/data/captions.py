@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+# The caption sources `bigr tokenize --captions` knows: "fashion" is `CaptionedFashion`.
+CAPTION_SOURCES = ("fashion",)
 ITEMS = (
     ("t-shirt", "top", "tee"),
     ("trousers", "pants"),
@@ -114,7 +116,7 @@ def write_caption_table(out_dir: str | Path, entries: list[dict], encoder=None) 
     """`captions.json` and `captions.safetensors` (embeddings (C, 384)) in a shard folder."""
     from safetensors.torch import save_file
 
-    from .text import TextEncoder
+    from .text_encoder import TextEncoder
 
     out = Path(out_dir)
     encoder = encoder or TextEncoder()

@@ -4,7 +4,7 @@ Owns the on-disk format, its writers (`write_shard`, `write_codes`) and the read
 `CodeShards`. The release stores prepared codes at one byte per bit (`train_ids.bin`, uint8,
 (N, K, h, w), plus uint16 labels, bigr-spec.md §3); here the K bits of a token take
 ceil(K/8) bytes. Leaves to others: the resumable multi-rank driver `tokenize_dataset`
-(`tokenize_shards.py`), images and datasets (`data.py`), the tokenizer itself.
+(`tokenize.py`), images and datasets (`datasets.py`), the tokenizer itself.
 
 Format (directory, version 1):
   meta.json                       `ShardMeta`, written before any shard, checked on resume

@@ -5,8 +5,8 @@ Owns: `ModelPair` (a generator, its tokenizer, class names and recommended sampl
 queueing it and runs tasks one at a time on a worker thread (the models are shared; CPU cores
 are few); each task reports progress through the sampler's callback.
 
-Leaves to others: the web framework and routes (`serve.py`), parsing the request fields
-(`serve_requests.py`), the apps and the sampling loop themselves.
+Leaves to others: the web framework and routes (`app.py`), parsing the request fields
+(`requests.py`), the apps and the sampling loop themselves.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .apps import edit, enrich, inpaint, interpolate, outpaint
-from .apps.common import labels_for
-from .model import BiGR
-from .sampler import SamplerConfig, sample_codes
-from .serve_requests import (
+from ..apps import edit, enrich, inpaint, interpolate, outpaint
+from ..apps.common import labels_for
+from ..model import BiGR
+from ..sampler import SamplerConfig, sample_codes
+from ..tokenizer import BinaryAutoencoder
+from .requests import (
     MAX_IMAGES,
     OPERATIONS,
     RequestError,
@@ -39,7 +40,6 @@ from .serve_requests import (
     sampler_config,
     text_field,
 )
-from .tokenizer import BinaryAutoencoder
 
 # Every field a job request may carry (the page sends all of them, whatever the operation).
 JOB_FIELDS = frozenset(
@@ -133,7 +133,7 @@ class Server:
         if len(prompt) > 500:
             raise RequestError("the prompt is longer than 500 characters")
         if self._text_encoder is None:
-            from .text import TextEncoder, TextEncoderMissingError
+            from ..data.text_encoder import TextEncoder, TextEncoderMissingError
 
             try:
                 self._text_encoder = TextEncoder()

@@ -51,6 +51,10 @@ _FASHION_MNIST_PREFIX = {"train": "train", "test": "t10k", "fit": "train", "val"
 # A validation split carved from train, for choosing settings without touching the test split:
 # `fit` is the first 55,000 training images, `val` the last 5,000 (a twelfth of a smaller root).
 FASHION_MNIST_VAL_SIZE = 5000
+# The `--data` name of the built-in dataset, and its held-out split: the default reference for
+# choosing settings (the embedded models never train on it; never the test split).
+BUILTIN_DATASET = "fashion-mnist"
+HELD_OUT_SPEC = f"{BUILTIN_DATASET}:val"
 _FASHION_MNIST_HINT = "install the Debian package dataset-fashion-mnist or pass --data PATH"
 
 
@@ -313,7 +317,7 @@ def open_dataset(
     if split not in _FASHION_MNIST_PREFIX or not name:
         name, split = spec, "train"
     kwargs = {"image_size": image_size, "flip": flip, "generator": generator}
-    if name == "fashion-mnist":
+    if name == BUILTIN_DATASET:
         return FashionMNIST(None, split, **kwargs)
     if Path(name).is_dir() and _idx_file(Path(name), "train-images-idx3-ubyte") is not None:
         return FashionMNIST(name, split, **kwargs)

@@ -6,7 +6,7 @@ generator seeded by (seed, shard), so the codes do not depend on the number of r
 do depend on batch_size and device, which fix the order of the random draws).
 
 Leaves to others: the on-disk format, its writer and reader (`shards.py`), images and
-datasets (`data.py`), the tokenizer itself.
+datasets (`datasets.py`), the tokenizer itself.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from .config import config_to_json
-from .data import hflip, iterate_batches
+from ..config import config_to_json
+from .captions import CAPTION_SOURCES
+from .datasets import hflip, iterate_batches
 from .shards import (
     ShardMeta,
     bytes_per_image,
@@ -190,12 +191,12 @@ def tokenize_command(
     captions: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """`bigr tokenize`: load the tokenizer directory, open `data` (see `data.open_dataset`) at
+    """`bigr tokenize`: load the tokenizer directory, open `data` (see `datasets.open_dataset`) at
     the tokenizer's image size and write shards. Rank and world size default to torchrun's
     RANK and WORLD_SIZE; `options` go to `tokenize_dataset`. `captions="fashion"` stores
     generated caption ids instead of class labels, and the caption table (see captions.py)."""
-    from .data import open_dataset
-    from .model import load_tokenizer
+    from ..model import load_tokenizer
+    from .datasets import open_dataset
 
     rank = int(os.environ.get("RANK", 0)) if rank is None else rank
     world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
@@ -205,8 +206,9 @@ def tokenize_command(
     model = load_tokenizer(tokenizer, device=device)
     dataset = open_dataset(data, model.config.image_size)
     info = {"path": str(Path(tokenizer).resolve()) if Path(tokenizer).is_dir() else str(tokenizer)}
-    if captions not in (None, "fashion"):
-        raise ValueError(f"unknown caption source {captions!r}; known: fashion")
+    if captions not in (None, *CAPTION_SOURCES):
+        known = ", ".join(CAPTION_SOURCES)
+        raise ValueError(f"unknown caption source {captions!r}; known: {known}")
     if captions == "fashion":
         from .captions import CaptionedFashion, write_caption_table
 
