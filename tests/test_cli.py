@@ -87,7 +87,7 @@ def test_a_wrong_preset_is_refused_naming_every_differing_field(reference_dir, t
         "code_bits: inferred 16, preset 24",
         "grid_size: inferred 4, preset 16",
         "num_classes: inferred 10, preset 1000",
-        "head.width: inferred 64, preset 1024",
+        "head.dim: inferred 64, preset 1024",
         "head.depth: inferred 2, preset 3",
     ):
         assert field in err, field

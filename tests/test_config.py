@@ -33,9 +33,9 @@ def test_tokenizer_grid_follows_image_size_and_levels():
 
 def test_overrides_reach_nested_fields_and_keep_types():
     config = apply_overrides(
-        PRESETS["bigr-tiny"], ["head.width=32", "class_dropout=0", "use_adaln=false"]
+        PRESETS["bigr-tiny"], ["head.dim=32", "class_dropout=0", "use_adaln=false"]
     )
-    assert config.head.width == 32
+    assert config.head.dim == 32
     assert config.class_dropout == 0.0 and isinstance(config.class_dropout, float)
     assert config.use_adaln is False
     tok = apply_overrides(PRESETS["bae-tiny"], ["channel_mult=[1,2]", "attn_resolutions=8"])
@@ -56,3 +56,15 @@ def test_invalid_shapes_are_reported():
         BiGRConfig(dim=100, heads=3, head=HeadConfig()).validate()
     with pytest.raises(ValueError, match="multiple of 32"):
         TokenizerConfig(base_channels=40).validate()
+
+
+def test_a_config_written_with_head_width_reads_as_head_dim_and_writes_dim():
+    # files written before the rename store the head's width as "width"
+    config = PRESETS["bigr-tiny"]
+    data = config_to_json(config)
+    assert "dim" in data["head"] and "width" not in data["head"]
+    data["head"] = {("width" if k == "dim" else k): v for k, v in data["head"].items()}
+    assert config_from_json(data) == config
+    data["head"]["dim"] = 32  # both spellings: the old one is refused, not silently chosen
+    with pytest.raises(ValueError, match="unknown HeadConfig fields: width"):
+        config_from_json(data)

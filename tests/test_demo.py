@@ -18,10 +18,18 @@ def test_every_embedded_generator_names_a_tokenizer_that_matches_it():
     from bigr.model import BiGR, load_tokenizer
 
     assert set(EMBEDDED_TOKENIZER) == {"bigr:fashion", "bigr:fashion-text"}
-    assert EMBEDDED_TOKENIZER["bigr:fashion-text"] == "bigr:fashion-text-tokenizer"
+    assert EMBEDDED_TOKENIZER["bigr:fashion-text"] == "bigr:fashion-text-autoencoder"
     for model_name, tokenizer_name in EMBEDDED_TOKENIZER.items():
         assert tokenizer_name in EMBEDDED
         check_pair(BiGR.from_pretrained(model_name), load_tokenizer(tokenizer_name))
+
+
+def test_the_text_autoencoder_still_loads_under_its_old_name():
+    from bigr.checkpoint import resolve
+
+    old, new = "bigr:fashion-text-tokenizer", "bigr:fashion-text-autoencoder"
+    assert resolve(old) == resolve(new)
+    assert resolve(new).name == "text-autoencoder"
 
 
 def test_demo_writes_every_section_and_an_index(tmp_path):

@@ -12,7 +12,7 @@ from bigr.draws import TorchDraws
 
 def _head(seed=0, **kwargs):
     torch.manual_seed(seed)
-    head = BernoulliHead(HeadConfig(width=32, depth=2, **kwargs), code_bits=8, cond_dim=16).eval()
+    head = BernoulliHead(HeadConfig(dim=32, depth=2, **kwargs), code_bits=8, cond_dim=16).eval()
     return head
 
 
@@ -179,7 +179,7 @@ def test_direct_head_learns_x0_in_one_call_and_samples_without_draws():
     from bigr.model import BiGR
     from bigr.sampler import SamplerConfig, sample_codes
 
-    head = HeadConfig(width=64, depth=2, predict_flip=False, focal_gamma=None, direct=True)
+    head = HeadConfig(dim=64, depth=2, predict_flip=False, focal_gamma=None, direct=True)
     config = dataclasses.replace(PRESETS["bigr-tiny"], class_dropout=0.0, head=head)
     torch.manual_seed(0)
     model = BiGR(config)

@@ -38,7 +38,8 @@ CLI_CASES = {
     "unknown recipe": (["sample", *EMBEDDED, "--classes", "1", "--recipe", "fastest"], "known:"),
     "class out of range": (["sample", *EMBEDDED, "--classes", "10"], "class"),
     "class negative": (["sample", *EMBEDDED, "--classes", "-1"], "class"),
-    "classes not numbers": (["sample", *EMBEDDED, "--classes", "a,b"], "integers"),
+    "classes not numbers": (["sample", *EMBEDDED, "--classes", "a,b"], "not a class"),
+    "class name not of the model": (["sample", *EMBEDDED, "--classes", "zebra"], "Ankle boot"),
     "prompt for a class model": (["sample", *EMBEDDED, "--prompt", "a dress"], "--classes"),
     "interpolate one frame": (
         ["interpolate", *EMBEDDED, "--classes", "1,2", "--num", "1"],

@@ -35,7 +35,7 @@ CONFIG_CASES = {
     ),
     "use_adaln is a number": (lambda d: d.update(use_adaln=1), "use_adaln must be true or false"),
     "head is a list": (lambda d: d.update(head=[1, 2]), "head must be an object"),
-    "head width zero": (lambda d: d["head"].update(width=0), "width must be > 0"),
+    "head dim zero": (lambda d: d["head"].update(dim=0), "head.dim must be > 0"),
     "resid dropout of one": (
         lambda d: d.update(resid_dropout=1.0),
         r"resid_dropout must be in \[0, 1\)",

@@ -1,5 +1,7 @@
 import dataclasses
+import json
 
+import pytest
 import torch
 
 from bigr.config import PRESETS
@@ -85,6 +87,18 @@ def test_save_and_load_give_identical_outputs(tmp_path, tiny_bigr):
     assert torch.equal(loaded.head.k_final, tiny_bigr.head.k_final)
 
 
+def test_a_model_folder_saved_with_head_width_still_loads(tmp_path, tiny_bigr):
+    path = tiny_bigr.save_pretrained(tmp_path / "model")
+    stored = json.loads((path / "config.json").read_text())
+    stored["head"]["width"] = stored["head"].pop("dim")  # the spelling before the rename
+    (path / "config.json").write_text(json.dumps(stored))
+    loaded = BiGR.from_pretrained(path)
+    assert loaded.config == tiny_bigr.config
+    assert loaded.config.head.dim == tiny_bigr.config.head.dim
+    resaved = loaded.save_pretrained(tmp_path / "again")
+    assert "width" not in json.loads((resaved / "config.json").read_text())["head"]
+
+
 def test_tokenizer_round_trip_and_kind_check(tmp_path, tiny_tokenizer, tiny_bigr):
     import pytest
 
@@ -135,7 +149,7 @@ def test_a_tiny_model_overfits_one_batch():
 def test_pooled_features_are_the_token_mean_of_each_blocks_output(random_bigr):
     # Hooks keep every block's output in a full unmasked forward pass under the null class;
     # a layer's pooled feature averages that block's output over the image tokens (the class
-    # token excluded). Layers at or past the depth read the last block.
+    # token excluded). Negative layers count from the last block; others outside are errors.
     codes, _ = _batch(random_bigr.config)
     backbone = random_bigr.transformer
     outputs = []
@@ -156,9 +170,14 @@ def test_pooled_features_are_the_token_mean_of_each_blocks_output(random_bigr):
     for layer in range(depth):
         pooled = random_bigr.pooled_features(codes, layer=layer)
         assert torch.allclose(pooled, expected[layer], atol=1e-6), layer
-    last = random_bigr.pooled_features(codes, layer=depth + 3)
+    last = random_bigr.pooled_features(codes, layer=-1)  # Python's indexing: the last block
     assert torch.allclose(last, expected[-1], atol=1e-6)
-    labelled = random_bigr.pooled_features(codes, layer=1, labels=torch.tensor([1, 2, 3, 4]))
+    first = random_bigr.pooled_features(codes, layer=-depth)
+    assert torch.allclose(first, expected[0], atol=1e-6)
+    for outside in (depth, depth + 3, -depth - 1, 100):  # never silently another block
+        with pytest.raises(IndexError, match="out of range"):
+            random_bigr.pooled_features(codes, layer=outside)
+    labelled = random_bigr.pooled_features(codes, layer=1, condition=torch.tensor([1, 2, 3, 4]))
     assert not torch.allclose(labelled, expected[1])  # another condition, other features
 
 

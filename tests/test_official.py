@@ -175,7 +175,7 @@ UNUSUAL = BiGRConfig(
     code_bits=20,
     grid_size=5,
     num_classes=7,
-    head=HeadConfig(width=48, depth=1),
+    head=HeadConfig(dim=48, depth=1),
 )
 
 

@@ -193,7 +193,7 @@ def test_bernoulli_bits_follow_but_do_not_equal_the_thresholded_probabilities(
 
 def test_label_mixes_at_the_end_weights_sample_exactly_the_single_classes(random_bigr):
     def sample(labels, weights=None):
-        return sample_codes(random_bigr, labels, FAST, label_weights=weights, generator=_gen(0))
+        return sample_codes(random_bigr, labels, FAST, condition_weights=weights, generator=_gen(0))
 
     pair = torch.tensor([[1, 2]])
     first, second = sample(torch.tensor([1])), sample(torch.tensor([2]))
@@ -211,11 +211,13 @@ def test_a_label_mix_conditions_on_the_weighted_class_embedding(random_bigr):
     codes = torch.randint(0, 2, (1, 16, 16), generator=g).float()
     mask = torch.rand(1, 16, generator=g) < 0.5
     backbone = random_bigr.transformer
-    z_mixed = backbone(codes, pair, mask, label_weights=weights[None])
+    z_mixed = backbone(codes, pair, mask, condition_weights=weights[None])
     for single in (1, 2):
         assert not torch.allclose(z_mixed, backbone(codes, torch.tensor([single]), mask))
     config = dataclasses.replace(FAST, guidance=1.0)  # the conditional pass alone
-    mixed = sample_codes(random_bigr, pair, config, label_weights=weights[None], generator=_gen(0))
+    mixed = sample_codes(
+        random_bigr, pair, config, condition_weights=weights[None], generator=_gen(0)
+    )
     table = backbone.class_embed.weight
     with torch.no_grad():
         table[3] = weights[0] * table[1] + weights[1] * table[2]

@@ -3,7 +3,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from bigr.apps.common import labels_for
+from bigr.apps.common import condition_for
 from bigr.config import PRESETS
 from bigr.model import BiGR
 from bigr.sampler import SamplerConfig, sample_codes
@@ -80,12 +80,12 @@ def test_text_conditions_flow_through_the_class_paths():
     )
     assert a.shape == (2, 16, 16) and not torch.equal(a, b)
     # apps build text conditions, and refuse class ids for a text model (and vice versa)
-    assert labels_for(model, prompts[0], 2).shape == (2, 384)
+    assert condition_for(model, prompts[0], 2).shape == (2, 384)
     with pytest.raises(ValueError, match="conditioned on text"):
-        labels_for(model, 3, 2)
+        condition_for(model, 3, 2)
     class_model = BiGR(PRESETS["bigr-tiny"])
     with pytest.raises(ValueError, match="class-conditional"):
-        labels_for(class_model, prompts[0], 2)
+        condition_for(class_model, prompts[0], 2)
     # the training loss drops prompts to the null condition
     codes = torch.randint(0, 2, (3, 16, 16)).float()
     model.train()

@@ -14,8 +14,8 @@ from bigr import schedules
 from bigr.cli import main
 from bigr.config import PRESETS
 from bigr.model import BiGR
-from bigr.train.draws import batch_indices
 from bigr.train.generator import param_groups
+from bigr.train.step_draws import batch_indices
 from helpers import TRAIN_ARGS, random_codes, train_cli, train_state
 
 ARGS = TRAIN_ARGS
@@ -89,6 +89,26 @@ def test_stop_at_pauses_on_the_full_schedule_and_resumes_to_the_uninterrupted_we
     assert b["step"] == 8
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+
+
+def test_a_state_saved_with_the_old_preview_field_names_still_resumes(codes, tmp_path):
+    # state.pt keeps the run's training config as a record (a resume takes the command line's);
+    # runs saved before the rename store `sample_steps` / `sample_guidance` there
+    common = ["--codes", str(codes), *ARGS, "--steps", "4", "--checkpoint-every", "100"]
+    _train_here(*common, "--out", str(tmp_path / "straight"))
+    run = tmp_path / "old"
+    _train_here(*common, "--stop-at", "2", "--out", str(run))
+    state = _state(run)
+    assert {"preview_steps", "preview_guidance"} <= set(state["train"])
+    renamed = {"preview_steps": "sample_steps", "preview_guidance": "sample_guidance"}
+    state["train"] = {renamed.get(k, k): v for k, v in state["train"].items()}
+    torch.save(state, run / "state.pt")
+    _train_here(*common, "--out", str(run), "--resume")
+    a, b = _state(tmp_path / "straight"), _state(run)
+    assert b["step"] == 4
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert b["train"] == a["train"]  # rewritten with the new names
+    assert "sample_steps" not in b["train"]
 
 
 def test_stop_at_past_the_schedule_is_refused(codes, tmp_path, capsys):

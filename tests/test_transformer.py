@@ -38,7 +38,7 @@ def test_label_mix_with_one_hot_weights_equals_the_label(tiny_bigr):
     pair = torch.stack([labels, (labels + 3) % tr.config.num_classes], dim=1)
     weights = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     assert torch.allclose(
-        tr(codes, pair, mask, label_weights=weights), tr(codes, labels, mask), atol=1e-6
+        tr(codes, pair, mask, condition_weights=weights), tr(codes, labels, mask), atol=1e-6
     )
 
 
@@ -48,7 +48,7 @@ def test_features_stop_after_the_requested_block(tiny_bigr):
     f0, f1 = tr.features(codes, 0), tr.features(codes, 1)
     assert f0.shape == (2, tr.config.num_tokens, tr.config.dim)
     assert not torch.allclose(f0, f1)
-    assert torch.equal(tr.features(codes, 1), tr.features(codes, 99))  # >= depth: all blocks
+    assert torch.equal(tr.features(codes, 1), tr.features(codes, -1))  # -1: the last block
 
 
 def test_label_dropout_uses_the_null_class():

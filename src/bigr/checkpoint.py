@@ -68,22 +68,25 @@ def save_directory(
 
 
 # Models shipped inside the package (src/bigr/assets/fashion; see its MODEL_CARD.md).
-# The text model keeps its own tokenizer, so that the class model's can be replaced alone.
+# The text model keeps its own image autoencoder, so that the class model's can be replaced alone.
 EMBEDDED = {
     "bigr:fashion": "model",
     "bigr:fashion-tokenizer": "tokenizer",
     "bigr:fashion-text": "text-model",
-    "bigr:fashion-text-tokenizer": "text-tokenizer",
+    "bigr:fashion-text-autoencoder": "text-autoencoder",
 }
 EMBEDDED_TOKENIZER = {
     "bigr:fashion": "bigr:fashion-tokenizer",
-    "bigr:fashion-text": "bigr:fashion-text-tokenizer",
+    "bigr:fashion-text": "bigr:fashion-text-autoencoder",
 }
+# Earlier names of embedded models, still accepted.
+EMBEDDED_ALIASES = {"bigr:fashion-text-tokenizer": "bigr:fashion-text-autoencoder"}
 
 
 def embedded_path(name: str) -> Path:
     from importlib import resources
 
+    name = EMBEDDED_ALIASES.get(name, name)
     if name not in EMBEDDED:
         raise CheckpointError(f"{name}: no such embedded model; known: {', '.join(EMBEDDED)}")
     path = Path(str(resources.files("bigr") / "assets" / "fashion" / EMBEDDED[name]))
@@ -93,11 +96,15 @@ def embedded_path(name: str) -> Path:
 
 
 def resolve(path_or_name: str | Path) -> Path:
-    """A local directory, an embedded model (`bigr:fashion`, `bigr:fashion-tokenizer`,
-    `bigr:fashion-text`, `bigr:fashion-text-tokenizer`), or a hub repository id fetched with
-    huggingface_hub."""
+    """A model directory: a local one, an embedded model (`bigr:fashion`, ...; see
+    `EMBEDDED`), a hub name `hf://OWNER/REPO[/PATH]` (a release checkpoint file is converted
+    once and cached: `bigr.hub`), or a bare hub repository id in bigr's format."""
     if str(path_or_name).startswith("bigr:"):
         return embedded_path(str(path_or_name))
+    if str(path_or_name).startswith("hf://"):
+        from .hub import resolve as resolve_hub
+
+        return resolve_hub(str(path_or_name))
     path = Path(path_or_name)
     if path.is_dir():
         return path
@@ -118,9 +125,58 @@ def resolve(path_or_name: str | Path) -> Path:
     raise CheckpointError(f"{text}: no such model directory")
 
 
+def paired_tokenizer(model: str | Path) -> str | None:
+    """The tokenizer a generator comes with, if it says: an embedded model's, a release
+    generator file's on the hub (`bigr.hub.RELEASE_TOKENIZERS`), a `tokenizer/` folder inside a
+    model directory, or the one a converted model's config records; else None."""
+    text = str(model)
+    if text in EMBEDDED_TOKENIZER:
+        return EMBEDDED_TOKENIZER[text]
+    if text.startswith("hf://"):
+        from .hub import paired_tokenizer as hub_pair
+
+        paired = hub_pair(text)
+        if paired is not None:
+            return paired
+    if text.startswith(("bigr:", "hf://")):
+        return None
+    path = Path(text)
+    if (path / "tokenizer").is_dir():
+        return str(path / "tokenizer")
+    try:
+        extra = json.loads((path / CONFIG_FILE).read_text()).get("extra", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    paired = extra.get("tokenizer") if isinstance(extra, dict) else None
+    return paired if isinstance(paired, str) else None
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device, or a ValueError saying why this machine cannot use it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r}: {err}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {str(device)!r}: this torch sees no CUDA device "
+                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
+                "use device='cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {str(device)!r}: there are {torch.cuda.device_count()} CUDA devices"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: MPS is not available here; use device='cpu'")
+    return dev
+
+
 def load_directory(
     path_or_name: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Config, dict[str, torch.Tensor]]:
+    check_device(device)
     path = resolve(path_or_name)
     config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
     for f in (config_file, weights_file):

@@ -18,11 +18,41 @@ from .commands.argtypes import CLIError
 EXIT_USAGE = 2
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Each flag's default at the end of its help, unless there is none to show or the help
+    already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS, [])
+        if shown and action.option_strings and "default" not in text and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bigr")
+    except PackageNotFoundError:  # run from a source tree without installing
+        from . import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bigr", description="BiGR: binary latent codes for image generation"
+    parser = Parser(prog="bigr", description="BiGR: binary latent codes for image generation")
+    parser.add_argument("--version", action="version", version=f"bigr {_version()}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from .commands.bench import add_bench_command
     from .commands.evaluate import add_evaluation_commands
@@ -39,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_command(sub)
     add_interface_commands(sub)
     add_model_file_commands(sub)
+    from .commands.help_texts import fill_help
+
+    for name, command in sub.choices.items():
+        fill_help(name, command)
     return parser
 
 

@@ -71,7 +71,7 @@ class BernoulliHead(nn.Module):
         super().__init__()
         self.config = config
         self.code_bits = code_bits
-        self.denoiser = Denoiser(code_bits, cond_dim, config.width, config.depth)
+        self.denoiser = Denoiser(code_bits, cond_dim, config.dim, config.depth)
         self.denoiser.reset_parameters()
         self.reset_buffers()
 

@@ -6,7 +6,8 @@ gradient for more work), the pooled representation (§5), and `from_pretrained` 
 `save_pretrained` for BiGR and the tokenizer. Optimisers and data live elsewhere.
 
 Conventions: `codes` (B, L, K) in {0,1}; `mask` (B, L) bool, True = masked (to predict);
-`labels` (B,) int64 with `config.null_class` the unconditional class.
+`condition`: class ids (B,) int64 with `config.null_class` the unconditional class, or caption
+embeddings (B, text_dim) for a text model (the all-zero vector the unconditional one).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class BiGR(nn.Module):
     def training_loss(
         self,
         codes: Tensor,
-        labels: Tensor,
+        condition: Tensor,
         *,
         mask: Tensor | None = None,
         t: Tensor | None = None,
@@ -69,7 +70,7 @@ class BiGR(nn.Module):
     ) -> dict[str, Tensor]:
         """Masked-modelling loss: mean over masked tokens and all their bits.
 
-        `mask` defaults to the release's draw. Labels are dropped to the null class with
+        `mask` defaults to the release's draw. Conditions are dropped to the null one with
         probability `class_dropout` when `drop_labels` (default: in train mode); a trainer that
         drops them itself passes False. `t` (B, L), and `x_t` (B, L, K) or uniforms `noise`
         (B, L, K), fix the diffusion noise; only their masked entries are used. `normalizer`:
@@ -84,8 +85,8 @@ class BiGR(nn.Module):
         if drop_labels is None:
             drop_labels = self.training
         if drop_labels and self.config.class_dropout > 0:
-            labels = self.transformer.drop_labels(labels, generator)
-        z = self.transformer(codes, labels, mask)
+            condition = self.transformer.drop_labels(condition, generator)
+        z = self.transformer(codes, condition, mask)
         if head_tokens == "all":
             # every token a head row: (B, L) -> (B·L,), (B, L, ·) -> (B·L, ·)
             flat = mask.reshape(-1)
@@ -111,14 +112,15 @@ class BiGR(nn.Module):
             generator=generator,
         )
 
-    def forward(self, codes: Tensor, labels: Tensor, **kwargs) -> dict[str, Tensor]:
+    def forward(self, codes: Tensor, condition: Tensor, **kwargs) -> dict[str, Tensor]:
         """The training loss (so that DDP/FSDP wrappers see a forward call)."""
-        return self.training_loss(codes, labels, **kwargs)
+        return self.training_loss(codes, condition, **kwargs)
 
     @torch.no_grad()
-    def pooled_features(self, codes: Tensor, layer: int, labels: Tensor | None = None) -> Tensor:
-        """(B, D) average over tokens of the hidden state after block `layer` (null class)."""
-        return self.transformer.features(codes, layer, labels).float().mean(1)
+    def pooled_features(self, codes: Tensor, layer: int, condition: Tensor | None = None) -> Tensor:
+        """(B, D) average over tokens of the hidden state after block `layer`, under `condition`
+        (default: the null one)."""
+        return self.transformer.features(codes, layer, condition).float().mean(1)
 
     # -- persistence ----------------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ before the loop, so the loop itself never waits on the device (except with `reve
 reads a step).
 
 Conventions: `known_codes` (B, L, K) in {0,1}; `known_mask` (B, L) bool, True = fixed;
-`labels` (B,) int64, or (B, J) with `label_weights` (B, J) for class mixing.
+`condition`: class ids (B,) int64, or caption embeddings (B, text_dim) for a text model; or
+(B, J) ids / (B, J, text_dim) embeddings with `condition_weights` (B, J) for mixing them.
 """
 
 from __future__ import annotations
@@ -111,45 +112,50 @@ def predict_probs(
     model: BiGR,
     codes: Tensor,
     unknown: Tensor,
-    labels: Tensor,
+    condition: Tensor,
     guidance: float,
     config: SamplerConfig,
     draws: Draws,
     *,
     max_unknown: int,
-    label_weights: Tensor | None = None,
+    condition_weights: Tensor | None = None,
     head_steps: int | None = None,
     reuse: UncondReuse | None = None,
 ) -> Tensor:
     """P(bit = 1) (B, L, K) for the unknown tokens (zeros elsewhere unless head_tokens='all').
 
-    `head_steps` overrides the config's; `reuse` supplies (and keeps) the unconditional
-    branch's features when guided steps may share them."""
+    `condition`: class ids (B,) int64, or caption embeddings (B, text_dim) for a text model
+    (mixes with `condition_weights`: see the module). `head_steps` overrides the config's;
+    `reuse` supplies (and keeps) the unconditional branch's features when guided steps may
+    share them."""
     b, l, k = codes.shape
     null = model.transformer.null_condition(b, codes.device)
+    weights = condition_weights
     use_cond, use_uncond = guidance != 0, guidance != 1
     if use_cond and use_uncond and reuse is not None and reuse.fresh():
         z = torch.cat(
-            [model.transformer(codes, labels, unknown, label_weights=label_weights), reuse.z]
+            [model.transformer(codes, condition, unknown, condition_weights=weights), reuse.z]
         )
         reuse.age += 1
     elif use_cond and use_uncond:
-        if label_weights is not None:
+        if weights is not None:
             # Unconditional half: the same weights over null rows, i.e. the null embedding.
-            batch_labels = torch.cat([labels, model.transformer.null_labels(labels)])
-            batch_weights = torch.cat([label_weights, label_weights])
+            # null (B,) -> (B, J) ids, or (B, T) -> (B, J, T) embeddings
+            nulls = null.unsqueeze(1).expand_as(condition).to(condition.dtype)
+            batch_condition = torch.cat([condition, nulls])
+            batch_weights = torch.cat([weights, weights])
         else:
-            batch_labels, batch_weights = torch.cat([labels, null]), None
+            batch_condition, batch_weights = torch.cat([condition, null]), None
         z = model.transformer(
             torch.cat([codes, codes]),
-            batch_labels,
+            batch_condition,
             torch.cat([unknown, unknown]),
-            label_weights=batch_weights,
+            condition_weights=batch_weights,
         )
         if reuse is not None:
             reuse.z, reuse.age = z.chunk(2)[1], 1
     elif use_cond:
-        z = model.transformer(codes, labels, unknown, label_weights=label_weights)
+        z = model.transformer(codes, condition, unknown, condition_weights=weights)
     else:
         z = model.transformer(codes, null, unknown)
     halves = z.chunk(2) if use_cond and use_uncond else (z,)
@@ -175,63 +181,69 @@ def predict_probs(
     return probs.scatter(1, index.unsqueeze(-1).expand(-1, -1, k), p.view(b, max_unknown, k))
 
 
-def check_conditions(model: BiGR, labels: Tensor, label_weights: Tensor | None = None) -> None:
+def check_conditions(
+    model: BiGR, condition: Tensor, condition_weights: Tensor | None = None
+) -> None:
     """Class ids (B,) or (B, J) with weights, in 0..num_classes (the last is the null class);
     or, for a text model, embeddings (B, text_dim) or (B, J, text_dim). ValueError otherwise."""
     mc = model.config
-    if not isinstance(labels, Tensor):
-        raise ValueError(f"labels must be a tensor, got {type(labels).__name__}")
-    mixed = label_weights is not None
+    if not isinstance(condition, Tensor):
+        raise ValueError(f"condition must be a tensor, got {type(condition).__name__}")
+    mixed = condition_weights is not None
     if mc.text_dim:
         want = 3 if mixed else 2
-        if labels.dim() != want or labels.shape[-1] != mc.text_dim or labels.is_complex():
+        if condition.dim() != want or condition.shape[-1] != mc.text_dim or condition.is_complex():
             raise ValueError(
                 f"a text model takes caption embeddings of shape (B{', J' if mixed else ''}, "
-                f"{mc.text_dim}), got {tuple(labels.shape)}"
+                f"{mc.text_dim}), got {tuple(condition.shape)}"
             )
-        if not labels.is_floating_point() or not bool(torch.isfinite(labels).all()):
+        if not condition.is_floating_point() or not bool(torch.isfinite(condition).all()):
             raise ValueError("caption embeddings must be finite floats")
     else:
-        if labels.dim() != (2 if mixed else 1):
+        if condition.dim() != (2 if mixed else 1):
             raise ValueError(
-                f"labels must be class ids of shape (B{', J' if mixed else ''}), "
-                f"got {tuple(labels.shape)}"
+                f"condition must be class ids of shape (B{', J' if mixed else ''}), "
+                f"got {tuple(condition.shape)}"
             )
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(f"class ids must be integers, got {labels.dtype}")
+        if condition.is_floating_point() or condition.is_complex() or condition.dtype == torch.bool:
+            raise ValueError(f"class ids must be integers, got {condition.dtype}")
         top = mc.num_classes if mc.has_null_class else mc.num_classes - 1
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > top):
-            raise ValueError(f"class ids must be in 0..{top}, got {labels.tolist()}")
-    if labels.shape[0] < 1:
-        raise ValueError("labels: give at least one condition")
+        if condition.numel() and (int(condition.min()) < 0 or int(condition.max()) > top):
+            raise ValueError(f"class ids must be in 0..{top}, got {condition.tolist()}")
+    if condition.shape[0] < 1:
+        raise ValueError("condition: give at least one row")
     if mixed and (
-        label_weights.shape != labels.shape[:2] or not bool(torch.isfinite(label_weights).all())
+        condition_weights.shape != condition.shape[:2]
+        or not bool(torch.isfinite(condition_weights).all())
     ):
         raise ValueError(
-            f"label_weights must be finite, of shape {tuple(labels.shape[:2])}, "
-            f"got {tuple(label_weights.shape)}"
+            f"condition_weights must be finite, of shape {tuple(condition.shape[:2])}, "
+            f"got {tuple(condition_weights.shape)}"
         )
 
 
 @torch.no_grad()
 def sample_codes(
     model: BiGR,
-    labels: Tensor,
+    condition: Tensor,
     config: SamplerConfig | None = None,
     *,
     known_codes: Tensor | None = None,
     known_mask: Tensor | None = None,
-    label_weights: Tensor | None = None,
+    condition_weights: Tensor | None = None,
     draws: Draws | None = None,
     generator: torch.Generator | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
-    """Generate codes (B, L, K): unknown tokens are revealed, known ones copied unchanged."""
+    """Generate codes (B, L, K): unknown tokens are revealed, known ones copied unchanged.
+
+    `condition`: class ids (B,) int64, or caption embeddings (B, text_dim) for a text model;
+    with `condition_weights` (B, J), a mix of J conditions per row (see the module)."""
     config = config or SamplerConfig()
     config.validate()
     mc = model.config
-    check_conditions(model, labels, label_weights)
-    b, l, k = labels.shape[0], mc.num_tokens, mc.code_bits
+    check_conditions(model, condition, condition_weights)
+    b, l, k = condition.shape[0], mc.num_tokens, mc.code_bits
     device = model.transformer.mask_token.device
     for name in ("head_steps", "head_steps_last"):
         if getattr(config, name) > mc.head.diffusion_steps:
@@ -274,12 +286,12 @@ def sample_codes(
             model,
             codes,
             unknown,
-            labels,
+            condition,
             step.guidance,
             config,
             draws,
             max_unknown=max_unknown,
-            label_weights=label_weights,
+            condition_weights=condition_weights,
             head_steps=step.head_steps,
             reuse=reuse,
         )

@@ -118,18 +118,18 @@ def noise_tables(steps: int) -> dict[str, Tensor]:
     }
 
 
-def sampling_timesteps(diffusion_steps: int, sample_steps: int) -> list[int]:
+def sampling_timesteps(diffusion_steps: int, head_steps: int) -> list[int]:
     """Descending reverse-diffusion times visited by the sampler, ending at 1.
 
-    All of T..1 when `sample_steps` == T; otherwise (1..T)[int(linspace(0, 1, n) (T - 1))]
+    All of T..1 when `head_steps` == T; otherwise (1..T)[int(linspace(0, 1, n) (T - 1))]
     reversed, with float64 truncation as in the release (strides of 2 or 3 for 100 of 256).
     """
-    if not 1 <= sample_steps <= diffusion_steps:
-        raise ValueError(f"sample_steps must be in [1, {diffusion_steps}], got {sample_steps}")
-    if sample_steps == diffusion_steps:
+    if not 1 <= head_steps <= diffusion_steps:
+        raise ValueError(f"head_steps must be in [1, {diffusion_steps}], got {head_steps}")
+    if head_steps == diffusion_steps:
         return list(range(diffusion_steps, 0, -1))
     # numpy's linspace, exactly as the release computes it (i * (1/(n-1)), last = 1.0)
-    idx = (np.linspace(0.0, 1.0, sample_steps) * (diffusion_steps - 1)).astype(np.int64)
+    idx = (np.linspace(0.0, 1.0, head_steps) * (diffusion_steps - 1)).astype(np.int64)
     return [int(i) + 1 for i in idx[::-1]]
 
 

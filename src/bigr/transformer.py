@@ -8,9 +8,21 @@ the grid tokens. `features` is the representation path (§5): hidden state after
 mask tokens, no final norm.
 
 Conventions: `codes` (B, L, K) in {0,1}, token n at grid row n // G, column n % G;
-`mask` (B, L) bool, True = unknown (replaced by the mask embedding); `labels` (B,) int64 with
-`config.null_class` as the unconditional class, or (B, J) together with `label_weights` (B, J)
-for a weighted mix of class embeddings (class interpolation). Output `z` is (B, L, D).
+`mask` (B, L) bool, True = unknown (replaced by the mask embedding); `condition`: class ids
+(B,) int64, or caption embeddings (B, text_dim) for a text model; or (B, J) ids / (B, J,
+text_dim) embeddings together with `condition_weights` (B, J) for a weighted mix of their
+embeddings (class interpolation). Output `z` is (B, L, D).
+
+The null (unconditional) condition, by name:
+- `null_condition(batch, device)` builds B null conditions: the id `config.null_class` for a
+  class model, the all-zero vector for a text model.
+- `where_null(drop, condition)` replaces the rows where `drop` is true by the null condition
+  (label dropout).
+- `config.null_class` is the null row's id in the class table (`num_classes`), a property of
+  the config.
+- `null_text` is the learned (D,) embedding a text model uses for the null condition; the name
+  is a state-dict key, so it stays.
+
 Leaves the Bernoulli head and the sampling loop to `diffusion_head.py` and `sampler.py`.
 """
 
@@ -112,41 +124,37 @@ class BiGRTransformer(nn.Module):
 
     # -- conditioning -----------------------------------------------------------------------
 
-    def null_labels(self, like: Tensor) -> Tensor:
-        """The null condition in the shape of `like`: the null class, or zero text vectors."""
-        if self.config.text_dim:
-            return torch.zeros_like(like)
-        return torch.full_like(like, self.config.null_class)
-
     def null_condition(self, batch: int, device: torch.device | str) -> Tensor:
         """`batch` null conditions: (B,) null class ids, or (B, T) zero text vectors."""
         if self.config.text_dim:
             return torch.zeros(batch, self.config.text_dim, device=device)
         return torch.full((batch,), self.config.null_class, dtype=torch.long, device=device)
 
-    def where_null(self, drop: Tensor, labels: Tensor) -> Tensor:
-        """`labels` with the samples where `drop` (B,) is true replaced by the null condition."""
-        shape = drop.shape + (1,) * (labels.dim() - drop.dim())
+    def where_null(self, drop: Tensor, condition: Tensor) -> Tensor:
+        """`condition` with the rows where `drop` (B,) is true replaced by the null condition."""
+        null = self.null_condition(len(condition), condition.device).to(condition.dtype)
+        shape = drop.shape + (1,) * (condition.dim() - drop.dim())
         # drop (B,) -> (B,) for class ids, (B, 1) for (B, T) text embeddings
-        return torch.where(drop.view(shape), self.null_labels(labels), labels)
+        return torch.where(drop.view(shape), null, condition)
 
-    def drop_labels(self, labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Replace each label by the null condition with probability `class_dropout`."""
-        drop = torch.rand(labels.shape[:1], device=labels.device, generator=generator)
-        return self.where_null(drop < self.config.class_dropout, labels)
+    def drop_labels(self, condition: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Replace each row of `condition` by the null condition with probability
+        `class_dropout`."""
+        drop = torch.rand(condition.shape[:1], device=condition.device, generator=generator)
+        return self.where_null(drop < self.config.class_dropout, condition)
 
-    def embed_classes(self, labels: Tensor, label_weights: Tensor | None = None) -> Tensor:
+    def embed_classes(self, condition: Tensor, condition_weights: Tensor | None = None) -> Tensor:
         """Conditions -> (B, D). Class models: (B,) ids, or (B, J) ids mixed with (B, J)
         weights. Text models: (B, T) caption embeddings, or (B, J, T) mixed likewise."""
         if self.text_proj is not None:
-            table = self.text_proj(labels.to(self.text_proj.weight.dtype))
-            is_null = labels.abs().sum(-1, keepdim=True) == 0
+            table = self.text_proj(condition.to(self.text_proj.weight.dtype))
+            is_null = condition.abs().sum(-1, keepdim=True) == 0
             table = torch.where(is_null, self.null_text.to(table.dtype), table)
         else:
-            table = self.class_embed(labels)
-        if label_weights is None:
+            table = self.class_embed(condition)
+        if condition_weights is None:
             return table
-        return (label_weights.to(table.dtype).unsqueeze(-1) * table).sum(1)
+        return (condition_weights.to(table.dtype).unsqueeze(-1) * table).sum(1)
 
     def embed_tokens(self, codes: Tensor, mask: Tensor | None) -> Tensor:
         tokens = self.token_embed(codes.to(self.token_embed.weight.dtype))  # (B, L, D)
@@ -179,20 +187,37 @@ class BiGRTransformer(nn.Module):
     def forward(
         self,
         codes: Tensor,
-        labels: Tensor,
+        condition: Tensor,
         mask: Tensor | None = None,
         *,
-        label_weights: Tensor | None = None,
+        condition_weights: Tensor | None = None,
     ) -> Tensor:
-        """Per-token condition z (B, L, D) for the Bernoulli head."""
-        class_emb = self.embed_classes(labels, label_weights)
+        """Per-token condition z (B, L, D) for the Bernoulli head. `condition`: class ids (B,)
+        int64, or caption embeddings (B, text_dim) for a text model (mixes: see the module)."""
+        class_emb = self.embed_classes(condition, condition_weights)
         h = self.norm(self.hidden_states(codes, class_emb, mask))
         return h[:, self.config.class_tokens :] + self.pos_embed
 
-    def features(self, codes: Tensor, layer: int, labels: Tensor | None = None) -> Tensor:
-        """Representation: hidden state (B, L, D) after block `layer` (0-based; >= depth means
-        after the last block), nothing masked, no final norm. Default condition: null class."""
-        if labels is None:
-            labels = self.null_condition(codes.shape[0], codes.device)
-        h = self.hidden_states(codes, self.embed_classes(labels), None, upto=layer)
+    def features(self, codes: Tensor, layer: int, condition: Tensor | None = None) -> Tensor:
+        """Representation: hidden state (B, L, D) after block `layer` (0-based; negative counts
+        from the end as in Python: -1 is the last block), nothing masked, no final norm.
+        `condition`: class ids (B,) int64, or caption embeddings (B, text_dim) for a text
+        model; default: the null one. A layer outside the model raises IndexError."""
+        layer = block_index(layer, self.config.depth)
+        if condition is None:
+            condition = self.null_condition(codes.shape[0], codes.device)
+        h = self.hidden_states(codes, self.embed_classes(condition), None, upto=layer)
         return h[:, self.config.class_tokens :]
+
+
+def block_index(layer: int, depth: int) -> int:
+    """`layer` as a block index in [0, depth): Python's negative indexing, and an IndexError
+    naming the valid range for anything else (never silently another block)."""
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise TypeError(f"layer must be an int, got {type(layer).__name__}")
+    if not -depth <= layer < depth:
+        raise IndexError(
+            f"layer {layer} is out of range: this model has blocks 0..{depth - 1} "
+            f"(or -{depth}..-1 counting from the last)"
+        )
+    return layer % depth

@@ -21,7 +21,7 @@ from .sections.orders import verdict
 from .sections.probe import top1_difference
 from .sections.variants import judge
 
-UNIFORMITY_FID = 12.0  # the generation target of the embedded model (issue 11)
+UNIFORMITY_FID = 12.0  # the generation target set for the embedded model
 
 
 def _fid_claim(

@@ -1,6 +1,6 @@
 """Zero-shot applications (bigr-spec.md §6): inpainting, outpainting, class-conditional
-editing, class interpolation and enrichment. Each only prepares known codes, masks and labels
-for the one sampling loop in `bigr.sampler`; none retrains anything.
+editing, class interpolation and enrichment. Each only prepares known codes, masks and the
+condition for the one sampling loop in `bigr.sampler`; none retrains anything.
 """
 
 from .editing import EDIT_SAMPLER, EditResult, edit, inpaint, outpaint, regenerate

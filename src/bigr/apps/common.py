@@ -1,4 +1,5 @@
-"""What every application needs: a compatible model/tokenizer pair, labels, encoding, blending."""
+"""What every application needs: a compatible model/tokenizer pair, conditions, encoding,
+blending."""
 
 from __future__ import annotations
 
@@ -33,23 +34,24 @@ def check_class(model: BiGR, label: int) -> None:
         raise ValueError(f"class {label} is out of range: this model has classes 0..{n - 1}")
 
 
-def labels_for(model: BiGR, label: int | Tensor | None, count: int) -> Tensor:
-    """`count` copies of a condition: a class id, or for text models a caption embedding (T,);
-    None means the null (unconditional) condition."""
+def condition_for(model: BiGR, condition: int | Tensor | None, count: int) -> Tensor:
+    """`count` copies of one condition, (count,) class ids or (count, text_dim) caption
+    embeddings: a class id, or for text models a caption embedding (text_dim,); None means the
+    null (unconditional) condition."""
     device = model.transformer.mask_token.device
-    if label is None:
+    if condition is None:
         return model.transformer.null_condition(count, device)
     if model.config.text_dim:
-        if not isinstance(label, Tensor) or label.shape != (model.config.text_dim,):
+        if not isinstance(condition, Tensor) or condition.shape != (model.config.text_dim,):
             raise ValueError(
                 f"this model is conditioned on text: give a prompt (a {model.config.text_dim}-d "
                 "caption embedding), not a class id"
             )
-        return label.to(device).float().expand(count, -1).clone()
-    if isinstance(label, Tensor):
+        return condition.to(device).float().expand(count, -1).clone()
+    if isinstance(condition, Tensor):
         raise ValueError("this model is class-conditional: give a class id, not a prompt")
-    check_class(model, label)
-    return torch.full((count,), label, dtype=torch.long, device=device)
+    check_class(model, condition)
+    return torch.full((count,), condition, dtype=torch.long, device=device)
 
 
 def unconditional(sampler: SamplerConfig) -> SamplerConfig:

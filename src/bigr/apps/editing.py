@@ -21,7 +21,7 @@ from ..model import BiGR
 from ..recipes import RECIPES
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
-from .common import blend, check_pair, decode, encode, labels_for, unconditional
+from .common import blend, check_pair, condition_for, decode, encode, unconditional
 from .masks import token_mask
 
 # The release's app settings: 25 linear-schedule steps, guidance 2.5, no Gumbel noise.
@@ -45,7 +45,7 @@ def regenerate(
     image: Tensor,
     pixel_mask: Tensor,
     *,
-    label: int | None = None,
+    condition: int | Tensor | None = None,
     num: int = 1,
     sampler: SamplerConfig = EDIT_SAMPLER,
     rule: str = "any",
@@ -55,7 +55,9 @@ def regenerate(
     generator: torch.Generator | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EditResult:
-    """Regenerate the tokens under `pixel_mask` (S, S) of `image` (3, S, S), `num` times."""
+    """Regenerate the tokens under `pixel_mask` (S, S) of `image` (3, S, S), `num` times, under
+    `condition`: a class id, or for a text model a caption embedding (text_dim,); None: the
+    null condition."""
     check_pair(model, tokenizer)
     size, grid = tokenizer.config.image_size, model.config.grid_size
     if tuple(image.shape) != (3, size, size):
@@ -66,13 +68,13 @@ def regenerate(
     if not tokens.any():
         raise ValueError("the mask selects no token: nothing to regenerate")
     codes = encode(tokenizer, image, stochastic=stochastic_codes, generator=generator)
-    labels = labels_for(model, label, num)
-    if label is None:
+    conditions = condition_for(model, condition, num)
+    if condition is None:
         sampler = unconditional(sampler)
     known = (~tokens).to(codes.device).expand(num, -1)
     out = sample_codes(
         model,
-        labels,
+        conditions,
         sampler,
         known_codes=codes.expand(num, -1, -1),
         known_mask=known,
@@ -97,7 +99,7 @@ def inpaint(
     model: BiGR, tokenizer: BinaryAutoencoder, image: Tensor, pixel_mask: Tensor, **kwargs
 ) -> EditResult:
     """Fill the masked region from its surroundings (null class)."""
-    return regenerate(model, tokenizer, image, pixel_mask, label=None, **kwargs)
+    return regenerate(model, tokenizer, image, pixel_mask, condition=None, **kwargs)
 
 
 def edit(
@@ -105,11 +107,12 @@ def edit(
     tokenizer: BinaryAutoencoder,
     image: Tensor,
     pixel_mask: Tensor,
-    label: int,
+    condition: int | Tensor,
     **kwargs,
 ) -> EditResult:
-    """Regenerate the masked region as class `label`."""
-    return regenerate(model, tokenizer, image, pixel_mask, label=label, **kwargs)
+    """Regenerate the masked region under `condition`: a class id, or for a text model a
+    caption embedding (text_dim,)."""
+    return regenerate(model, tokenizer, image, pixel_mask, condition=condition, **kwargs)
 
 
 def outpaint(

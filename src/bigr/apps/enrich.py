@@ -22,7 +22,7 @@ from ..model import BiGR
 from ..recipes import RECIPES
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
-from .common import check_pair, decode, encode, labels_for, unconditional
+from .common import check_pair, condition_for, decode, encode, unconditional
 
 # The release's enrichment settings: 20 linear-schedule steps per lattice, 4 rounds.
 ENRICH_SAMPLER = RECIPES["enrich"]
@@ -83,9 +83,9 @@ def enrich(
         )
     low = low_resolution(small_image, ds)
     codes = encode(tokenizer, low)
-    labels = labels_for(model, None, 1)
+    null = condition_for(model, None, 1)
     sampler = unconditional(sampler)
-    generator = torch.Generator(labels.device).manual_seed(seed)
+    generator = torch.Generator(null.device).manual_seed(seed)
     shuffler = torch.Generator().manual_seed(seed)  # lattice order, drawn on the host
     images = [decode(tokenizer, codes)[0]]
     total = rounds * min(groups, ds * ds)
@@ -96,7 +96,7 @@ def enrich(
         for lattice in lattice_groups(model.config.grid_size, ds, groups, shuffler):
             known = (~lattice).to(codes.device)[None]
             codes = sample_codes(
-                model, labels, sampler, known_codes=codes, known_mask=known, generator=generator
+                model, null, sampler, known_codes=codes, known_mask=known, generator=generator
             )
             done += 1
             if progress is not None:

@@ -17,7 +17,7 @@ from ..model import BiGR
 from ..recipes import RECIPES
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
-from .common import check_pair, decode, labels_for
+from .common import check_pair, condition_for, decode
 
 # The release's interpolation settings: 20 cosine steps, guidance 2.5, no Gumbel noise.
 INTERPOLATE_SAMPLER = RECIPES["interpolate"]
@@ -26,18 +26,20 @@ INTERPOLATE_SAMPLER = RECIPES["interpolate"]
 def interpolate(
     model: BiGR,
     tokenizer: BinaryAutoencoder,
-    class_a: int | Tensor,
-    class_b: int | Tensor,
+    condition_a: int | Tensor,
+    condition_b: int | Tensor,
     weights: Sequence[float],
     *,
     sampler: SamplerConfig = INTERPOLATE_SAMPLER,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Images (F, 3, S, S) and codes (F, L, K), one frame per weight w of class b."""
+    """Images (F, 3, S, S) and codes (F, L, K), one frame per weight w of `condition_b`. The
+    conditions are class ids, or for a text model caption embeddings (text_dim,)."""
     check_pair(model, tokenizer)
     # (1, 2) class ids, or (1, 2, T) caption embeddings for a text model
-    pair = torch.stack([labels_for(model, class_a, 1)[0], labels_for(model, class_b, 1)[0]])[None]
+    ends = [condition_for(model, c, 1)[0] for c in (condition_a, condition_b)]
+    pair = torch.stack(ends)[None]
     device = pair.device
     frames = []
     if progress is not None:
@@ -47,7 +49,9 @@ def interpolate(
             raise ValueError(f"interpolation weights must lie in [0, 1], got {w}")
         mix = torch.tensor([[1.0 - w, w]], device=device)
         generator = torch.Generator(device).manual_seed(seed)
-        frames.append(sample_codes(model, pair, sampler, label_weights=mix, generator=generator))
+        frames.append(
+            sample_codes(model, pair, sampler, condition_weights=mix, generator=generator)
+        )
         if progress is not None:
             progress(i + 1, len(weights))
     codes = torch.cat(frames)

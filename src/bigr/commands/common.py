@@ -83,19 +83,20 @@ def sampler_from_args(args: argparse.Namespace, default: SamplerConfig | str) ->
 def load_pair(
     args: argparse.Namespace, need_tokenizer: bool = True
 ) -> tuple[BiGR, BinaryAutoencoder | None]:
-    from ..checkpoint import EMBEDDED_TOKENIZER
+    from ..checkpoint import paired_tokenizer, resolve
 
     model = BiGR.from_pretrained(args.model, device=args.device)
     if getattr(args, "compile", False):
         compile_backbone(model)
-    tokenizer_dir = (
-        args.tokenizer
-        or EMBEDDED_TOKENIZER.get(str(args.model))
-        or (Path(args.model) / "tokenizer" if (Path(args.model) / "tokenizer").is_dir() else None)
-    )
+    tokenizer_dir = args.tokenizer or paired_tokenizer(args.model)
+    if tokenizer_dir is None and str(args.model).startswith("hf://"):
+        tokenizer_dir = paired_tokenizer(resolve(args.model))  # a converted repository's record
     if tokenizer_dir is None:
         if need_tokenizer:
-            raise ValueError("no tokenizer: pass --tokenizer DIR (or put one in MODEL/tokenizer)")
+            raise ValueError(
+                "no tokenizer: pass --tokenizer DIR (or put one in MODEL/tokenizer); "
+                "the model does not name the one it was trained with"
+            )
         return model, None
     tokenizer = load_tokenizer(tokenizer_dir, device=args.device)
     check_pair(model, tokenizer)

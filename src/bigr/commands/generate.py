@@ -8,6 +8,7 @@ their subparsers. Sampler flags, model loading and the progress bar are `common.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -20,8 +21,8 @@ from ..apps import (
     interpolate,
     outpaint,
 )
-from ..apps.common import check_class
 from ..checkpoint import EMBEDDED_TOKENIZER
+from ..classes import class_id, class_ids, class_names
 from ..data.images import (
     ImageError,
     check_output,
@@ -37,7 +38,6 @@ from .common import (
     Progress,
     add_sampler_arguments,
     load_pair,
-    parse_ints,
     sampler_from_args,
     save_tensor,
 )
@@ -66,17 +66,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from ..data.text_encoder import TextEncoder
 
         conditions = TextEncoder(device=args.device)(args.prompt).to(args.device)
+    elif model.config.num_classes == 0:  # unconditional: --num images, nothing to choose
+        if args.prompt or args.classes:
+            raise ValueError("this model is unconditional: leave out --classes and --prompt")
+        conditions = model.transformer.null_condition(1, args.device)
     else:
         if args.prompt or not args.classes:
             raise ValueError("this model is class-conditional: use --classes, not --prompt")
-        classes = parse_ints(args.classes, "--classes")
-        for c in classes:
-            check_class(model, c)
+        classes = class_ids(args.classes, class_names(args.model), model.config.num_classes)
         conditions = torch.tensor(classes, device=args.device)
-    labels = conditions.repeat_interleave(args.num, dim=0)
+    condition = conditions.repeat_interleave(args.num, dim=0)
     sampler = sampler_from_args(args, "recommended")
+    if model.config.num_classes == 0 and not model.config.text_dim:
+        sampler = dataclasses.replace(sampler, guidance=1.0)  # one condition: nothing to guide
     progress = Progress("sampling")
-    codes = sample_codes(model, labels, sampler, generator=_generator(args), progress=progress)
+    codes = sample_codes(model, condition, sampler, generator=_generator(args), progress=progress)
     progress.close()
     out = Path(args.out)
     written = []
@@ -167,7 +171,13 @@ def cmd_edit(args: argparse.Namespace) -> int:
     image, mask = _load_image_and_mask(args, tokenizer.config.image_size)
     progress = Progress("editing")
     result = edit(
-        model, tokenizer, image, mask, args.class_id, progress=progress, **_edit_kwargs(args)
+        model,
+        tokenizer,
+        image,
+        mask,
+        class_id(args.class_id, class_names(args.model), model.config.num_classes),
+        progress=progress,
+        **_edit_kwargs(args),
     )
     progress.close()
     return _save_edit(result, args)
@@ -189,7 +199,7 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 def cmd_interpolate(args: argparse.Namespace) -> int:
     check_output(args.out)  # before any work: a bad path fails fast
     model, tokenizer = load_pair(args)
-    classes = parse_ints(args.classes, "--classes")
+    classes = class_ids(args.classes, class_names(args.model), model.config.num_classes)
     if len(classes) != 2:
         raise ValueError("--classes takes exactly two classes, e.g. 284,388")
     if args.num < 2:
@@ -243,7 +253,11 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
     """`bigr sample`, `inpaint`, `outpaint`, `edit`, `interpolate` and `enrich`."""
     p = sub.add_parser("sample", help="class-conditional or text-to-image generation")
     _model_args(p)
-    p.add_argument("--classes", help="comma-separated class ids, e.g. 207,360")
+    p.add_argument(
+        "--classes",
+        help="comma-separated class ids or names, e.g. 207,360 or sneaker,bag (names where the "
+        "model records them); leave out for an unconditional model",
+    )
     p.add_argument(
         "--prompt", action="append", help="a caption (text models; repeatable, one row each)"
     )
@@ -273,13 +287,15 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edit", help="regenerate the white region of a mask as a given class")
     _model_args(p)
     _edit_args(p, "mask image of the same size as --image; white = regenerate")
-    p.add_argument("--class", dest="class_id", type=int, required=True, help="target class id")
+    p.add_argument("--class", dest="class_id", required=True, help="target class: an id or a name")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("interpolate", help="generate along a mix of two classes")
     _model_args(p)
-    p.add_argument("--classes", required=True, help="two class ids, e.g. 284,388")
+    p.add_argument(
+        "--classes", required=True, help="two class ids or names, e.g. 284,388 or sneaker,bag"
+    )
     p.add_argument("--num", type=int_in(2, 256), default=7, help="frames, end points included")
     add_sampler_arguments(p)
     p.set_defaults(func=cmd_interpolate)

@@ -10,19 +10,10 @@ from .argtypes import CLIError
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    import json
-
     import torch
 
     from ..config import BiGRConfig, apply_overrides, get_preset
-    from ..model import BiGR, save_tokenizer
-    from ..official import (
-        config_differences,
-        convert_state_dict,
-        infer_config,
-        read_official_checkpoint,
-    )
-    from ..tokenizer import BinaryAutoencoder
+    from ..official.convert import convert_checkpoint
 
     want_bigr = args.kind == "bigr"
     overrides = args.set or []
@@ -40,48 +31,36 @@ def cmd_convert(args: argparse.Namespace) -> int:
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
         args.dtype
     ]
-    checkpoint = read_official_checkpoint(args.file, args.kind, args.key)
-    # The configuration is read off the checkpoint; a preset only cross-checks it (and fills
-    # in what the file cannot tell, such as the heads of a file without build arguments).
-    inferred = infer_config(checkpoint, args.kind, overrides, preset)
-    config = inferred.config
-    if preset is not None:
-        differences = config_differences(config, preset)
-        if differences:
-            listed = "; ".join(
-                f"{name}: inferred {json.dumps(a)}, preset {json.dumps(b)}"
-                for name, a, b in differences
-            )
-            raise CLIError(
-                f"{Path(args.file).name} does not match preset {args.preset!r}"
-                + (" (after --set)" if overrides else "")
-                + f": {listed}"
-            )
-    origin = f"checked against preset {args.preset}" if preset else "inferred from the checkpoint"
-    print(f"configuration ({origin}):")
-    for line in inferred.lines():
-        print(f"  {line}")
-    converted, report = convert_state_dict(checkpoint.state, config, dtype=dtype)
-    extra = {
-        "source": Path(args.file).name,
-        "converted_by": "bigr convert",
-        "config_from": origin,
-        "report": report.summary(),
-    }
-    with torch.device("meta"):
-        model = BiGR(config) if want_bigr else BinaryAutoencoder(config)
-    model.load_state_dict(converted, strict=True, assign=True)
-    if want_bigr:
-        out = model.save_pretrained(args.out, extra=extra)
-    else:
-        out = save_tokenizer(model, args.out, extra=extra)
-    print(report.summary())
-    if report.dead_dropped:
-        print(
-            f"dropped dead tensors: {', '.join(report.dead_dropped[:6])}"
-            + (" ..." if len(report.dead_dropped) > 6 else "")
+    source = args.file
+    if str(source).startswith("hf://"):  # a release file on the hub: downloaded (or cached)
+        from ..hub import download
+
+        source = download(str(source))
+    try:
+        done = convert_checkpoint(
+            source,
+            args.kind,
+            args.out,
+            preset=preset,
+            preset_name=args.preset or "",
+            overrides=overrides,
+            key=args.key,
+            dtype=dtype,
         )
-    print(f"wrote {out}")
+    except ValueError as err:
+        if "does not match preset" in str(err):
+            raise CLIError(str(err)) from None
+        raise
+    print(f"configuration ({done.origin}):")
+    for line in done.inferred.lines():
+        print(f"  {line}")
+    print(done.report.summary())
+    if done.report.dead_dropped:
+        dropped = done.report.dead_dropped
+        print(
+            f"dropped dead tensors: {', '.join(dropped[:6])}" + (" ..." if len(dropped) > 6 else "")
+        )
+    print(f"wrote {done.out}")
     return 0
 
 
@@ -143,7 +122,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def add_conversion_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="import an official BiGR (.pt) or B-AE (.th) checkpoint")
     p.add_argument("kind", choices=["bigr", "bae"])
-    p.add_argument("file", help="official checkpoint file")
+    p.add_argument(
+        "file",
+        help="official checkpoint file, or hf://OWNER/REPO/PATH of one on the Hugging Face hub "
+        "(e.g. hf://haoosz/BiGR/gpt/bigr_L_d24.pt)",
+    )
     p.add_argument(
         "--preset",
         help="optional cross-check: fail unless the configuration read off the checkpoint "

@@ -116,12 +116,12 @@ def _set_path(config: Any, path: list[str], text: str) -> Any:
     return dataclasses.replace(config, **{path[0]: _parse_value(text, current)})
 
 
-def require_ranges(config: Any, rules: dict[str, str]) -> None:
+def require_ranges(config: Any, rules: dict[str, str], prefix: str = "") -> None:
     """Range checks by field: "pos" (> 0), "nonneg" (>= 0), "prob" (in [0, 1)), "unit" (in
     [0, 1]); a field that is None is skipped; infinities and NaN fail every rule. One message
-    naming the field and the value."""
-    for name, rule in rules.items():
-        value = getattr(config, name)
+    naming the field (after `prefix`, e.g. "head." for a nested config) and the value."""
+    for field, rule in rules.items():
+        value, name = getattr(config, field), prefix + field
         values = value if isinstance(value, tuple) else (value,)
         for v in values:
             if v is None:

@@ -99,7 +99,7 @@ class HeadConfig:
     it needs `predict_flip=False`).
     """
 
-    width: int = 1024
+    dim: int = 1024  # the denoiser's width, D of its (rows, D) activations
     depth: int = 3
     diffusion_steps: int = 256
     predict_flip: bool = True
@@ -188,12 +188,13 @@ class BiGRConfig:
         require_ranges(
             self.head,
             {
-                "width": "pos",
+                "dim": "pos",
                 "depth": "pos",
                 "diffusion_steps": "pos",
                 "focal_gamma": "nonneg",
                 "aux_weight": "nonneg",
             },
+            prefix="head.",
         )
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
@@ -233,7 +234,24 @@ def config_from_json(data: dict[str, Any]) -> Config:
     classes = {"tokenizer": TokenizerConfig, "bigr": BiGRConfig}
     if kind not in classes:
         raise ValueError(f"config kind must be one of {sorted(classes)}, got {kind!r}")
+    if kind == "bigr":
+        data = _renamed_fields(data)
     return from_dict(classes[kind], data)
+
+
+# Fields renamed since files were first written: (section, old name) -> new name. Reading
+# accepts the old name; writing uses the new one.
+_RENAMED_FIELDS = {("head", "width"): "dim"}
+
+
+def _renamed_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the old names of renamed fields replaced (a file holding both keeps them,
+    and `from_dict` refuses the old one as unknown)."""
+    for (section, old), new in _RENAMED_FIELDS.items():
+        fields = data.get(section)
+        if isinstance(fields, dict) and old in fields and new not in fields:
+            data[section] = {(new if k == old else k): v for k, v in fields.items()}
+    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +280,7 @@ PRESETS: dict[str, Config] = {
         heads=16,
         code_bits=24,
         grid_size=16,
-        head=HeadConfig(width=1024, depth=3),
+        head=HeadConfig(dim=1024, depth=3),
     ),
     "bigr-xl-d24": _bigr(
         dim=1280,
@@ -270,7 +288,7 @@ PRESETS: dict[str, Config] = {
         heads=20,
         code_bits=24,
         grid_size=16,
-        head=HeadConfig(width=1280, depth=6),
+        head=HeadConfig(dim=1280, depth=6),
     ),
     "bigr-xxl-d24": _bigr(
         dim=1536,
@@ -278,7 +296,7 @@ PRESETS: dict[str, Config] = {
         heads=24,
         code_bits=24,
         grid_size=16,
-        head=HeadConfig(width=1536, depth=8),
+        head=HeadConfig(dim=1536, depth=8),
     ),
     "bigr-xxl-d32": _bigr(
         dim=1536,
@@ -286,7 +304,7 @@ PRESETS: dict[str, Config] = {
         heads=24,
         code_bits=32,
         grid_size=16,
-        head=HeadConfig(width=1536, depth=8),
+        head=HeadConfig(dim=1536, depth=8),
     ),
     "bigr-l-d32-512": _bigr(
         dim=1024,
@@ -294,7 +312,7 @@ PRESETS: dict[str, Config] = {
         heads=16,
         code_bits=32,
         grid_size=32,
-        head=HeadConfig(width=1280, depth=6),
+        head=HeadConfig(dim=1280, depth=6),
     ),
     # Released binary autoencoders (bigr-spec.md §1.1).
     "bae-d24": TokenizerConfig(code_bits=24, image_size=256),
@@ -302,7 +320,7 @@ PRESETS: dict[str, Config] = {
     "bae-d32-512": TokenizerConfig(code_bits=32, image_size=512),
     # Random-weight benchmark model of the sampling issue: released settings at a CPU size.
     "bench": _bigr(
-        dim=512, depth=8, heads=8, code_bits=24, grid_size=16, head=HeadConfig(width=512, depth=3)
+        dim=512, depth=8, heads=8, code_bits=24, grid_size=16, head=HeadConfig(dim=512, depth=3)
     ),
     # The embedded default: Fashion-MNIST padded to 32 px, an 8x8 grid of 32-bit codes.
     "bae-fashion": _BAE_FASHION,
@@ -317,7 +335,7 @@ PRESETS: dict[str, Config] = {
         num_classes=10,
         resid_dropout=0.0,
         ffn_dropout=0.0,
-        head=HeadConfig(width=128, depth=3),
+        head=HeadConfig(dim=128, depth=3),
     ),
     # Text-to-image on Fashion-MNIST with generated captions (MiniLM embeddings, 384-d).
     "bigr-fashion-text": _bigr(
@@ -330,7 +348,7 @@ PRESETS: dict[str, Config] = {
         text_dim=384,
         resid_dropout=0.0,
         ffn_dropout=0.0,
-        head=HeadConfig(width=128, depth=3),
+        head=HeadConfig(dim=128, depth=3),
     ),
     # Tiny models for tests (4x4 grid of 16-bit codes, 10 classes, 16 px images).
     "bigr-tiny": _bigr(
@@ -342,7 +360,7 @@ PRESETS: dict[str, Config] = {
         num_classes=10,
         resid_dropout=0.0,
         ffn_dropout=0.0,
-        head=HeadConfig(width=64, depth=2),
+        head=HeadConfig(dim=64, depth=2),
     ),
     "bigr-tiny-text": _bigr(
         dim=64,
@@ -354,7 +372,7 @@ PRESETS: dict[str, Config] = {
         text_dim=384,
         resid_dropout=0.0,
         ffn_dropout=0.0,
-        head=HeadConfig(width=64, depth=2),
+        head=HeadConfig(dim=64, depth=2),
     ),
     "bae-tiny": TokenizerConfig(
         base_channels=32,

@@ -87,7 +87,7 @@ def transformer_flops(config: BiGRConfig, rows: int) -> float:
 
 def head_flops(config: BiGRConfig, tokens: int, copies: int, head_steps: int) -> float:
     """The Bernoulli head on `tokens` rows (x `copies` for guidance), over `head_steps` steps."""
-    w, k, d = config.head.width, config.code_bits, config.dim
+    w, k, d = config.head.dim, config.code_bits, config.dim
     per_row_step = 2 * (config.head.depth * (3 * w * w + 2 * w * w) + w * (w + k) + w * k)
     per_step = copies * tokens * per_row_step + 2 * tokens * k * w + 2 * (256 * w + w * w)
     return copies * tokens * 2 * d * w + head_steps * per_step
@@ -97,7 +97,7 @@ def release_flops(config: BiGRConfig, sampler: SamplerConfig, batch: int) -> dic
     """Analytic FLOPs of the release's algorithm (`bigr.official.release_sampler`): both
     halves on every token at every step, and every denoiser call embedding condition and time
     per token."""
-    n, w, k, d = config.num_tokens, config.head.width, config.code_bits, config.dim
+    n, w, k, d = config.num_tokens, config.head.dim, config.code_bits, config.dim
     body = 2 * (config.head.depth * (3 * w * w + 2 * w * w) + w * (w + k) + w * k)
     per_row_call = body + 2 * d * w + 2 * (256 * w + w * w)  # + c_embedder + t_embedder
     steps = len(plan_steps([n] * batch, n, sampler))

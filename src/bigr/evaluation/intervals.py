@@ -1,4 +1,4 @@
-"""Confidence intervals for the report's comparisons (issue: every comparison with an interval).
+"""Confidence intervals for comparisons: every difference reported with an interval.
 
 - `mean_interval`: the mean of per-seed measurements (e.g. FID of k seeds) with a Student-t
   interval;

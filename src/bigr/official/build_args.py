@@ -45,7 +45,7 @@ def bigr_config_from_model_args(args: dict[str, Any]) -> BiGRConfig:
         ffn_dropout=float(args.get("ffn_dropout_p", 0.0)),
         drop_path=float(args.get("drop_path_rate", 0.0)),
         head=HeadConfig(
-            width=args["denoise_hidden_dim"],
+            dim=args["denoise_hidden_dim"],
             depth=args["num_block_mlp"],
             diffusion_steps=args["n_sample_steps"],
             predict_flip=bool(args.get("p_flip", False)),

@@ -98,7 +98,7 @@ def _transformer_sizes(inf: Inference) -> None:
 def _head_sizes(inf: Inference) -> None:
     """Width and depth of the denoiser, from its tensors."""
     width = inf.shape("denoise_mlp.x_embedder.weight")[0]
-    inf.put("head.width", width, "denoise_mlp.x_embedder.weight")
+    inf.put("head.dim", width, "denoise_mlp.x_embedder.weight")
     inf.check("denoise_hidden_dim", width, "denoiser width")
     head_depth = count_indexed(inf.state, "denoise_mlp.blocks.")
     inf.put("head.depth", head_depth, f"denoise_mlp.blocks: {head_depth}")

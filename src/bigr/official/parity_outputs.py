@@ -147,10 +147,12 @@ def _feature_outputs(model: BiGR, ref: dict[str, Tensor]) -> dict[str, Tensor]:
     if "interp.labels1" in ref:
         pair = torch.stack([ref["interp.labels1"], ref["interp.labels2"]], dim=1)
         weights = ref["interp.weights"].view(1, 2).expand(bits.shape[0], 2)
-        out["interp.cond_features"] = tr(bits, pair, mask, label_weights=weights)
+        out["interp.cond_features"] = tr(bits, pair, mask, condition_weights=weights)
     for name in ref:
         if m := re.fullmatch(r"ffi\.layer_index_(\d+)", name):
-            out[name] = tr.features(bits, int(m.group(1)), labels)
+            # the release's features(n) runs every block when n is past the depth
+            layer = min(int(m.group(1)), tr.config.depth - 1)
+            out[name] = tr.features(bits, layer, labels)
     return out
 
 

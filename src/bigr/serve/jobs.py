@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..apps import edit, enrich, inpaint, interpolate, outpaint
-from ..apps.common import labels_for
+from ..apps.common import condition_for
 from ..model import BiGR
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
@@ -231,12 +231,12 @@ class Server:
 
     def _sample_task(self, inputs: _Inputs) -> Task:
         model, tok = inputs.pair.model, inputs.pair.tokenizer
-        label = self._condition(inputs, "class_id")
+        condition = self._condition(inputs, "class_id")
 
         def task(progress):
-            labels = labels_for(model, label, inputs.num)
+            conditions = condition_for(model, condition, inputs.num)
             codes = sample_codes(
-                model, labels, inputs.sampler, generator=inputs.generator(), progress=progress
+                model, conditions, inputs.sampler, generator=inputs.generator(), progress=progress
             )
             with torch.no_grad():
                 return {"images": tok.decode(codes).clamp(0, 1).cpu()}
@@ -245,12 +245,12 @@ class Server:
 
     def _masked_task(self, operation: str, inputs: _Inputs) -> Task:
         app = {"inpaint": inpaint, "outpaint": outpaint, "edit": edit}[operation]
-        extra = {"label": self._condition(inputs, "class_id")} if operation == "edit" else {}
+        extra = {"condition": self._condition(inputs, "class_id")} if operation == "edit" else {}
 
         def task(progress):
             args = (inputs.pair.model, inputs.pair.tokenizer, inputs.image, inputs.mask)
             if operation == "edit":
-                args = (*args, extra["label"])
+                args = (*args, extra["condition"])
             r = app(
                 *args,
                 num=inputs.num,

@@ -36,8 +36,8 @@ from ..checkpoint import EMA, load_state
 from ..config import BiGRConfig, config_to_json, require_choice, require_ranges
 from ..data.shards import CodeShards
 from ..model import BiGR
-from .draws import draw_step
 from .generator_run import export_ema, full_states, read_log, save_preview, save_run
+from .step_draws import draw_step
 from .stop import StopRequest
 
 
@@ -63,8 +63,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     sample_every: int = 0  # 0: only at the end
     sample_classes: tuple[int, ...] = ()
-    sample_steps: int = 10  # the release's training preview: 10 steps, guidance 4
-    sample_guidance: float = 4.0
+    preview_steps: int = 10  # the release's training preview: 10 unmasking steps, guidance 4
+    preview_guidance: float = 4.0
     rewarm_from: int = 0  # a warm start at this step re-warms the LR over warmup_steps
     stop_at: int = 0  # >0: checkpoint and stop after this step; the schedule still spans `steps`
 
@@ -73,9 +73,9 @@ class TrainConfig:
             self,
             {
                 **dict.fromkeys(("steps", "batch_size", "grad_accum", "lr"), "pos"),
-                **dict.fromkeys(("log_every", "checkpoint_every", "sample_steps"), "pos"),
+                **dict.fromkeys(("log_every", "checkpoint_every", "preview_steps"), "pos"),
                 **dict.fromkeys(("weight_decay", "warmup_steps", "min_lr", "grad_clip"), "nonneg"),
-                **dict.fromkeys(("sample_every", "sample_guidance", "seed"), "nonneg"),
+                **dict.fromkeys(("sample_every", "preview_guidance", "seed"), "nonneg"),
                 **dict.fromkeys(("sample_classes", "rewarm_from", "stop_at"), "nonneg"),
                 "betas": "prob",
                 "ema_decay": "unit",
@@ -190,15 +190,15 @@ def train_step(
     micro = list(_micro_batches(ctx, train))
     for i, rows in enumerate(micro):
         codes, labels = data.read(draws.indices[rows], draws.variants[rows])
-        if config.text_dim:  # shard labels are caption ids: look up their embeddings
-            labels = data.caption_embeddings()[labels]
-        labels = model.transformer.where_null(draws.drop[rows], labels)
+        # shard labels are class ids, or caption ids whose embeddings condition a text model
+        condition = data.caption_embeddings()[labels] if config.text_dim else labels
+        condition = model.transformer.where_null(draws.drop[rows], condition)
         torch.manual_seed(distributed.derived_seed(train.seed, "dropout", step, ctx.rank, i))
         sync = i == len(micro) - 1 or not hasattr(wrapped, "no_sync")
         with contextlib.nullcontext() if sync else wrapped.no_sync(), _autocast(ctx, train):
             out = wrapped(
                 codes.to(ctx.device),
-                labels.to(ctx.device),
+                condition.to(ctx.device),
                 mask=draws.mask[rows].to(ctx.device),
                 t=draws.t[rows].to(ctx.device),
                 noise=draws.noise[rows].to(ctx.device),
@@ -261,11 +261,11 @@ def train_generator(
     if state is not None:
         _load_optimizer(model, opt, state["opt"], train)
     want_tokenizer = tokenizer is not None and bool(train.sample_classes)
-    preview_labels = torch.tensor(train.sample_classes, dtype=torch.long)
+    preview_condition = torch.tensor(train.sample_classes, dtype=torch.long)
     if config.text_dim and want_tokenizer:  # sample classes name caption ids
-        preview_labels = data.caption_embeddings()[preview_labels]
+        preview_condition = data.caption_embeddings()[preview_condition]
     elif config.unconditional:  # only the null class was trained
-        preview_labels = model.transformer.null_labels(preview_labels)
+        preview_condition = model.transformer.null_condition(len(preview_condition), "cpu")
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
@@ -290,10 +290,10 @@ def train_generator(
             if preview or checkpoint:
                 states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
                 if ctx.is_main and checkpoint:
-                    save_run(out, config, states, done, train, log)
+                    save_run(out, config, states, done, train, log, data.meta.classes)
                 if ctx.is_main and preview:
                     export = export_ema(config, states, ctx.device)
-                    save_preview(out, done, export, tokenizer, train, preview_labels)
+                    save_preview(out, done, export, tokenizer, train, preview_condition)
             distributed.barrier(ctx)
             if stopping:
                 stats["stopped_by_signal"] = stopping

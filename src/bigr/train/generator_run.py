@@ -57,9 +57,16 @@ def export_ema(config: BiGRConfig, states: dict[str, dict], device: torch.device
 
 
 def save_run(
-    out: Path, config: BiGRConfig, states: dict, step: int, train: TrainConfig, log
+    out: Path,
+    config: BiGRConfig,
+    states: dict,
+    step: int,
+    train: TrainConfig,
+    log,
+    classes: list[str] | tuple[str, ...] = (),
 ) -> None:
-    """`state.pt` (resume), `model/` (the EMA export at `step`) and `loss.png` from `log`."""
+    """`state.pt` (resume), `model/` (the EMA export at `step`, with the class names of the
+    codes it was trained on, when they have names) and `loss.png` from `log`."""
     state = {
         "step": step,
         **states,
@@ -68,7 +75,12 @@ def save_run(
     }
     save_state(out / "state.pt", state)
     export_ema(config, states, torch.device("cpu")).save_pretrained(
-        out / "model", extra={"trained_steps": step, "trained_by": "bigr train"}
+        out / "model",
+        extra={
+            "trained_steps": step,
+            "trained_by": "bigr train",
+            **({"classes": list(classes)} if classes else {}),
+        },
     )
     if log:
         from ..plots import plot_curves
@@ -96,17 +108,18 @@ def save_preview(
     export: BiGR,
     tokenizer: nn.Module | None,
     train: TrainConfig,
-    labels: Tensor,
+    condition: Tensor,
 ) -> None:
-    """A grid for `labels`: class ids, or caption embeddings for a text model."""
+    """A grid for `condition`: class ids (B,), or caption embeddings (B, text_dim) for a text
+    model."""
     from ..data.images import save_grid
     from ..sampler import SamplerConfig, sample_codes
 
     device = next(export.parameters()).device
-    labels = labels.to(device)
-    sampler = SamplerConfig(steps=train.sample_steps, guidance=train.sample_guidance, gumbel=0.0)
+    condition = condition.to(device)
+    sampler = SamplerConfig(steps=train.preview_steps, guidance=train.preview_guidance, gumbel=0.0)
     generator = torch.Generator(device).manual_seed(train.seed)
-    codes = sample_codes(export, labels, sampler, generator=generator)
+    codes = sample_codes(export, condition, sampler, generator=generator)
     with torch.no_grad():
         images = tokenizer.decode(codes.to(next(tokenizer.parameters()).device)).clamp(0, 1)
     save_grid(images.cpu(), out / "samples" / f"step_{step:07d}.png")

@@ -37,7 +37,7 @@ from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
 from ..config import TokenizerConfig, config_to_json, require_choice, require_ranges
 from ..tokenizer import BinaryAutoencoder
-from .draws import batch_indices
+from .step_draws import batch_indices
 from .stop import StopRequest
 from .tokenizer_run import (
     append_log,

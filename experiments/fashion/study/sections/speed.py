@@ -175,7 +175,7 @@ def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:
     r = result
     rows = r["recipes"]
     lines = [
-        "## Speed against quality per recipe (issue: a sampler far faster than the release)",
+        "## Speed against quality per recipe",
         "",
         f"Seconds per image: best of {r['repeats']} interleaved calls of {r['batch']} images each "
         f"(code sampling only); matmul rate of the same run {fmt(r['matmul_gflops'], 0)} "
