@@ -3,6 +3,7 @@ dataset the package ships with is named only by the data package and the embedde
 registry."""
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bigr"
@@ -40,11 +41,17 @@ def test_no_module_imports_another_modules_private_name():
     assert offences == []
 
 
+def _without_registry_names(text: str) -> str:
+    """The text with the embedded models' registry names (`bigr:fashion`, ...) removed: a
+    docstring example may load an embedded model by name, as a user does."""
+    return re.sub(r"bigr:fashion[\w-]*", "", text)
+
+
 def test_only_the_data_package_and_the_model_registry_name_the_dataset():
     offences = [
         path.relative_to(PACKAGE).as_posix()
         for path in _modules()
         if not path.relative_to(PACKAGE).as_posix().startswith(DATASET_AWARE)
-        and "fashion" in path.read_text().lower()
+        and "fashion" in _without_registry_names(path.read_text()).lower()
     ]
     assert offences == []

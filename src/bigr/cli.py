@@ -16,6 +16,20 @@ from collections.abc import Callable
 from .commands.argtypes import CLIError
 
 EXIT_USAGE = 2
+# commands whose --precision is the generator's inference arithmetic (training has its own)
+INFERENCE_COMMANDS = frozenset(
+    (
+        "sample",
+        "inpaint",
+        "outpaint",
+        "edit",
+        "interpolate",
+        "enrich",
+        "sample-fid",
+        "serve",
+        "demo",
+    )
+)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -79,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in INFERENCE_COMMANDS and getattr(args, "precision", "auto") != "auto":
+        from .precision import inference_precision
+
+        device = getattr(args, "device", None) or "cpu"
+        with inference_precision(args.precision, device):
+            return run_handler(args.command, args.func, args)
     return run_handler(args.command, args.func, args)
 
 

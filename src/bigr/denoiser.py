@@ -88,7 +88,8 @@ class Denoiser(nn.Module):
     def forward_embedded(self, x_t: Tensor, cond: Tensor) -> Tensor:
         """The network after the condition embedding: `cond` = c_embedder(c) + t_embedder(t-1),
         so a sampler can embed the condition once and the time once per step."""
-        x = self.x_embedder((x_t - 0.5) * 2)  # bits to ±1
+        dtype = self.x_embedder.weight.dtype  # the bits in the weights' dtype (a cast model)
+        x = self.x_embedder(((x_t - 0.5) * 2).to(dtype))  # bits to ±1
         for block in self.blocks:
             x = block(x, cond)
         return self.final_layer(x, cond)
@@ -182,10 +183,11 @@ class FusedDenoiser:
         for mod_w, mod_b, w1, w2, b2 in self.blocks:
             pre, scale1, gate = torch.addmm(mod_b, s, mod_w.t()).split(w, dim=-1)
             h = F.layer_norm(x, (w,), eps=1e-6).mul_(scale1)
-            u = F.silu(pre.addmm_(h, w1.t()), inplace=True)  # = W1 (LN(x) (1 + scale) + shift) + b1
+            # = W1 (LN(x) (1 + scale) + shift) + b1; in place, so in `pre`'s dtype (autocast)
+            u = F.silu(pre.addmm_(h.to(pre.dtype), w1.t().to(pre.dtype)), inplace=True)
             x = torch.addcmul(x, gate, torch.addmm(b2, u, w2.t()))
         scale1, logits = torch.addmm(self.final_bias, s, self.final_weight.t()).split(
             [w, self.out_weight.shape[0]], dim=-1
         )
         h = F.layer_norm(x, (w,), eps=1e-6).mul_(scale1)
-        return logits.addmm_(h, self.out_weight.t())
+        return logits.addmm_(h.to(logits.dtype), self.out_weight.t().to(logits.dtype))

@@ -66,12 +66,14 @@ def rope_table_2d(
 
 def apply_rope(x: Tensor, table: Tensor) -> Tensor:
     """Rotate consecutive pairs (2m, 2m+1) of x (B, L, H, Dh) by table (L, Dh/2, 2), in float32:
-    (x0 cos - x1 sin, x1 cos + x0 sin), i.e. a complex product per pair."""
-    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, L, H, Dh/2)
-    # table (L, Dh/2, 2) -> complex (1, L, 1, Dh/2), broadcast over batch and heads
-    rot = torch.view_as_complex(table.float().contiguous()).view(1, pairs.size(1), 1, pairs.size(3))
-    # (B, L, H, Dh/2) complex -> (B, L, H, Dh/2, 2) real -> (B, L, H, Dh)
-    return torch.view_as_real(pairs * rot).flatten(3).type_as(x)
+    (x0 cos - x1 sin, x1 cos + x0 sin), the complex product per pair written in real
+    arithmetic (any dtype in, torch.compile-friendly)."""
+    pairs = x.float().unflatten(-1, (-1, 2))  # (B, L, H, Dh/2, 2)
+    x0, x1 = pairs[..., 0], pairs[..., 1]
+    rot = table.float().view(1, pairs.size(1), 1, pairs.size(3), 2)  # over batch and heads
+    cos, sin = rot[..., 0], rot[..., 1]
+    out = torch.stack((x0 * cos - x1 * sin, x1 * cos + x0 * sin), dim=-1)
+    return out.flatten(3).type_as(x)  # (B, L, H, Dh)
 
 
 class Attention(nn.Module):

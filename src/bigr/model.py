@@ -48,6 +48,14 @@ def sample_training_mask(
 
 
 class BiGR(nn.Module):
+    """The BiGR generator: the transformer over binary codes and its binary transcoder.
+
+    >>> from bigr import BiGR, PRESETS
+    >>> model = BiGR(PRESETS["bigr-tiny"])  # random weights; or BiGR.from_pretrained(...)
+    >>> model.config.code_bits, model.config.num_tokens
+    (16, 16)
+    """
+
     def __init__(self, config: BiGRConfig) -> None:
         super().__init__()
         self.config = config
@@ -129,6 +137,13 @@ class BiGR(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path, device: str | torch.device = "cpu") -> BiGR:
+        """A generator from a bigr model folder, an embedded model (`bigr:fashion`) or a hub
+        name (`hf://OWNER/REPO[/FILE]`; a release `.pt` is converted once and cached). Weights
+        stored in half precision compute in float32; nothing pickled is ever executed.
+
+        >>> BiGR.from_pretrained("bigr:fashion").config.num_classes
+        10
+        """
         return _load(path_or_name, BiGRConfig, device)
 
 
@@ -149,6 +164,13 @@ def save_tokenizer(model: BinaryAutoencoder, path: str | Path, extra: dict | Non
 def load_tokenizer(
     path_or_name: str | Path, device: str | torch.device = "cpu"
 ) -> BinaryAutoencoder:
+    """A binary autoencoder (B-AE) from a folder, an embedded name or a hub name (a release
+    `.th` is converted once and cached), as `BiGR.from_pretrained` loads generators.
+
+    >>> tokenizer = load_tokenizer("bigr:fashion-tokenizer")
+    >>> tokenizer.config.code_bits, tokenizer.config.image_size
+    (32, 32)
+    """
     return _load(path_or_name, TokenizerConfig, device)
 
 

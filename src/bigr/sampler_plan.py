@@ -25,6 +25,16 @@ def _option(default, help: str, choices: tuple[str, ...] | None = None, **extra)
 
 @dataclass(frozen=True, kw_only=True)
 class SamplerConfig:
+    """How to sample: unmasking steps and their schedule, the token order, guidance, Gumbel
+    noise, the transcoder's diffusion steps and the faster options. The defaults are the
+    release's recipe; `bigr.recipe(name, model)` gives a model's recommended or fast recipe,
+    as the command line's `--recipe` does.
+
+    >>> from bigr import SamplerConfig
+    >>> SamplerConfig().steps, SamplerConfig(steps=8, guidance=1.5).guidance
+    (20, 1.5)
+    """
+
     steps: int = _option(20, "unmasking steps")
     schedule: str = _option("cosine", "reveal schedule", tuple(schedules.MASK_SCHEDULES))
     order: str = _option("confidence", "token order", ORDERS)

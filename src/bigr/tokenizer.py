@@ -225,13 +225,15 @@ class BinaryAutoencoder(nn.Module):
         return Encoded(codes=grid_to_codes(codes), probs=grid_to_codes(probs))
 
     def decode(self, codes: Tensor) -> Tensor:
-        """Codes (B, L, K) -> images (B, 3, H, W), unclamped."""
+        """Codes (B, L, K) -> images (B, 3, H, W), unclamped; computed in float32 even inside
+        an autocast region (reduced precision is for the generator)."""
         if codes.shape[-1] != self.config.code_bits:
             raise ValueError(
                 f"this tokenizer decodes {self.config.code_bits}-bit codes, got {codes.shape[-1]}"
             )
-        grid = codes_to_grid(codes, self.config.grid_size)
-        return self.decoder(self.binarizer.embed_bits(grid))
+        grid = codes_to_grid(codes.float(), self.config.grid_size)
+        with torch.autocast(grid.device.type, enabled=False):  # pixels always in float32
+            return self.decoder(self.binarizer.embed_bits(grid))
 
     def forward(
         self,

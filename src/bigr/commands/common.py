@@ -26,6 +26,19 @@ def cli_fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(SamplerConfig) if f.metadata.get("cli", True)]
 
 
+def add_precision_argument(parser) -> None:
+    """`--precision` of a sampling command (see `bigr.precision`)."""
+    from ..precision import PRECISIONS
+
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="arithmetic of the generator: auto (float32; TF32 matmuls on CUDA), fp32 (exact), "
+        "bf16 or fp16 (autocast); the tokenizer always decodes in float32",
+    )
+
+
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
         "sampling (defaults: the model's recipe.json for this command, else the release's)"
@@ -36,6 +49,7 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
         "release's), release, paper-l, paper-xl, paper-xxl, notebook, edit, interpolate, enrich, "
         "PRESET/paper|release, or a name in the model's recipe.json; flags below override fields",
     )
+    add_precision_argument(g)
     for spec in cli_fields():
         meta = spec.metadata
         if meta["choices"]:

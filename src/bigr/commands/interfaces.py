@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .argtypes import CLIError, int_in
 from .argtypes import device as device_arg
+from .common import add_precision_argument
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -49,10 +50,12 @@ def add_interface_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int_in(1, 65535), default=8765)
     p.add_argument("--device", type=device_arg, default="cpu")
+    add_precision_argument(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help=SUMMARY)
     p.add_argument("--out", default="bigr-demo", help="output folder (default: bigr-demo)")
     p.add_argument("--seed", type=int_in(0, 2**63 - 1), default=0)
     p.add_argument("--device", type=device_arg, default="cpu")
+    add_precision_argument(p)
     p.set_defaults(func=cmd_demo)

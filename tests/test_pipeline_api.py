@@ -1,0 +1,104 @@
+"""The Python entry point agrees with the command line (same recipe, same seed, same codes),
+returns one result type, refuses bad input clearly, and its documented examples run."""
+
+import doctest
+
+import numpy as np
+import pytest
+import torch
+
+import bigr
+import bigr.model
+import bigr.pipeline
+import bigr.sampler_plan
+from bigr import Images, Pipeline
+from bigr.cli import main
+
+EXAMPLE = "src/bigr/assets/fashion/examples/3_tshirt_test19.png"
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return Pipeline.from_pretrained("bigr:fashion")
+
+
+@pytest.mark.parametrize("module", [bigr.pipeline, bigr.model, bigr.sampler_plan])
+def test_the_documented_examples_run(module):
+    failed, attempted = doctest.testmod(module, verbose=False)
+    assert attempted > 0 and failed == 0
+
+
+def test_generate_draws_what_bigr_sample_draws(pipe, tmp_path):
+    codes_file = tmp_path / "codes.pt"
+    argv = ["sample", "--model", "bigr:fashion", "--classes", "sneaker,2", "--num", "2"]
+    argv += ["--steps", "4", "--head-steps", "5", "--seed", "3"]
+    assert main([*argv, "--codes-out", str(codes_file), "--out", str(tmp_path / "s.png")]) == 0
+    cli_codes = torch.load(codes_file, weights_only=True)
+    out = pipe.generate(["sneaker", 2], num=2, seed=3, steps=4, head_steps=5)
+    assert isinstance(out, Images)
+    assert torch.equal(out.codes, cli_codes.cpu())
+    assert out.images.shape == (4, 3, 32, 32)
+
+
+def test_every_method_starts_from_the_recipe_its_command_starts_from(pipe):
+    from bigr.recipes import recipe
+
+    starts = {
+        "generate": "recommended",
+        "inpaint": "edit",
+        "edit": "edit",
+        "interpolate": "interpolate",
+        "enrich": "enrich",
+    }
+    for method, name in starts.items():
+        assert pipe._sampler(method, None, {}) == recipe(name, "bigr:fashion"), method
+    assert pipe.recipe("fast") == recipe("fast", "bigr:fashion")
+    assert pipe.recipe("release", steps=3).steps == 3
+
+
+def test_inpaint_is_the_command_lines_inpaint(pipe, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "fill.png"
+    argv = ["inpaint", "--model", "bigr:fashion", "--image", EXAMPLE]
+    argv += ["--box", "0.25,0.25,0.75,0.75"]
+    assert main([*argv, "--steps", "3", "--head-steps", "4", "--out", str(out)]) == 0
+    result = pipe.inpaint(EXAMPLE, (0.25, 0.25, 0.75, 0.75), steps=3, head_steps=4)
+    with Image.open(out) as image:
+        cli = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32))
+    ours = (result.images[0].permute(1, 2, 0) * 255).round()
+    assert torch.equal(ours, cli)
+
+
+def test_every_method_returns_images_with_codes(pipe):
+    fast = {"steps": 2, "head_steps": 2}
+    results = [
+        pipe.edit(EXAMPLE, (0, 0, 1, 1), "dress", num=2, **fast),
+        pipe.outpaint(EXAMPLE, (0.25, 0.25, 0.75, 0.75), **fast),
+        pipe.interpolate("sneaker", "ankle boot", num=3, **fast),
+        pipe.enrich(EXAMPLE, rounds=1, **fast),
+    ]
+    for result in results:
+        assert isinstance(result, Images)
+        assert result.images.shape[1:] == (3, 32, 32) and result.images.min() >= 0
+        assert result.codes.shape[1:] == (64, 32)
+    assert results[0].images.shape[0] == 2 and results[2].images.shape[0] == 3
+    assert pipe.features([EXAMPLE, EXAMPLE], layer=-1).shape == (2, 128)
+
+
+def test_bad_input_is_refused_with_a_clear_error(pipe):
+    with pytest.raises(ValueError, match="not a class"):
+        pipe.generate("zebra")
+    with pytest.raises(ValueError, match="out of range"):
+        pipe.generate(10)
+    with pytest.raises(ValueError, match="give classes"):
+        pipe.generate()
+    with pytest.raises(TypeError, match="bool"):
+        pipe.inpaint(EXAMPLE, torch.ones(32, 32, dtype=torch.uint8) * 255)
+    with pytest.raises(ValueError, match="32x32"):
+        pipe.inpaint(EXAMPLE, torch.ones(16, 16, dtype=torch.bool))
+    with pytest.raises(IndexError, match="out of range"):
+        pipe.features(EXAMPLE, layer=8)
+    with pytest.raises(ValueError, match="CUDA"):
+        Pipeline.from_pretrained("bigr:fashion", device="cuda:99")
+    assert bigr.Pipeline is Pipeline
