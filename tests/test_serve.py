@@ -343,3 +343,22 @@ def test_text_models_generate_from_prompts(tmp_path):
     }
     job = _wait(client, client.post("/api/jobs", json=body).get_json()["id"])
     assert job["status"] == "done" and len(job["images"]) == 3, job["error"]
+
+
+def test_unconditional_models_sample_and_refuse_class_edits():
+    import dataclasses
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["bigr-tiny"], num_classes=0, class_dropout=1.0)
+    pair = ModelPair("uncond", BiGR(config).eval(), BinaryAutoencoder(PRESETS["bae-tiny"]).eval())
+    client = create_app(Server([pair])).test_client()
+    assert client.get("/api/models").get_json()["models"][0]["num_classes"] == 0
+    fast = {"steps": 2, "head_steps": 3}  # the recipe's guidance is set aside: one condition
+    body = {"operation": "sample", "num": 2, "sampler": fast}
+    job = _wait(client, client.post("/api/jobs", json=body).get_json()["id"])
+    assert job["status"] == "done" and len(job["images"]) == 2, job.get("error")
+    upload = client.post("/api/upload", data={"image": (io.BytesIO(_png()), "a.png")})
+    mask = "data:image/png;base64," + base64.b64encode(_png((16, 16), "L")).decode()
+    body = {"operation": "edit", "image_id": upload.get_json()["image_id"], "mask": mask}
+    r = client.post("/api/jobs", json={**body, "sampler": fast})
+    assert r.status_code == 400 and "unconditional" in r.get_json()["error"]

@@ -17,7 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from bigr.evaluation.inception import FEATURES, feature_extractor
+from bigr.commands.common import add_features_argument
+from bigr.evaluation.inception import feature_extractor
 from bigr.model import load_tokenizer
 from bigr.recipes import recipe
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num", type=int, default=2000, help="images compared")
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--features", choices=FEATURES, default="inception")
+    add_features_argument(p)
     p.add_argument("candidates", nargs="+", metavar="NAME=DIR")
     args = p.parse_args(argv)
     out = Path(args.out)

@@ -68,7 +68,8 @@ def embedded_pairs(device: str = "cpu") -> list[Pair]:
 
 
 def _examples(size: int) -> dict[str, torch.Tensor]:
-    """Fashion-MNIST test images shipped with the package, by name (sneaker, dress, bag, tshirt)."""
+    """Fashion-MNIST test images shipped with the package, by name (sneaker, dress, bag, tshirt,
+    trouser)."""
     files = sorted((asset_dir() / "examples").glob("*.png"))
     return {f.stem.split("_")[1]: load_image(f, size) for f in files}
 
@@ -139,24 +140,24 @@ def run_demo(
         ("Outpainting", "outpaint.png", "The centre is kept; everything around it is regenerated.")
     )
 
-    source = examples.get("sneaker", image)
+    source = examples.get("trouser", image)
     with timed("editing"):
-        upper = box_mask(size, (0.0, 0.0, 1.0, 0.5))
-        target = 9  # ankle boot
-        r = edit(model, tokenizer, source, upper, target, num=4, sampler=sampler, generator=gen())
-        save_grid(
-            torch.cat([source[None], _masked(source, upper)[None], r.images]),
-            out / "edit.png",
-            nrow=6,
+        whole = box_mask(size, (0.0, 0.0, 1.0, 1.0))
+        target = 3  # dress
+        edit_recipe = recipe("edit", asset_dir() / "model")  # as `bigr edit` samples
+        r = edit(
+            model, tokenizer, source, whole, target, num=4, sampler=edit_recipe, generator=gen()
         )
+        save_grid(torch.cat([source[None], r.images]), out / "edit.png", nrow=5)
     sections.append(
         (
             "Class-conditional editing",
             "edit.png",
-            f"A sneaker's upper half regenerated conditioned on class {target} "
-            f"({CLASSES[target]}). A partial edit keeps the rest of the shoe and does not always "
-            "reach the target class; the results report's class-editing section measures how "
-            "often it does.",
+            f"A held-out {CLASSES[1].lower()} regenerated as class {target} ({CLASSES[target]}) "
+            "with the editing recipe. Measured on 50 held-out trousers edited this way, 100 % "
+            "are classified as dresses by a linear probe on real pixels (83 % accurate on real "
+            "images); edits of half an image reach their target far less often (10-20 %), "
+            "keeping the source class (the study's report, class-editing section).",
         )
     )
 

@@ -258,6 +258,7 @@ def sample_codes(
     draws = draws or TorchDraws(generator)
     if known_mask is None:
         known_mask = torch.zeros(b, l, dtype=torch.bool, device=device)
+    _check_known(known_codes, known_mask, b, l, k)
     codes = torch.zeros(b, l, k, device=device)
     if known_codes is not None:
         codes = torch.where(known_mask.unsqueeze(-1), known_codes.to(device).float(), codes)
@@ -322,3 +323,22 @@ def sample_codes(
         if progress is not None:
             progress(i + 1, len(plan))
     return codes
+
+
+def _check_known(known_codes: Tensor | None, known_mask: Tensor, b: int, l: int, k: int) -> None:
+    """Known codes (B, L, K) and their mask (B, L) bool of this batch and model, or a
+    ValueError saying which is off."""
+    if not isinstance(known_mask, Tensor) or known_mask.dtype != torch.bool:
+        got = known_mask.dtype if isinstance(known_mask, Tensor) else type(known_mask).__name__
+        raise TypeError(f"known_mask must be a bool tensor (True = fixed), got {got}")
+    if tuple(known_mask.shape) != (b, l):
+        raise ValueError(f"known_mask must be ({b}, {l}), got {tuple(known_mask.shape)}")
+    if known_codes is None:
+        if known_mask.any():
+            raise ValueError("known_mask fixes tokens but no known_codes were given")
+        return
+    if not isinstance(known_codes, Tensor) or tuple(known_codes.shape) != (b, l, k):
+        got = tuple(known_codes.shape) if isinstance(known_codes, Tensor) else known_codes
+        raise ValueError(
+            f"known_codes must be ({b}, {l} tokens, {k} bits) for this batch and model, got {got}"
+        )

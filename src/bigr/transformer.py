@@ -171,6 +171,7 @@ class BiGRTransformer(nn.Module):
 
         Returns (B, class_tokens + L, D), before the final norm.
         """
+        check_codes(codes, self.config.num_tokens, self.config.code_bits)
         prefix = class_emb.unsqueeze(1).expand(-1, self.config.class_tokens, -1)
         h = torch.cat([prefix, self.embed_tokens(codes, mask)], dim=1)
         h = self.token_dropout(h)
@@ -221,3 +222,14 @@ def block_index(layer: int, depth: int) -> int:
             f"(or -{depth}..-1 counting from the last)"
         )
     return layer % depth
+
+
+def check_codes(codes: Tensor, tokens: int, bits: int, what: str = "codes") -> None:
+    """A ValueError naming the expected shape unless `codes` is (B, tokens, bits)."""
+    if not isinstance(codes, Tensor):
+        raise TypeError(f"{what} must be a tensor, got {type(codes).__name__}")
+    if codes.ndim != 3 or tuple(codes.shape[1:]) != (tokens, bits):
+        raise ValueError(
+            f"{what} must be (B, {tokens} tokens, {bits} bits) for this model, got "
+            f"{tuple(codes.shape)} (codes of another tokenizer or grid?)"
+        )

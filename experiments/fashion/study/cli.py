@@ -8,8 +8,13 @@ from pathlib import Path
 
 from bigr.cli import run_handler
 from bigr.commands.argtypes import comma_list, finite_float, int_in
-from bigr.commands.common import add_sampler_arguments, config_changes, load_pair, sampler_from_args
-from bigr.evaluation.inception import FEATURES
+from bigr.commands.common import (
+    add_features_argument,
+    add_sampler_arguments,
+    config_changes,
+    load_pair,
+    sampler_from_args,
+)
 from bigr.recipes import recipe
 from bigr.sampler_plan import ORDERS
 
@@ -122,13 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int_in(1, 4096))
     p.add_argument("--reference", help="held-out data (default fashion-mnist:test)")
     p.add_argument("--train-data", help="training data (default fashion-mnist:train)")
-    p.add_argument(
-        "--features",
-        choices=FEATURES,
-        default="inception",
-        help="features the distances use: the standard FID Inception, or pooled pixels "
-        "(a weight-free quick check whose numbers are not FIDs)",
-    )
+    add_features_argument(p)
     add_sampler_arguments(p)
     return p
 

@@ -39,6 +39,19 @@ def add_precision_argument(parser) -> None:
     )
 
 
+def add_features_argument(parser: argparse.ArgumentParser) -> None:
+    """`--features` of a command that measures FID-type distances."""
+    from ..evaluation.inception import FEATURES
+
+    parser.add_argument(
+        "--features",
+        choices=FEATURES,
+        default="inception",
+        help="features the distances use: the standard FID Inception, or pooled pixels "
+        "(a weight-free quick check whose numbers are not FIDs)",
+    )
+
+
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
         "sampling (defaults: the model's recipe.json for this command, else the release's)"

@@ -12,10 +12,15 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..data import BUILTIN_DATASET, HELD_OUT_SPEC
-from ..evaluation.inception import FEATURES
 from .argtypes import device as device_arg
 from .argtypes import finite_float, int_in
-from .common import add_sampler_arguments, load_pair, parse_ints, sampler_from_args
+from .common import (
+    add_features_argument,
+    add_sampler_arguments,
+    load_pair,
+    parse_ints,
+    sampler_from_args,
+)
 
 
 def cmd_sample_fid(args: argparse.Namespace) -> int:
@@ -321,13 +326,7 @@ def _add_tune_recipe(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--write", action="store_true", help="store the choice in MODEL/recipe.json")
     add_sampler_arguments(p)
-    p.add_argument(
-        "--features",
-        choices=FEATURES,
-        default="inception",
-        help="features the distances use: the standard FID Inception, or pooled pixels "
-        "(a weight-free quick check whose numbers are not FIDs)",
-    )
+    add_features_argument(p)
     p.set_defaults(func=cmd_tune_recipe)
 
 
@@ -350,13 +349,7 @@ def _add_fid(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int_in(1, 4096), default=50)
     p.add_argument("--device", type=device_arg)
     p.add_argument("--out", help="also write the result JSON here")
-    p.add_argument(
-        "--features",
-        choices=FEATURES,
-        default="inception",
-        help="features the distances use: the standard FID Inception, or pooled pixels "
-        "(a weight-free quick check whose numbers are not FIDs)",
-    )
+    add_features_argument(p)
     p.set_defaults(func=cmd_fid)
 
 

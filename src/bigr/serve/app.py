@@ -22,6 +22,7 @@ import dataclasses
 from importlib import resources
 from pathlib import Path
 
+from ..classes import class_names
 from ..model import BiGR, load_tokenizer
 from ..recipes import recipe
 from ..sampler_plan import ORDERS
@@ -105,6 +106,12 @@ def load_pairs(specs: list[tuple[str, str | None]], device: str = "cpu") -> list
         tok = load_tokenizer(tok_path, device=device).eval()
         check_pair(model, tok)
         pairs.append(
-            ModelPair(Path(model_dir).name, model, tok, [], recipe("recommended", model_dir))
+            ModelPair(
+                Path(model_dir).name,
+                model,
+                tok,
+                class_names(model_dir),
+                recipe("recommended", model_dir),
+            )
         )
     return pairs

@@ -227,16 +227,22 @@ class Server:
         config = inputs.pair.model.config
         if config.text_dim:
             return self.encode_prompt(inputs.body.get("prompt_b" if key == "class_b" else "prompt"))
+        if config.num_classes == 0:  # unconditional: the null condition, whatever is sent
+            return None
         return int_field(inputs.body, key, 0, 0, config.num_classes - 1)
 
     def _sample_task(self, inputs: _Inputs) -> Task:
         model, tok = inputs.pair.model, inputs.pair.tokenizer
         condition = self._condition(inputs, "class_id")
 
+        sampler = inputs.sampler
+        if condition is None:  # one condition only: nothing to guide towards
+            sampler = dataclasses.replace(sampler, guidance=1.0)
+
         def task(progress):
             conditions = condition_for(model, condition, inputs.num)
             codes = sample_codes(
-                model, conditions, inputs.sampler, generator=inputs.generator(), progress=progress
+                model, conditions, sampler, generator=inputs.generator(), progress=progress
             )
             with torch.no_grad():
                 return {"images": tok.decode(codes).clamp(0, 1).cpu()}
@@ -246,6 +252,8 @@ class Server:
     def _masked_task(self, operation: str, inputs: _Inputs) -> Task:
         app = {"inpaint": inpaint, "outpaint": outpaint, "edit": edit}[operation]
         extra = {"condition": self._condition(inputs, "class_id")} if operation == "edit" else {}
+        if operation == "edit" and extra["condition"] is None:
+            raise RequestError("this model is unconditional: it has no class to edit towards")
 
         def task(progress):
             args = (inputs.pair.model, inputs.pair.tokenizer, inputs.image, inputs.mask)
