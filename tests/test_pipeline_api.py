@@ -2,15 +2,13 @@
 returns one result type, refuses bad input clearly, and its documented examples run."""
 
 import doctest
+import importlib
 
 import numpy as np
 import pytest
 import torch
 
 import bigr
-import bigr.model
-import bigr.pipeline
-import bigr.sampler_plan
 from bigr import Images, Pipeline
 from bigr.cli import main
 
@@ -22,10 +20,23 @@ def pipe():
     return Pipeline.from_pretrained("bigr:fashion")
 
 
-@pytest.mark.parametrize("module", [bigr.pipeline, bigr.model, bigr.sampler_plan])
-def test_the_documented_examples_run(module):
-    failed, attempted = doctest.testmod(module, verbose=False)
+DOCUMENTED = ["bigr.pipeline", "bigr.model", "bigr.sampler_plan", "bigr.sampler", "bigr.recipes",
+              "bigr.tokenizer", "bigr.config.models"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_the_documented_examples_run(name):
+    failed, attempted = doctest.testmod(importlib.import_module(name), verbose=False)
     assert attempted > 0 and failed == 0
+
+
+def test_every_public_name_has_a_docstring_with_an_example():
+    for name in bigr.__all__:
+        if name == "PRESETS":  # a dict of configs
+            continue
+        doc = getattr(bigr, name).__doc__ or ""
+        assert ">>>" in doc, name
+    assert ">>>" in bigr.BiGR.from_pretrained.__doc__
 
 
 def test_generate_draws_what_bigr_sample_draws(pipe, tmp_path):

@@ -158,6 +158,14 @@ def compile_backbone(model: BiGR, backend: str = "inductor") -> BiGR:
 
 
 def save_tokenizer(model: BinaryAutoencoder, path: str | Path, extra: dict | None = None) -> Path:
+    """Write a tokenizer folder (config.json + model.safetensors) that `load_tokenizer` reads.
+
+    >>> import tempfile
+    >>> from bigr import BinaryAutoencoder, PRESETS, load_tokenizer
+    >>> folder = save_tokenizer(BinaryAutoencoder(PRESETS["bae-tiny"]), tempfile.mkdtemp())
+    >>> load_tokenizer(folder).config.code_bits
+    16
+    """
     return save_directory(path, model.config, model.state_dict(), extra)
 
 

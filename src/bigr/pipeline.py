@@ -51,7 +51,13 @@ MaskInput = str | Path | Tensor | tuple[float, float, float, float]
 @dataclass(frozen=True)
 class Images:
     """What every `Pipeline` method returns: images (N, 3, S, S) in [0, 1] on the CPU and the
-    codes (N, tokens, bits) they decode from (`enrich`: the last round's codes only)."""
+    codes (N, tokens, bits) they decode from (`enrich`: the last round's codes only).
+
+    >>> import tempfile
+    >>> out = Pipeline.from_pretrained("bigr:fashion").generate(7, num=2, steps=2, head_steps=2)
+    >>> out.save(tempfile.mkdtemp() + "/two-sneakers.png").suffix
+    '.png'
+    """
 
     images: Tensor
     codes: Tensor

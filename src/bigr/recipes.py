@@ -134,6 +134,10 @@ def recipe(name: str, model: str | Path | None = None) -> SamplerConfig:
     """A recipe by name: the model's own first, then `RECIPES`, then `PRESET/paper|release`.
 
     `recommended` is the model's chosen recipe; a model without one falls back to `release`.
+
+    >>> from bigr import recipe
+    >>> recipe("release").steps, recipe("fast", "bigr:fashion").steps
+    (20, 12)
     """
     own = model_recipes(model)
     if name in own:

@@ -238,7 +238,16 @@ def sample_codes(
     """Generate codes (B, L, K): unknown tokens are revealed, known ones copied unchanged.
 
     `condition`: class ids (B,) int64, or caption embeddings (B, text_dim) for a text model;
-    with `condition_weights` (B, J), a mix of J conditions per row (see the module)."""
+    with `condition_weights` (B, J), a mix of J conditions per row (see the module).
+
+    >>> import torch
+    >>> from bigr import BiGR, PRESETS, SamplerConfig, sample_codes
+    >>> model = BiGR(PRESETS["bigr-tiny"]).eval()
+    >>> codes = sample_codes(model, torch.tensor([1, 2]), SamplerConfig(steps=4, head_steps=5),
+    ...                      generator=torch.Generator().manual_seed(0))
+    >>> tuple(codes.shape), sorted(codes.unique().tolist())
+    ((2, 16, 16), [0.0, 1.0])
+    """
     config = config or SamplerConfig()
     config.validate()
     mc = model.config

@@ -193,6 +193,17 @@ def codes_to_grid(codes: Tensor, grid_size: int | None = None) -> Tensor:
 
 
 class BinaryAutoencoder(nn.Module):
+    """The B-AE tokenizer: images to K-bit codes on a grid (sigmoid, then Bernoulli draws or
+    a threshold) and codes back to images.
+
+    >>> import torch
+    >>> from bigr import BinaryAutoencoder, PRESETS
+    >>> tokenizer = BinaryAutoencoder(PRESETS["bae-tiny"]).eval()
+    >>> codes = tokenizer.encode(torch.rand(2, 3, 16, 16), stochastic=False).codes
+    >>> tuple(codes.shape), tuple(tokenizer.decode(codes).shape)
+    ((2, 16, 16), (2, 3, 16, 16))
+    """
+
     def __init__(self, config: TokenizerConfig) -> None:
         super().__init__()
         config.validate()

@@ -26,6 +26,11 @@ class TokenizerConfig:
 
     The encoder halves the resolution `len(channel_mult) - 1` times; attention blocks sit at
     every level whose spatial size is in `attn_resolutions`, plus one in the middle.
+
+    >>> from bigr import TokenizerConfig
+    >>> config = TokenizerConfig(code_bits=24, image_size=256)  # the released bae_d24
+    >>> config.grid_size, config.code_bits
+    (16, 24)
     """
 
     in_channels: int = 3
@@ -97,6 +102,10 @@ class HeadConfig:
     input, time 0) and predicts x_0's logits from z alone, trained by the chosen BCE against x_0 and
     sampled in one step (a variant for the question "what does the Bernoulli diffusion buy?";
     it needs `predict_flip=False`).
+
+    >>> from bigr import HeadConfig
+    >>> HeadConfig(dim=256, depth=3).predict_flip  # the release predicts flips
+    True
     """
 
     dim: int = 1024  # the denoiser's width, D of its (rows, D) activations
@@ -111,7 +120,13 @@ class HeadConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class BiGRConfig:
-    """Bidirectional LLaMA-style transformer on binary codes plus the Bernoulli head."""
+    """Bidirectional LLaMA-style transformer on binary codes plus the Bernoulli head.
+
+    >>> from bigr import get_preset
+    >>> config = get_preset("bigr-l-d24")  # the released BiGR-L at 256 px, 24-bit codes
+    >>> config.dim, config.depth, config.num_tokens, config.code_bits
+    (1024, 24, 256, 24)
+    """
 
     dim: int = 1024
     depth: int = 24
@@ -403,6 +418,11 @@ RELEASED_TOKENIZERS = ("bae-d24", "bae-d32", "bae-d32-512")
 
 
 def get_preset(name: str) -> Config:
+    """A preset by name (`bigr presets` lists them); KeyError naming the known ones.
+
+    >>> get_preset("bae-d24").image_size
+    256
+    """
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
     return PRESETS[name]

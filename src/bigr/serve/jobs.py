@@ -25,6 +25,7 @@ from PIL import Image
 from ..apps import edit, enrich, inpaint, interpolate, outpaint
 from ..apps.common import condition_for
 from ..model import BiGR
+from ..precision import PRECISIONS, inference_precision
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
 from .requests import (
@@ -116,9 +117,12 @@ class _Inputs:
 class Server:
     """Model pairs, uploaded images and jobs; no web framework in here (see `create_app`)."""
 
-    def __init__(self, pairs: list[ModelPair]) -> None:
+    def __init__(self, pairs: list[ModelPair], precision: str = "auto") -> None:
         if not pairs:
             raise ValueError("no model to serve")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision  # the generator's arithmetic in the job thread
         self.pairs = {p.name: p for p in pairs}
         self.uploads: dict[str, Image.Image] = {}
         self.jobs: dict[str, Job] = {}
@@ -317,8 +321,10 @@ class Server:
 
     def _run(self, job: Job, task) -> None:
         job.status = "running"
+        device = next(iter(self.pairs.values())).model.transformer.mask_token.device
         try:
-            out = task(job.progress)
+            with inference_precision(self.precision, device):  # autocast is per thread
+                out = task(job.progress)
             result = {"images": [data_url(x) for x in out["images"]]}
             if "input" in out:
                 result["input"] = data_url(out["input"])
