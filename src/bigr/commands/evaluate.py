@@ -26,6 +26,8 @@ from .common import (
 def cmd_sample_fid(args: argparse.Namespace) -> int:
     from ..evaluation.sample_fid import sample_fid
 
+    if str(args.device) == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per rank
+        args.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     model, tokenizer = load_pair(args)
     sampler = sampler_from_args(args, "recommended")
     rank = int(os.environ.get("RANK", 0)) if args.rank is None else args.rank
@@ -274,7 +276,15 @@ def _add_sample_fid(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--tokenizer")
     p.add_argument("--out", required=True, help="sample folder (shards, then samples.npz)")
-    p.add_argument("--num", type=int_in(1, 1_000_000), default=10_000)
+    p.add_argument(
+        "--num-samples",
+        "--num",
+        dest="num",
+        type=int_in(1, 1_000_000),
+        default=10_000,
+        help="samples, class-balanced (under torchrun write --num-samples: torchrun reads "
+        "--num as its own --numa-binding)",
+    )
     p.add_argument("--batch-size", type=int_in(1, 4096), default=32)
     p.add_argument("--shard-size", type=int_in(1, 1_000_000), default=1000)
     p.add_argument("--png", action="store_true", help="also write every image as a PNG")

@@ -65,7 +65,6 @@ PER_COMMAND = {
     ("bench", "--preset"): "model preset timed, with random weights (see `bigr presets`)",
     ("bench", "--dtype"): "dtype the timed model computes in",
     ("enrich", "--image"): "the low-resolution image to enrich",
-    ("sample-fid", "--num"): "samples, class-balanced",
     ("demo", "--seed"): "random seed of every example",
 }
 
