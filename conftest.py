@@ -45,25 +45,17 @@ def tiny_bigr():
 
 @pytest.fixture
 def random_bigr():
-    """A tiny BiGR whose zero-initialised layers (adaLN, head output) are made non-zero, as the
-    official reference data does, so every parameter influences the outputs."""
-    from bigr.model import BiGR
+    """A tiny BiGR with every parameter non-zero (`helpers.random_bigr_model`)."""
+    from helpers import random_bigr_model
 
-    torch.manual_seed(0)
-    model = BiGR(PRESETS["bigr-tiny"]).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return model
+    return random_bigr_model()
 
 
 @pytest.fixture
 def tiny_tokenizer():
-    from bigr.tokenizer import BinaryAutoencoder
+    from helpers import tiny_tokenizer_model
 
-    torch.manual_seed(0)
-    return BinaryAutoencoder(PRESETS["bae-tiny"]).eval()
+    return tiny_tokenizer_model()
 
 
 # Under CI (CI=true) every optional component is installed by scripts/test.sh, so a test that

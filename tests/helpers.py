@@ -124,3 +124,27 @@ def train_state(run):
 
 def max_diff(a, b) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def random_bigr_model():
+    """A tiny BiGR whose zero-initialised layers (adaLN, head output) are made non-zero, as the
+    official reference data does, so every parameter influences the outputs."""
+    from bigr.config import PRESETS
+    from bigr.model import BiGR
+
+    torch.manual_seed(0)
+    model = BiGR(PRESETS["bigr-tiny"]).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def tiny_tokenizer_model():
+    """The tiny binary autoencoder, seeded."""
+    from bigr.config import PRESETS
+    from bigr.tokenizer import BinaryAutoencoder
+
+    torch.manual_seed(0)
+    return BinaryAutoencoder(PRESETS["bae-tiny"]).eval()

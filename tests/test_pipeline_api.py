@@ -1,6 +1,7 @@
 """The Python entry point agrees with the command line (same recipe, same seed, same codes),
 returns one result type, refuses bad input clearly, and its documented examples run."""
 
+import dataclasses
 import doctest
 import importlib
 
@@ -81,20 +82,33 @@ def test_inpaint_is_the_command_lines_inpaint(pipe, tmp_path):
     assert torch.equal(ours, cli)
 
 
-def test_every_method_returns_images_with_codes(pipe):
+def test_every_method_calls_its_app_with_the_commands_recipe_and_seed(pipe):
+    from bigr.apps import box_mask, edit, interpolate
+    from bigr.data.images import load_image
+    from bigr.recipes import recipe
+
     fast = {"steps": 2, "head_steps": 2}
-    results = [
-        pipe.edit(EXAMPLE, (0, 0, 1, 1), "dress", num=2, **fast),
+    image = load_image(EXAMPLE, 32)
+    result = pipe.edit(EXAMPLE, (0, 0, 1, 1), "dress", num=2, seed=5, **fast)
+    sampler = dataclasses.replace(recipe("edit", "bigr:fashion"), **fast)
+    expected = edit(pipe.model, pipe.tokenizer, image, box_mask(32, (0, 0, 1, 1)), 3, num=2,
+                    sampler=sampler, generator=torch.Generator().manual_seed(5))  # fmt: skip
+    assert torch.equal(result.codes, expected.codes)
+    assert torch.equal(result.images, expected.images)
+    frames = pipe.interpolate("sneaker", "ankle boot", num=3, seed=2, **fast)
+    sampler = dataclasses.replace(recipe("interpolate", "bigr:fashion"), **fast)
+    images, codes = interpolate(pipe.model, pipe.tokenizer, 7, 9, [0.0, 0.5, 1.0],
+                                sampler=sampler, seed=2)  # fmt: skip
+    assert torch.equal(frames.codes, codes) and torch.equal(frames.images, images)
+    for other in (
         pipe.outpaint(EXAMPLE, (0.25, 0.25, 0.75, 0.75), **fast),
-        pipe.interpolate("sneaker", "ankle boot", num=3, **fast),
         pipe.enrich(EXAMPLE, rounds=1, **fast),
-    ]
-    for result in results:
-        assert isinstance(result, Images)
-        assert result.images.shape[1:] == (3, 32, 32) and result.images.min() >= 0
-        assert result.codes.shape[1:] == (64, 32)
-    assert results[0].images.shape[0] == 2 and results[2].images.shape[0] == 3
-    assert pipe.features([EXAMPLE, EXAMPLE], layer=-1).shape == (2, 128)
+    ):
+        assert isinstance(other, Images) and other.codes.shape[1:] == (64, 32)
+    features = pipe.features([EXAMPLE, EXAMPLE], layer=-1)
+    assert torch.equal(features[0], features[1])  # deterministic codes: same image, same vector
+    codes = pipe.tokenizer.encode(image[None], stochastic=False).codes
+    assert torch.allclose(features[:1], pipe.model.pooled_features(codes, layer=-1))
 
 
 def test_bad_input_is_refused_with_a_clear_error(pipe):

@@ -125,10 +125,20 @@ def resolve(path_or_name: str | Path) -> Path:
     raise CheckpointError(f"{text}: no such model directory")
 
 
+def model_extra(path_or_name: str | Path) -> dict:
+    """What a model folder's config.json records besides the config (`extra`: training
+    steps, class names, the paired tokenizer, ...); {} when it records nothing readable."""
+    try:
+        extra = json.loads((resolve(path_or_name) / CONFIG_FILE).read_text()).get("extra", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
 def paired_tokenizer(model: str | Path) -> str | None:
     """The tokenizer a generator comes with, if it says: an embedded model's, a release
     generator file's on the hub (`bigr.hub.RELEASE_TOKENIZERS`), a `tokenizer/` folder inside a
-    model directory, or the one a converted model's config records; else None."""
+    model directory, or the one a (converted) model's config records; else None."""
     text = str(model)
     if text in EMBEDDED_TOKENIZER:
         return EMBEDDED_TOKENIZER[text]
@@ -138,16 +148,11 @@ def paired_tokenizer(model: str | Path) -> str | None:
         paired = hub_pair(text)
         if paired is not None:
             return paired
-    if text.startswith(("bigr:", "hf://")):
+    elif text.startswith("bigr:"):
         return None
-    path = Path(text)
-    if (path / "tokenizer").is_dir():
-        return str(path / "tokenizer")
-    try:
-        extra = json.loads((path / CONFIG_FILE).read_text()).get("extra", {})
-    except (OSError, ValueError, AttributeError):
-        return None
-    paired = extra.get("tokenizer") if isinstance(extra, dict) else None
+    elif (Path(text) / "tokenizer").is_dir():
+        return str(Path(text) / "tokenizer")
+    paired = model_extra(text).get("tokenizer")
     return paired if isinstance(paired, str) else None
 
 

@@ -9,20 +9,17 @@ is at least three such characters that start exactly one class name ("tshirt", "
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
+
+from torch import Tensor
 
 
 def class_names(model_dir: str | Path) -> list[str]:
     """The class names a model directory (or embedded model) records, else []."""
-    from .checkpoint import resolve
+    from .checkpoint import model_extra
 
-    try:
-        extra = json.loads((resolve(model_dir) / "config.json").read_text()).get("extra", {})
-    except (OSError, ValueError, AttributeError):
-        return []
-    names = extra.get("classes", []) if isinstance(extra, dict) else []
+    names = model_extra(model_dir).get("classes", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return []
     return names
@@ -70,3 +67,21 @@ def class_ids(
     if not parts:
         raise ValueError("no classes given")
     return [class_id(p, names, num_classes) for p in parts]
+
+
+def class_conditions(
+    model, classes: str | int | Sequence[int | str] | None, names: Sequence[str]
+) -> Tensor:
+    """The conditions (C,) on the model's device for `classes` (ids or names; a string is a
+    comma list): one null condition for an unconditional model, which takes no classes."""
+    import torch
+
+    config, device = model.config, model.transformer.mask_token.device
+    if config.num_classes == 0:
+        if classes is not None:
+            raise ValueError("this model is unconditional: leave out the classes")
+        return model.transformer.null_condition(1, device)
+    if classes is None:
+        raise ValueError("this model is class-conditional: give classes (ids or names)")
+    items = [classes] if isinstance(classes, int) else classes
+    return torch.tensor(class_ids(items, names, config.num_classes), device=device)

@@ -10,26 +10,13 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 
 from .commands.argtypes import CLIError
 
 EXIT_USAGE = 2
-# commands whose --precision is the generator's inference arithmetic (training has its own)
-INFERENCE_COMMANDS = frozenset(
-    (
-        "sample",
-        "inpaint",
-        "outpaint",
-        "edit",
-        "interpolate",
-        "enrich",
-        "sample-fid",
-        "serve",
-        "demo",
-    )
-)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -93,22 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in INFERENCE_COMMANDS and getattr(args, "precision", "auto") != "auto":
-        from .precision import inference_precision
-
-        device = getattr(args, "device", None) or "cpu"
-        with inference_precision(args.precision, device):
-            return run_handler(args.command, args.func, args)
     return run_handler(args.command, args.func, args)
 
 
 def run_handler(
     command: str, handler: Callable[[argparse.Namespace], int], args: argparse.Namespace
 ) -> int:
-    """Run a command's handler: bad input (a `CLIError`, `ValueError`, `OSError`, `KeyError`)
-    ends in one line on stderr and a non-zero exit, an interrupt in exit 130."""
+    """Run a command's handler, at its `--precision` when it samples (`bigr.precision`): bad
+    input (a `CLIError`, `ValueError`, `OSError`, `KeyError`) ends in one line on stderr and a
+    non-zero exit, an interrupt in exit 130."""
+    from .precision import inference_precision
+
+    device = getattr(args, "device", None) or "cpu"
+    precision = getattr(args, "inference_precision", None)  # sampling commands only
     try:
-        return handler(args)
+        with inference_precision(precision, device) if precision else contextlib.nullcontext():
+            return handler(args)
     except KeyboardInterrupt:
         print("bigr: interrupted", file=sys.stderr)
         return 130

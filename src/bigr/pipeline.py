@@ -25,8 +25,8 @@ from torch import Tensor
 
 from .apps import box_mask, edit, enrich, inpaint, interpolate, outpaint
 from .apps.common import check_pair
-from .checkpoint import check_device, paired_tokenizer, resolve
-from .classes import class_id, class_ids, class_names
+from .checkpoint import check_device, paired_tokenizer
+from .classes import class_conditions, class_id, class_names
 from .data.images import load_image, load_mask, save_grid
 from .model import BiGR, load_tokenizer
 from .precision import PRECISIONS, inference_precision
@@ -118,8 +118,6 @@ class Pipeline:
         check_device(device)
         if tokenizer is None:
             tokenizer = paired_tokenizer(model)
-        if tokenizer is None and str(model).startswith("hf://"):
-            tokenizer = paired_tokenizer(resolve(model))
         if tokenizer is None:
             raise ValueError(f"{model} names no tokenizer: pass tokenizer=...")
         return cls(
@@ -191,18 +189,7 @@ class Pipeline:
     ) -> Images:
         """`num` images per class (ids or names), class after class, as `bigr sample`; an
         unconditional model takes no classes."""
-        config = self.model.config
-        if config.num_classes == 0:
-            if classes is not None:
-                raise ValueError("this model is unconditional: leave out classes")
-            condition = self.model.transformer.null_condition(1, self.device)
-            overrides = {"guidance": 1.0, **overrides}
-        else:
-            if classes is None:
-                raise ValueError("this model is class-conditional: give classes")
-            items = [classes] if isinstance(classes, int | str) else list(classes)
-            ids = class_ids(items, self.classes, config.num_classes)
-            condition = torch.tensor(ids, device=self.device)
+        condition = class_conditions(self.model, classes, self.classes)
         condition = condition.repeat_interleave(num, dim=0)
         sampler = self._sampler("generate", recipe, overrides)
         codes = sample_codes(self.model, condition, sampler, generator=self._generator(seed))

@@ -36,6 +36,7 @@ Conventions: `known_codes` (B, L, K) in {0,1}; `known_mask` (B, L) bool, True = 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -260,6 +261,9 @@ def sample_codes(
                 f"{name} {getattr(config, name)} exceeds the model's {mc.head.diffusion_steps} "
                 "diffusion steps"
             )
+    if mc.num_classes == 0 and not mc.text_dim and config.guidance != 1:
+        # an unconditional model has one condition: both guidance branches would be the same
+        config = dataclasses.replace(config, guidance=1.0)
     if config.guidance != 1 and not mc.has_null_class:
         raise ValueError(
             "guidance needs a null class, but this model was trained without label dropout"

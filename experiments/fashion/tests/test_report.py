@@ -13,15 +13,13 @@ from bigr.config import PRESETS
 from bigr.recipes import RECIPES
 from bigr.sampler import SamplerConfig
 from experiments.fashion.study import ReportConfig, run_report, summary
-from helpers import PixelFeatures
+from helpers import PixelFeatures, random_bigr_model, tiny_tokenizer_model
 from helpers import class_image_folder as _dataset
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> types.SimpleNamespace:
     """One report of every section of a tiny model, built once for the tests that read it."""
-    from bigr.model import BiGR
-    from bigr.tokenizer import BinaryAutoencoder
 
     root = tmp_path_factory.mktemp("report")
     data = _dataset(root / "data")
@@ -50,14 +48,7 @@ def report(tmp_path_factory) -> types.SimpleNamespace:
         train_data=data,
     )
     # the root conftest's `random_bigr` and `tiny_tokenizer`, at module scope
-    torch.manual_seed(0)
-    model = BiGR(PRESETS["bigr-tiny"]).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    torch.manual_seed(0)
-    tokenizer = BinaryAutoencoder(PRESETS["bae-tiny"]).eval()
+    model, tokenizer = random_bigr_model(), tiny_tokenizer_model()
     out = root / "report"
     path = run_report(model, tokenizer, out, config, extractor=PixelFeatures(), progress=False)
     return types.SimpleNamespace(

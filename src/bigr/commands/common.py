@@ -32,6 +32,7 @@ def add_precision_argument(parser) -> None:
 
     parser.add_argument(
         "--precision",
+        dest="inference_precision",
         choices=PRECISIONS,
         default="auto",
         help="arithmetic of the generator: auto (float32; TF32 matmuls on CUDA), fp32 (exact), "
@@ -110,14 +111,12 @@ def sampler_from_args(args: argparse.Namespace, default: SamplerConfig | str) ->
 def load_pair(
     args: argparse.Namespace, need_tokenizer: bool = True
 ) -> tuple[BiGR, BinaryAutoencoder | None]:
-    from ..checkpoint import paired_tokenizer, resolve
+    from ..checkpoint import paired_tokenizer
 
     model = BiGR.from_pretrained(args.model, device=args.device)
     if getattr(args, "compile", False):
         compile_backbone(model)
     tokenizer_dir = args.tokenizer or paired_tokenizer(args.model)
-    if tokenizer_dir is None and str(args.model).startswith("hf://"):
-        tokenizer_dir = paired_tokenizer(resolve(args.model))  # a converted repository's record
     if tokenizer_dir is None:
         if need_tokenizer:
             raise ValueError(

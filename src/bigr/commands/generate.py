@@ -8,7 +8,6 @@ their subparsers. Sampler flags, model loading and the progress bar are `common.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ from ..apps import (
     outpaint,
 )
 from ..checkpoint import EMBEDDED_TOKENIZER
-from ..classes import class_id, class_ids, class_names
+from ..classes import class_conditions, class_id, class_ids, class_names
 from ..data.images import (
     ImageError,
     check_output,
@@ -66,19 +65,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from ..data.text_encoder import TextEncoder
 
         conditions = TextEncoder(device=args.device)(args.prompt).to(args.device)
-    elif model.config.num_classes == 0:  # unconditional: --num images, nothing to choose
-        if args.prompt or args.classes:
-            raise ValueError("this model is unconditional: leave out --classes and --prompt")
-        conditions = model.transformer.null_condition(1, args.device)
     else:
-        if args.prompt or not args.classes:
+        if args.prompt or (model.config.num_classes and not args.classes):
             raise ValueError("this model is class-conditional: use --classes, not --prompt")
-        classes = class_ids(args.classes, class_names(args.model), model.config.num_classes)
-        conditions = torch.tensor(classes, device=args.device)
+        # an unconditional model takes no classes: --num images of its one condition
+        conditions = class_conditions(model, args.classes, class_names(args.model))
     condition = conditions.repeat_interleave(args.num, dim=0)
     sampler = sampler_from_args(args, "recommended")
-    if model.config.num_classes == 0 and not model.config.text_dim:
-        sampler = dataclasses.replace(sampler, guidance=1.0)  # one condition: nothing to guide
     progress = Progress("sampling")
     codes = sample_codes(model, condition, sampler, generator=_generator(args), progress=progress)
     progress.close()

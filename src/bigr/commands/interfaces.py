@@ -21,7 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if len(tokenizers) > len(models):
         raise CLIError("more --tokenizer than --model arguments")
     specs = [(m, tokenizers[i] if i < len(tokenizers) else None) for i, m in enumerate(models)]
-    app = create_app(Server(load_pairs(specs, args.device), precision=args.precision))
+    app = create_app(Server(load_pairs(specs, args.device), precision=args.inference_precision))
     print(f"serving on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     app.run(host=args.host, port=args.port, threaded=True)
     return 0

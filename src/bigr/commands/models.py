@@ -13,7 +13,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     import torch
 
     from ..config import BiGRConfig, apply_overrides, get_preset
-    from ..official.convert import convert_checkpoint
+    from ..official.convert import PresetMismatch, convert_checkpoint
 
     want_bigr = args.kind == "bigr"
     overrides = args.set or []
@@ -47,10 +47,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
             key=args.key,
             dtype=dtype,
         )
-    except ValueError as err:
-        if "does not match preset" in str(err):
-            raise CLIError(str(err)) from None
-        raise
+    except PresetMismatch as err:
+        raise CLIError(str(err)) from None
     print(f"configuration ({done.origin}):")
     for line in done.inferred.lines():
         print(f"  {line}")

@@ -23,6 +23,10 @@ from .inference import InferredConfig, config_differences
 KINDS = ("bigr", "bae")
 
 
+class PresetMismatch(ConversionError):
+    """The configuration read off a checkpoint differs from the preset it was checked with."""
+
+
 @dataclass(frozen=True)
 class Converted:
     out: Path
@@ -74,7 +78,7 @@ def convert_checkpoint(
                 f"{name}: inferred {json.dumps(a)}, preset {json.dumps(b)}"
                 for name, a, b in differences
             )
-            raise ConversionError(
+            raise PresetMismatch(
                 f"{Path(file).name} does not match preset {preset_name!r}"
                 + (" (after --set)" if overrides else "")
                 + f": {listed}"

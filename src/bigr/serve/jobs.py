@@ -239,14 +239,10 @@ class Server:
         model, tok = inputs.pair.model, inputs.pair.tokenizer
         condition = self._condition(inputs, "class_id")
 
-        sampler = inputs.sampler
-        if condition is None:  # one condition only: nothing to guide towards
-            sampler = dataclasses.replace(sampler, guidance=1.0)
-
         def task(progress):
             conditions = condition_for(model, condition, inputs.num)
             codes = sample_codes(
-                model, conditions, sampler, generator=inputs.generator(), progress=progress
+                model, conditions, inputs.sampler, generator=inputs.generator(), progress=progress
             )
             with torch.no_grad():
                 return {"images": tok.decode(codes).clamp(0, 1).cpu()}

@@ -103,10 +103,10 @@ def warm_lr(step: int, train: TrainConfig) -> float:
 
 def trained_steps(path: str | Path) -> int:
     """The step count a `bigr train` export records (0 when it records none)."""
-    from ..checkpoint import resolve
+    from ..checkpoint import model_extra, resolve
 
-    meta = json.loads((resolve(path) / "config.json").read_text())
-    steps = meta.get("extra", {}).get("trained_steps", 0)
+    resolve(path)  # a missing model is an error here, not 0 steps
+    steps = model_extra(path).get("trained_steps", 0)
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"{path}: trained_steps must be a non-negative integer, got {steps!r}")
     return steps

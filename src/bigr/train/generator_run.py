@@ -79,7 +79,7 @@ def save_run(
         extra={
             "trained_steps": step,
             "trained_by": "bigr train",
-            **({"classes": list(classes)} if classes else {}),
+            **({"classes": list(classes)} if classes and not config.text_dim else {}),
         },
     )
     if log:
