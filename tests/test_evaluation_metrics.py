@@ -52,6 +52,17 @@ def test_frechet_distance_matches_eigendecomposition():
     assert got == pytest.approx(_reference_fid(x, y), rel=1e-8)
 
 
+def test_frechet_distance_of_known_gaussians():
+    """Commuting covariances have a closed form: |mu1 - mu2|^2 + sum (s1 + s2 - 2 sqrt(s1 s2))
+    over their common eigenvalues. Here 14 + (1 + 4 + 1) = 20, in any rotated basis."""
+    mu1, mu2 = np.array([1.0, 2.0, 3.0]), np.zeros(3)
+    s1, s2 = np.diag([4.0, 9.0, 1.0]), np.diag([1.0, 1.0, 4.0])
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(20.0, abs=1e-9)
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    rotated = frechet_distance(q @ mu1, q @ s1 @ q.T, q @ mu2, q @ s2 @ q.T)
+    assert rotated == pytest.approx(20.0, abs=1e-6)
+
+
 def test_fid_of_a_set_with_itself_is_zero():
     stats = feature_statistics(_features(300, 16, seed=3))
     assert abs(fid(stats, stats)["fid"]) < 1e-6

@@ -137,3 +137,12 @@ def test_comparing_a_set_with_itself():
     assert result["precision"] == result["recall"] == 1.0
     without_features = ImageStatistics(pool=stats.pool)
     assert set(compare_statistics(without_features, stats)) == {"fid"}
+
+
+def test_inception_features_do_not_depend_on_the_batch_size(extractor):
+    images = _images(7, 28, seed=11)
+    whole = statistics_from_images(images, extractor, batch_size=7)
+    for batch_size in (1, 3):
+        split = statistics_from_images(images, extractor, batch_size=batch_size)
+        np.testing.assert_allclose(split.features, whole.features, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(split.spatial.mu, whole.spatial.mu, atol=1e-5, rtol=0)

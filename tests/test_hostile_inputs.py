@@ -48,6 +48,28 @@ CLI_CASES = {
     "interpolate three classes": (["interpolate", *EMBEDDED, "--classes", "1,2,3"], "exactly two"),
     "sample-fid num zero": (["sample-fid", *EMBEDDED, "--num", "0"], "--num: must be in"),
     "tune num one": (["tune-recipe", *EMBEDDED, "--num", "1"], "--num: must be in"),
+    "tune axis value out of range": (
+        ["tune-recipe", *EMBEDDED, "--num", "4", "--sweep-guidance", "1.5,-2"],
+        "sweep guidance value -2.0: guidance must be in [0, 1000]",
+    ),
+    "tune axis steps zero": (
+        ["tune-recipe", *EMBEDDED, "--num", "4", "--sweep-steps", "8,0"],
+        "sweep steps value 0: steps must be in 1..1000",
+    ),
+    "tune axis head steps past the model": (
+        ["tune-recipe", *EMBEDDED, "--num", "4", "--sweep-head-steps", "25,300"],
+        "sweep head-steps value 300 exceeds the model's 256 diffusion steps",
+    ),
+    "guidance past the range": (
+        ["sample", *EMBEDDED, "--classes", "1", "--guidance", "1e300"],
+        "[0, 1000]",
+    ),
+    "head temperature near zero": (
+        ["sample", *EMBEDDED, "--classes", "1", "--head-temperature", "1e-30"],
+        "head_temperature must be in",
+    ),
+    "bench batch zero": (["bench", "sample", "--batch", "0"], "--batch: must be in 1..4096"),
+    "bench repeats negative": (["bench", "train", "--repeats", "-1"], "--repeats: must be in"),
     "missing model": (["sample", "--model", "/nonexistent/model", "--classes", "1"], "no such"),
     "a file as model": (["sample", "--model", "README.md", "--classes", "1"], "is a file"),
 }

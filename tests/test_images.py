@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -101,3 +102,48 @@ def test_a_failed_write_keeps_the_earlier_file(tmp_path, monkeypatch):
         save_image(torch.ones(3, 4, 4), target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temporary left behind
+
+
+def _square() -> np.ndarray:
+    inside = np.zeros((16, 16), dtype=bool)
+    inside[4:12, 4:12] = True
+    return inside
+
+
+def _mask_files(tmp_path) -> dict[str, tuple[object, np.ndarray]]:
+    """name -> (PIL image, the region it must select) for every mode a mask may come in."""
+    sq = _square()
+    grey = (sq * 255).astype(np.uint8)
+    right = np.zeros((16, 16), dtype=bool)
+    right[:, 8:] = True
+    rgba_mixed = np.zeros((16, 16, 4), np.uint8)
+    rgba_mixed[..., :3] = grey[..., None]  # white square on black...
+    rgba_mixed[..., 3] = right * 255  # ... but only the right half is visible
+    white_sheet = np.full((16, 16, 4), 255, np.uint8)
+    white_sheet[..., 3] = grey  # white brush, hidden colour white too
+    black_brush = np.zeros((16, 16, 4), np.uint8)
+    black_brush[..., 3] = grey  # black brush on a transparent sheet
+    la = np.stack([np.full((16, 16), 200, np.uint8), grey], -1)
+    palette = Image.fromarray(sq.astype(np.uint8), mode="P")
+    palette.putpalette([0, 0, 0, 255, 255, 255])
+    transparent = palette.copy()
+    transparent.info["transparency"] = 0  # index 0 (outside) transparent
+    return {
+        "L": (Image.fromarray(grey, mode="L"), sq),
+        "RGB": (Image.fromarray(np.repeat(grey[..., None], 3, -1), mode="RGB"), sq),
+        "16-bit": (Image.fromarray((sq * 65535).astype(np.uint16)), sq),
+        "P": (palette, sq),
+        "P with a transparent entry": (transparent, sq),
+        "LA, one colour": (Image.fromarray(la, mode="LA"), sq),
+        "RGBA, white brush": (Image.fromarray(white_sheet, mode="RGBA"), sq),
+        "RGBA, black brush": (Image.fromarray(black_brush, mode="RGBA"), sq),
+        "RGBA, colours and alpha": (Image.fromarray(rgba_mixed, mode="RGBA"), sq & right),
+    }
+
+
+def test_masks_of_every_mode_follow_one_rule(tmp_path):
+    for name, (image, expected) in _mask_files(tmp_path).items():
+        path = tmp_path / f"{name}.png"
+        image.save(path)
+        got = load_mask(path, 16).numpy()
+        assert got.dtype == bool and (got == expected).all(), name

@@ -42,7 +42,7 @@ def test_head_steps_at_ramps_linearly_and_the_fill_step_takes_the_last_value():
     [
         (dict(steps=0), "steps must be in 1..1000"),
         (dict(head_steps=True), "head_steps must be an integer"),
-        (dict(gumbel=-1.0), "gumbel temperature must be >= 0"),
+        (dict(gumbel=-1.0), r"gumbel temperature must be in \[0, 1000\]"),
         (dict(guidance=float("nan")), "guidance must be finite"),
         (dict(guidance_start=0.8, guidance_stop=0.2), "guidance interval needs"),
         (dict(order="spiral"), "order must be one of"),

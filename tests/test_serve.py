@@ -120,14 +120,23 @@ HOSTILE_JOBS = {
     "num fractional": ({"operation": "sample", "num": 2.5}, "whole number"),
     "num is true": ({"operation": "sample", "num": True}, "must be a number"),
     "num is a list": ({"operation": "sample", "num": [2]}, "whole number"),
-    "num is text": ({"operation": "sample", "num": "two"}, "whole number"),
+    "num is text": ({"operation": "sample", "num": "two"}, "JSON number, not text"),
+    "num is a digit string": ({"operation": "sample", "num": "2"}, "JSON number, not text"),
+    "num is a superscript digit": ({"operation": "sample", "num": "\u00b2"}, "not text"),
+    "num is a huge float": ({"operation": "sample", "num": 1e300}, "whole number"),
     "seed negative": ({"operation": "sample", "seed": -5}, "seed must lie"),
     "class is a float": ({"operation": "sample", "class_id": 1.5}, "whole number"),
-    "class is null-ish text": ({"operation": "sample", "class_id": "x"}, "whole number"),
+    "class is null-ish text": ({"operation": "sample", "class_id": "x"}, "not text"),
     "sampler is a list": ({"operation": "sample", "sampler": [1]}, "sampler must be an object"),
-    "guidance nan text": ({"operation": "sample", "sampler": {"guidance": "nan"}}, "finite"),
-    "guidance huge text": ({"operation": "sample", "sampler": {"guidance": "1e999"}}, "finite"),
-    "gumbel negative": ({"operation": "sample", "sampler": {"gumbel": -1}}, ">= 0"),
+    "guidance nan text": ({"operation": "sample", "sampler": {"guidance": "nan"}}, "not text"),
+    "guidance huge text": ({"operation": "sample", "sampler": {"guidance": "1e999"}}, "not text"),
+    "guidance huge": ({"operation": "sample", "sampler": {"guidance": 1e300}}, "[0, 1000]"),
+    "guidance huge integer": ({"operation": "sample", "sampler": {"guidance": 10**400}}, "finite"),
+    "head temperature tiny": (
+        {"operation": "sample", "sampler": {"head_temperature": 1e-30}},
+        "head_temperature must be in",
+    ),
+    "gumbel negative": ({"operation": "sample", "sampler": {"gumbel": -1}}, "in [0, 1000]"),
     "steps huge": ({"operation": "sample", "sampler": {"steps": 10**7}}, "steps must be in"),
     "steps fractional": ({"operation": "sample", "sampler": {"steps": 2.5}}, "whole number"),
     "steps is true": ({"operation": "sample", "sampler": {"steps": True}}, "not true"),
@@ -210,9 +219,18 @@ def test_hostile_uploads_get_a_400(server, tmp_path):
 
 def test_bodies_that_are_not_json_and_unknown_jobs_get_a_4xx_with_a_message(server):
     client = create_app(server).test_client()
-    for data, kind in (("operation=sample", "text/plain"), ("{bad json", "application/json")):
+    for data, kind, expected in (
+        ("operation=sample", "text/plain", "Content-Type: application/json"),
+        ("operation=sample", "application/x-www-form-urlencoded", "send the job as JSON"),
+        ("{bad json", "application/json", "not valid JSON"),
+        ('{"operation": NaN}', "application/json", "NaN is not a JSON number"),
+        ("[1, 2]", "application/json", "JSON object"),
+        (b"\xff\xfe", "application/json", "UTF-8"),
+        ('{"a":' * 5000 + "1" + "}" * 5000, "application/json", "nested deeper"),
+        ("[" * 100_000 + "]" * 100_000, "application/json", "nested deeper"),
+    ):
         r = client.post("/api/jobs", data=data, content_type=kind)
-        assert r.status_code == 400 and "JSON object" in r.get_json()["error"]
+        assert r.status_code == 400 and expected in r.get_json()["error"], (data[:20], r.get_json())
     r = client.get("/api/jobs/nope")
     assert r.status_code == 404 and "no job" in r.get_json()["error"]
     assert client.delete("/api/jobs").status_code == 405
@@ -362,3 +380,73 @@ def test_unconditional_models_sample_and_refuse_class_edits():
     body = {"operation": "edit", "image_id": upload.get_json()["image_id"], "mask": mask}
     r = client.post("/api/jobs", json={**body, "sampler": fast})
     assert r.status_code == 400 and "unconditional" in r.get_json()["error"]
+
+
+def test_only_local_host_names_are_served_unless_allowed(server):
+    client = create_app(server).test_client()
+    for host in ("evil.example", "evil.example:8765", "10.0.0.5", "localhost.evil.example"):
+        for r in (
+            client.get("/", headers={"Host": host}),
+            client.post("/api/jobs", json={"operation": "sample"}, headers={"Host": host}),
+        ):
+            assert r.status_code == 403 and "--allow-host" in r.get_json()["error"], host
+    for host in ("localhost", "localhost:8765", "127.0.0.1:8765", "[::1]:8765"):
+        assert client.get("/api/models", headers={"Host": host}).status_code == 200, host
+    allowed = create_app(server, allowed_hosts=("studio.lan",)).test_client()
+    assert allowed.get("/api/models", headers={"Host": "studio.lan:8765"}).status_code == 200
+    assert allowed.get("/api/models", headers={"Host": "other.lan"}).status_code == 403
+
+
+def test_state_changing_requests_from_another_site_are_refused(server):
+    client = create_app(server).test_client()
+    upload = {"image": (io.BytesIO(_png()), "a.png")}
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://localhost:9999"},  # another port is another origin
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
+        r = client.post("/api/upload", data=dict(upload), headers=headers)
+        assert r.status_code == 403 and "refused" in r.get_json()["error"], headers
+        upload = {"image": (io.BytesIO(_png()), "a.png")}
+        r = client.post("/api/jobs", json={"operation": "sample"}, headers=headers)
+        assert r.status_code == 403, headers
+    assert not server.jobs or all(j.operation != "refused" for j in server.jobs.values())
+    same = client.post(
+        "/api/upload",
+        data={"image": (io.BytesIO(_png()), "a.png")},
+        headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert same.status_code == 200
+    assert (
+        client.post(
+            "/api/upload",
+            data={"image": (io.BytesIO(_png()), "a.png")},
+            headers={"Sec-Fetch-Site": "none"},
+        ).status_code
+        == 200
+    )  # typed or scripted
+
+
+def test_large_uploads_are_kept_small_and_the_kept_total_is_bounded(server, monkeypatch):
+    from bigr.serve import jobs
+    from bigr.serve.requests import prepare, read_upload
+
+    client = create_app(server).test_client()
+    ramp = np.linspace(0, 255, 3000 * 2000 * 3).reshape(2000, 3000, 3).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")  # compresses well: under the byte limit
+    big = buffer.getvalue()
+    r = client.post("/api/upload", data={"image": (io.BytesIO(big), "big.png")}).get_json()
+    kept = server.uploads[r["image_id"]]
+    assert (r["width"], r["height"]) == (3000, 2000) and max(kept.size) < 100
+    exact = prepare(read_upload(big), server.pair(None).tokenizer.config.image_size)
+    assert torch.equal(prepare(kept, server.pair(None).tokenizer.config.image_size), exact)
+    small = server.uploads[client.post("/api/upload", data={"image": (io.BytesIO(_png()), "a.png")})
+                           .get_json()["image_id"]]  # fmt: skip
+    monkeypatch.setattr(jobs, "MAX_KEPT_BYTES", 3 * small.size[0] * small.size[1] * 5 // 2)
+    ids = [client.post("/api/upload", data={"image": (io.BytesIO(_png()), "a.png")})
+           .get_json()["image_id"] for _ in range(3)]  # fmt: skip
+    assert server.upload_bytes() <= jobs.MAX_KEPT_BYTES
+    assert ids[0] not in server.uploads and ids[2] in server.uploads  # the oldest went first

@@ -150,7 +150,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, tiny_t
     out = tmp_path / "resumed"
     _tokenize(tiny_tokenizer, out)
     (out / "shard-00001.codes.npy").unlink()  # killed before its codes were renamed into place
-    (out / ".shard-00001.codes.npy.tmp-999").write_bytes(b"half a shard")
+    (out / ".shard-00001.codes.npy.k3j9x.tmp").write_bytes(b"half a shard")
     assert missing_shards(out) == [1]
     with pytest.raises(ShardError, match="1 of 3 shards missing"):
         CodeShards(out)

@@ -8,6 +8,8 @@ Stages, in order (`--list` prints them with their commands):
     finetune   fine-tune its decoder (encoder frozen, so every image keeps its codes)
     select     choose between the two decoders on fashion-mnist:val (rFID and PSNR)
     codes      tokenize fashion-mnist:fit (+ horizontal flips) with the frozen encoder
+    pilot      the first 2,000 steps of each candidate generator size, their FID-1k on
+               fashion-mnist:val and a table (experiments/fashion/training/pilot.md)
     generator  train the generator on those codes; export its EMA weights (fp16)
     variants   the equal-budget training variants (x0 prediction, plain BCE, unconditional)
     export     the pair: the generator and the chosen tokenizer, side by side
@@ -26,9 +28,11 @@ The full budget is the schedule that produced the pair shipped in the package, i
 two interruptions (`--history shipped`, the default): the tokenizer restarted at step 6,000
 with the perceptual term on 8 images per step instead of the whole batch, and the generator
 restarted at step 4,210 from its exported EMA weights (fresh optimizer, learning rate
-re-warmed). `--history clean` runs both uninterrupted. On the project's 2-core CPU the full
-budget takes about 30 hours (generator ~13 h, variants ~5 h, report ~9 h); `--smoke` runs every
-stage on a tiny budget in a few minutes, to check the pipeline, not to measure anything.
+re-warmed). `--history clean` runs both uninterrupted. `--size` picks the generator size the
+generator stage trains (default: the shipped one); it goes on from that size's pilot run. On
+the project's 2-core CPU the full budget takes about 30 hours (generator ~13 h, variants ~5 h,
+report ~9 h, and the pilot ~7 h); `--smoke` runs every stage on a tiny budget in a few minutes,
+to check the pipeline, not to measure anything.
 
 `--pair shipped` points the stages after training (tune, fid, report) at the pair shipped in
 the package and writes their results where the repository keeps them (experiments/fashion/
@@ -50,7 +54,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .stages import FULL, NAMES, ROOT, SMOKE, STAGES, TRAINING, Command, Run, Stage
+from .stages import FULL, NAMES, ROOT, SIZES, SMOKE, STAGES, TRAINING, Command, Run, Stage
 
 
 def argv_of(command: Command) -> list[str]:
@@ -179,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="run",
         help="the pair tune/fid/report use: this run's, or the one in the package",
     )
+    p.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="base",
+        help="generator size the generator stage trains (the pilot stage compares them)",
+    )
     p.add_argument("--nice", type=int, default=10, help="niceness of the training stages")
     p.add_argument("--list", action="store_true", help="print the stages, their state and commands")
     return p
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run = Run(
         dir=Path(args.run_dir).resolve(),
-        budget=SMOKE if args.smoke else FULL,
+        budget=dataclasses.replace(SMOKE if args.smoke else FULL, size=args.size),
         device=args.device,
         history=args.history,
         pair=args.pair,

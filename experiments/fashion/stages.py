@@ -16,6 +16,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SHIPPED = ROOT / "src" / "bigr" / "assets" / "fashion"
+# Generator sizes the size pilot compares (`--set` flags on the bigr-fashion preset); "base" is
+# the shipped generator's (128 wide, 8 blocks, 2.57M parameters).
+SIZES = {
+    "base": "",
+    "w192": "--set dim=192 --set heads=6 --set head.dim=192",
+    "w256": "--set dim=256 --set heads=8 --set head.dim=256",
+}
 VARIANT_CHANGE = {
     "x0": "--set head.predict_flip=false",
     "bce": "--set head.predict_flip=false --set head.direct=true",
@@ -46,6 +53,14 @@ class Budget:
     generator_warmup: int = 300
     warm_start: int = 4210  # the shipped run restarted from its exported EMA here
     variant_steps: int = 3500  # the variants stop here on the generator's schedule
+    size: str = "base"  # the generator size the generator stage trains (a key of SIZES)
+    pilot_sizes: tuple[str, ...] = ("w192", "base", "w256")
+    pilot_steps: int = 2000  # each candidate's first steps on the full schedule
+    pilot_fid_num: int = 1000
+    # the shipped pair's recommended recipe, spelled out (pilot models have no recipe.json)
+    pilot_recipe: str = (
+        "--recipe release --steps 16 --order random --guidance 1.5 --gumbel 0 --head-steps 25"
+    )
     checkpoint_every: int = 250
     sample_every: int = 2000
     compile: bool = True
@@ -89,6 +104,10 @@ SMOKE = Budget(
     generator_warmup=1,
     warm_start=4,
     variant_steps=2,
+    pilot_sizes=("base", "w192"),
+    pilot_steps=2,
+    pilot_fid_num=8,
+    pilot_recipe="--recipe release --steps 2 --head-steps 2",
     checkpoint_every=2,
     sample_every=0,
     compile=False,
@@ -146,6 +165,11 @@ class Run:
     def tables_dir(self) -> Path:
         return HERE / "training" if self.shipped else self.path("tables")
 
+    def generator_dir(self, size: str | None = None) -> Path:
+        """The run folder of the generator of `size` (default: the budget's)."""
+        size = size or self.budget.size
+        return self.path("generator" if size == "base" else f"generator-{size}")
+
     def variant_dirs(self) -> dict[str, Path]:
         """label -> model folder of the flip base and each variant, all at `variant_steps`."""
         steps = self.budget.variant_steps
@@ -163,6 +187,7 @@ class Run:
             "model": self.model,
             "tokenizer": self.tokenizer,
             "report_dir": self.report_dir,
+            "size_flags": SIZES[b.size],
         }
 
 
@@ -201,7 +226,7 @@ GENERATOR = (
     "--tokenizer {run}/tokenizer-fp16 --steps {generator_steps} --batch-size {generator_batch} "
     "--lr 1e-3 --warmup {generator_warmup} --lr-schedule cosine --min-lr 1e-5 --ema-decay 0.999 "
     "--checkpoint-every {checkpoint_every} --sample-every {sample_every} --log-every 25 "
-    "--per-sample-mask --precision fp32 {compile} --device {device} --resume"
+    "--per-sample-mask --precision fp32 {compile} --device {device} --resume {size_flags}"
 )
 EXPORT = "bigr export {source} --out {out} --dtype float16"
 
@@ -255,16 +280,46 @@ def _codes(run: Run) -> list[Command]:
     ]
 
 
-def _train(run: Run, out: Path, extra: str = "") -> Command:
-    return command(f"{GENERATOR} {extra}", run, out=out)
+def _train(run: Run, out: Path, extra: str = "", size: str | None = None) -> Command:
+    return command(f"{GENERATOR} {extra}", run, out=out, size_flags=SIZES[size or run.budget.size])
 
 
 def _export(run: Run, source: Path, out: Path) -> Command:
     return command(EXPORT, run, source=source, out=out)
 
 
+def _pilot(run: Run) -> list[Command]:
+    """Each candidate size's first `pilot_steps` on the full schedule (the chosen one's
+    generator stage goes on from there), its EMA's FID on validation images, then the table."""
+    commands = []
+    for size in run.budget.pilot_sizes:
+        model, samples = run.path("pilot", f"{size}-model"), run.path("pilot", f"{size}-samples")
+        commands += [
+            _train(run, run.generator_dir(size), "--stop-at {pilot_steps}", size=size),
+            _export(run, run.generator_dir(size) / "model", model),
+            command(
+                "bigr sample-fid --model {model} --tokenizer {run}/tokenizer-fp16 "
+                "--num-samples {pilot_fid_num} --batch-size {fid_batch} --out {samples} "
+                "{pilot_recipe} {compile} --device {device}",
+                run, model=model, samples=samples,
+            ),
+            command(
+                "bigr fid {samples} --ref {val} --out {run}/pilot/{size}-fid.json "
+                "--device {device} --features {features}",
+                run, samples=samples, size=size,
+            ),
+        ]  # fmt: skip
+    table = (
+        "python -m experiments.fashion.pilot_table --run-dir {run} --steps {pilot_steps} "
+        "--out {tables}/pilot.md {sizes}"
+    )
+    sizes = [f"{s}={run.generator_dir(s).name}" for s in run.budget.pilot_sizes]
+    return [*commands, command(table, run, tables=run.tables_dir, sizes=sizes)]
+
+
 def _generator(run: Run) -> list[Command]:
-    first, base = run.path("generator"), run.variant_dirs()[f"flip@{run.budget.variant_steps}"]
+    first = run.generator_dir()
+    base = run.variant_dirs()[f"flip@{run.budget.variant_steps}"]
     steps = [
         _train(run, first, "--stop-at {variant_steps}"),
         _export(run, first / "model", base),  # the variants' equal-budget base
@@ -376,6 +431,8 @@ STAGES = (
           lambda r: [r.path("selection", "chosen.json")]),
     Stage("codes", "tokenize the training images and their flips", _codes,
           lambda r: [r.path("codes")]),
+    Stage("pilot", "short runs of candidate generator sizes, their FID on validation", _pilot,
+          lambda r: [r.tables_dir / "pilot.md"], trains=True),
     Stage("generator", "train the generator, export its EMA (fp16)", _generator,
           _safetensors("generator-fp16"), trains=True),
     Stage("variants", "train the equal-budget variants", _variants,
@@ -389,4 +446,6 @@ STAGES = (
     Stage("report", "every report section", _report, lambda r: [r.report_dir / "report.md"]),
 )  # fmt: skip
 NAMES = tuple(s.name for s in STAGES)
-TRAINING = ("tokenizer", "finetune", "select", "codes", "generator", "variants", "export")
+TRAINING = (
+    "tokenizer", "finetune", "select", "codes", "pilot", "generator", "variants", "export"
+)  # fmt: skip

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import Config, config_from_json, config_to_json
+from .outputs import OutputError, atomic_write, check_replaceable, fsync_tree
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -38,10 +39,18 @@ def _default_modes(folder: Path) -> None:
 
 
 def save_directory(
-    path: str | Path, config: Config, state_dict: dict[str, torch.Tensor], extra: dict | None = None
+    path: str | Path,
+    config: Config,
+    state_dict: dict[str, torch.Tensor],
+    extra: dict | None = None,
+    *,
+    force: bool = False,
 ) -> Path:
-    """Write config and weights to `path` atomically; returns the path."""
+    """Write config and weights to `path` atomically and durably; returns the path. A folder
+    already there is replaced only if it is empty or a model folder (`outputs.check_replaceable`;
+    `force` replaces anything)."""
     path = Path(path)
+    check_replaceable(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -54,6 +63,7 @@ def save_directory(
             tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "bigr_kind": meta["kind"]}
         )
         _default_modes(tmp)
+        fsync_tree(tmp)  # a full disk fails here, before the old folder is touched
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -62,6 +72,10 @@ def save_directory(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+    except OSError as err:
+        if isinstance(err, OutputError):
+            raise
+        raise OutputError(f"{path}: could not be written ({err.strerror or err})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -219,33 +233,10 @@ def check_weights(file: Path, state: dict[str, torch.Tensor]) -> None:
 # -- training state ----------------------------------------------------------------------------
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text beside `path`, then rename it into place: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save_state(path: str | Path, state: dict) -> Path:
-    """Write a resume state (tensors and plain Python values only) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # a kill before this line leaves the previous state intact
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write a resume state (tensors and plain Python values only) atomically and durably; a
+    failure (a kill, a full disk) leaves the previous state intact."""
+    return atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_state(path: str | Path, device: str | torch.device = "cpu") -> dict:

@@ -99,10 +99,20 @@ def run_handler(
     except KeyboardInterrupt:
         print("bigr: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, OSError, KeyError) as err:
+    except (CLIError, ValueError, OSError, KeyError, MemoryError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"bigr {command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE if isinstance(err, CLIError) else 1
+    except RuntimeError as err:  # the allocator's own words, on the CPU or a GPU
+        text = str(err)
+        if "out of memory" not in text.lower() and "can't allocate memory" not in text:
+            raise
+        first = text.strip().splitlines()[0][:200]
+        print(
+            f"bigr {command}: error: out of memory ({first}); lower --batch-size or --num",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

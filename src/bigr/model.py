@@ -132,8 +132,11 @@ class BiGR(nn.Module):
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def save_pretrained(self, path: str | Path, extra: dict | None = None) -> Path:
-        return save_directory(path, self.config, self.state_dict(), extra)
+    def save_pretrained(
+        self, path: str | Path, extra: dict | None = None, *, force: bool = False
+    ) -> Path:
+        """Write a model folder; a folder holding other files is refused unless `force`."""
+        return save_directory(path, self.config, self.state_dict(), extra, force=force)
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path, device: str | torch.device = "cpu") -> BiGR:
@@ -157,7 +160,9 @@ def compile_backbone(model: BiGR, backend: str = "inductor") -> BiGR:
     return model
 
 
-def save_tokenizer(model: BinaryAutoencoder, path: str | Path, extra: dict | None = None) -> Path:
+def save_tokenizer(
+    model: BinaryAutoencoder, path: str | Path, extra: dict | None = None, *, force: bool = False
+) -> Path:
     """Write a tokenizer folder (config.json + model.safetensors) that `load_tokenizer` reads.
 
     >>> import tempfile
@@ -166,7 +171,7 @@ def save_tokenizer(model: BinaryAutoencoder, path: str | Path, extra: dict | Non
     >>> load_tokenizer(folder).config.code_bits
     16
     """
-    return save_directory(path, model.config, model.state_dict(), extra)
+    return save_directory(path, model.config, model.state_dict(), extra, force=force)
 
 
 def load_tokenizer(

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
+from .outputs import atomic_write_text
 from .sampler import SamplerConfig
 
 RECIPE_FILE = "recipe.json"
@@ -167,8 +167,4 @@ def save_recipes(
         "recipes": {name: dataclasses.asdict(c) for name, c in recipes.items()},
         "selection": selection or {},
     }
-    path = Path(model_dir) / RECIPE_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(model_dir) / RECIPE_FILE, json.dumps(data, indent=2) + "\n")

@@ -45,8 +45,10 @@ import torch
 from torch import Tensor
 
 from .draws import Draws, TorchDraws, announce_rows
+from .memory import check_sampling_fits
 from .model import BiGR
 from .sampler_plan import MAX_STEPS, ORDERS, SamplerConfig, Step, head_steps_at, plan_steps
+from .validation import check_generator, check_sampler
 
 # The plan's names stay importable from here for users (`from bigr.sampler import
 # SamplerConfig`); the package itself imports them from `sampler_plan`.
@@ -249,8 +251,9 @@ def sample_codes(
     >>> tuple(codes.shape), sorted(codes.unique().tolist())
     ((2, 16, 16), [0.0, 1.0])
     """
-    config = config or SamplerConfig()
-    config.validate()
+    config = SamplerConfig() if config is None else config
+    check_sampler(config)
+    check_generator(generator)
     mc = model.config
     check_conditions(model, condition, condition_weights)
     b, l, k = condition.shape[0], mc.num_tokens, mc.code_bits
@@ -268,6 +271,7 @@ def sample_codes(
         raise ValueError(
             "guidance needs a null class, but this model was trained without label dropout"
         )
+    check_sampling_fits(mc, b, config.guidance != 1, device)
     draws = draws or TorchDraws(generator)
     if known_mask is None:
         known_mask = torch.zeros(b, l, dtype=torch.bool, device=device)

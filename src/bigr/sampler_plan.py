@@ -15,6 +15,8 @@ from . import schedules
 
 ORDERS = ("entropy", "confidence", "random", "raster")
 MAX_STEPS = 1000  # unmasking or head steps: more than any recipe needs, few enough to finish
+MAX_SCALE = 1000.0  # guidance, Gumbel and head temperatures: far past any use, far below overflow
+MIN_TEMPERATURE = 1e-3
 
 
 def _option(default, help: str, choices: tuple[str, ...] | None = None, **extra):
@@ -96,12 +98,18 @@ class SamplerConfig:
                 raise ValueError(f"{name} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value}")
-        if self.guidance < 0:
-            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
-        if self.gumbel < 0:
-            raise ValueError(f"gumbel temperature must be >= 0, got {self.gumbel}")
+        if not 0 <= self.guidance <= MAX_SCALE:
+            raise ValueError(f"guidance must be in [0, {MAX_SCALE:g}], got {self.guidance}")
+        if not 0 <= self.gumbel <= MAX_SCALE:
+            raise ValueError(f"gumbel temperature must be in [0, {MAX_SCALE:g}], got {self.gumbel}")
+        low, high = MIN_TEMPERATURE, MAX_SCALE
         if self.head_temperature <= 0:
             raise ValueError(f"head_temperature must be > 0, got {self.head_temperature}")
+        if not low <= self.head_temperature <= high:
+            raise ValueError(
+                f"head_temperature must be in [{low:g}, {high:g}] (outside it the bit "
+                f"probabilities overflow to exactly 0 and 1), got {self.head_temperature}"
+            )
         if not 0.0 <= self.reveal_certain <= 1.0:
             raise ValueError(f"reveal_certain must be in [0, 1], got {self.reveal_certain}")
         if not 0.0 <= self.guidance_start <= self.guidance_stop <= 1.0:

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .config import TokenizerConfig
 from .draws import Draws, TorchDraws
+from .validation import check_bits, check_images, check_tensor
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -227,6 +228,8 @@ class BinaryAutoencoder(nn.Module):
         straight through to the probabilities.
         """
         self._check_images(images)
+        if not self.training:  # a caller's images; training data is checked where it is read
+            check_images(images)
         probs = self.binarizer.probs(self.encoder(images))
         if stochastic:
             bits = (draws or TorchDraws(generator)).bernoulli(probs.detach())
@@ -238,10 +241,13 @@ class BinaryAutoencoder(nn.Module):
     def decode(self, codes: Tensor) -> Tensor:
         """Codes (B, L, K) -> images (B, 3, H, W), unclamped; computed in float32 even inside
         an autocast region (reduced precision is for the generator)."""
+        check_tensor(codes, "codes")
         if codes.shape[-1] != self.config.code_bits:
             raise ValueError(
                 f"this tokenizer decodes {self.config.code_bits}-bit codes, got {codes.shape[-1]}"
             )
+        if not codes.requires_grad:  # straight-through training codes are bits up to rounding
+            check_bits(codes)
         grid = codes_to_grid(codes.float(), self.config.grid_size)
         with torch.autocast(grid.device.type, enabled=False):  # pixels always in float32
             return self.decoder(self.binarizer.embed_bits(grid))

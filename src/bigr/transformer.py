@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from .config import BiGRConfig
 from .layers import Attention, DropPath, FeedForward, RMSNorm, modulate, rope_table_2d
+from .validation import check_bits
 
 
 class Block(nn.Module):
@@ -205,6 +206,9 @@ class BiGRTransformer(nn.Module):
         `condition`: class ids (B,) int64, or caption embeddings (B, text_dim) for a text
         model; default: the null one. A layer outside the model raises IndexError."""
         layer = block_index(layer, self.config.depth)
+        check_codes(codes, self.config.num_tokens, self.config.code_bits)
+        check_bits(codes)
+        codes = codes.to(self.mask_token.dtype)  # bits given as integers or booleans
         if condition is None:
             condition = self.null_condition(codes.shape[0], codes.device)
         h = self.hidden_states(codes, self.embed_classes(condition), None, upto=layer)

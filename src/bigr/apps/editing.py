@@ -21,6 +21,7 @@ from ..model import BiGR
 from ..recipes import RECIPES
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
+from ..validation import check_bool_mask, check_images
 from .common import blend, check_pair, condition_for, decode, encode, unconditional
 from .masks import token_mask
 
@@ -60,10 +61,10 @@ def regenerate(
     null condition."""
     check_pair(model, tokenizer)
     size, grid = tokenizer.config.image_size, model.config.grid_size
+    check_images(image, "the image")
     if tuple(image.shape) != (3, size, size):
         raise ValueError(f"the image must be 3x{size}x{size}, got {tuple(image.shape)}")
-    if tuple(pixel_mask.shape) != (size, size):
-        raise ValueError(f"the mask must be {size}x{size}, got {tuple(pixel_mask.shape)}")
+    check_bool_mask(pixel_mask, (size, size), "the mask")
     tokens = token_mask(pixel_mask, grid, rule)
     if not tokens.any():
         raise ValueError("the mask selects no token: nothing to regenerate")
@@ -120,6 +121,8 @@ def outpaint(
 ) -> EditResult:
     """Keep the region under `keep_mask` and regenerate everything around it."""
     rule = kwargs.pop("rule", "any")
+    size = tokenizer.config.image_size
+    check_bool_mask(keep_mask, (size, size), "the mask")
     if kwargs.get("feather_radius") is None:
         # A hard paste of the kept pixels shows a seam where they meet the generated ones
         # (the decoder's output differs there from the original): soften it over half a

@@ -37,6 +37,8 @@ def interpolate(
     """Images (F, 3, S, S) and codes (F, L, K), one frame per weight w of `condition_b`. The
     conditions are class ids, or for a text model caption embeddings (text_dim,)."""
     check_pair(model, tokenizer)
+    if len(weights) == 0:
+        raise ValueError("give at least one interpolation weight")
     # (1, 2) class ids, or (1, 2, T) caption embeddings for a text model
     ends = [condition_for(model, c, 1)[0] for c in (condition_a, condition_b)]
     pair = torch.stack(ends)[None]

@@ -25,7 +25,9 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def finite_float(low: float = -math.inf, high: float = math.inf, *, open_low: bool = False):
+def finite_float(
+    low: float = -math.inf, high: float = math.inf, *, open_low: bool = False, open_high=False
+):
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -33,9 +35,11 @@ def finite_float(low: float = -math.inf, high: float = math.inf, *, open_low: bo
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-        if value < low or (open_low and value == low) or value > high:
+        below = value < low or (open_low and value == low)
+        if below or value > high or (open_high and value == high):
             sign = ">" if open_low else ">="
-            bound = f"{sign} {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            left, right = "(" if open_low else "[", ")" if open_high else "]"
+            bound = f"{sign} {low:g}" if high == math.inf else f"in {left}{low:g}, {high:g}{right}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {value:g}")
         return value
 

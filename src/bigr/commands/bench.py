@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .argtypes import device as device_arg
+from .argtypes import finite_float, int_in
 
 
 def add_bench_command(sub: argparse._SubParsersAction) -> None:
@@ -12,10 +13,12 @@ def add_bench_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks that print numbers")
     p.add_argument("what", choices=["sample", "train"])
     p.add_argument("--preset", default="bench")
-    p.add_argument("--batch", type=int, default=None, help="default: 4 (sample), 8 (train)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--head-steps", type=int, default=100)
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument(
+        "--batch", type=int_in(1, 4096), default=None, help="default: 4 (sample), 8 (train)"
+    )
+    p.add_argument("--steps", type=int_in(1, 1000), default=20)
+    p.add_argument("--head-steps", type=int_in(1, 1000), default=100)
+    p.add_argument("--guidance", type=finite_float(0, 1000), default=3.0)
     p.add_argument(
         "--paths",
         default="default,release",
@@ -26,7 +29,7 @@ def add_bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument(
         "--repeats",
-        type=int,
+        type=int_in(1, 1000),
         default=None,
         help="timed repeats, the best is kept; default: 1 (sample), 3 (train steps)",
     )

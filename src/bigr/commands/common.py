@@ -151,13 +151,9 @@ class Progress:
 
 def save_tensor(tensor: torch.Tensor, path: str | Path) -> None:
     """torch.save to a temporary sibling, then rename: a failure keeps the earlier file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(tensor, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from ..outputs import atomic_write
+
+    atomic_write(path, lambda f: torch.save(tensor, f))
 
 
 def config_changes(

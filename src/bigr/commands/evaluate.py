@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write_text
 from ..data import BUILTIN_DATASET, HELD_OUT_SPEC
+from ..outputs import atomic_write_text, check_output_file, run_lock
 from .argtypes import device as device_arg
 from .argtypes import finite_float, int_in
 from .common import (
@@ -24,15 +27,23 @@ from .common import (
 
 
 def cmd_sample_fid(args: argparse.Namespace) -> int:
-    from ..evaluation.sample_fid import sample_fid
-
     if str(args.device) == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per rank
         args.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     model, tokenizer = load_pair(args)
     sampler = sampler_from_args(args, "recommended")
     rank = int(os.environ.get("RANK", 0)) if args.rank is None else args.rank
     world = int(os.environ.get("WORLD_SIZE", 1)) if args.world_size is None else args.world_size
-    result = sample_fid(
+    with run_lock(args.out, "sample-fid --out", rank=rank):
+        result = _sample_fid(args, model, tokenizer, sampler, rank, world)
+    state = f"complete: {result['samples']}" if result["complete"] else "other shards still missing"
+    print(f"rank {rank}: wrote {result['shards_written']} shards to {result['out_dir']} ({state})")
+    return 0
+
+
+def _sample_fid(args, model, tokenizer, sampler, rank: int, world: int) -> dict:
+    from ..evaluation.sample_fid import sample_fid
+
+    return sample_fid(
         model,
         tokenizer,
         args.out,
@@ -46,9 +57,25 @@ def cmd_sample_fid(args: argparse.Namespace) -> int:
         write_png=args.png,
         model_info={"model": str(args.model), "recipe": args.recipe or "recommended"},
     )
-    state = f"complete: {result['samples']}" if result["complete"] else "other shards still missing"
-    print(f"rank {rank}: wrote {result['shards_written']} shards to {result['out_dir']} ({state})")
-    return 0
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    """The `arr_0` images of an .npz, or one line saying why the file cannot give them."""
+    try:
+        data = np.load(path)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: a single .npy array, not an .npz archive")
+        with data:
+            if "arr_0" not in data:
+                raise ValueError(f"{path}: no 'arr_0' image array")
+            return data["arr_0"]
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError) as err:
+        if str(err).startswith(str(path)):
+            raise
+        raise ValueError(
+            f"{path}: damaged or truncated .npz ({type(err).__name__}); for a sample-fid "
+            "folder, delete samples.npz and rerun sample-fid to merge its shards again"
+        ) from None
 
 
 def _load_samples(path: Path) -> tuple[np.ndarray | None, Path | None]:
@@ -56,10 +83,7 @@ def _load_samples(path: Path) -> tuple[np.ndarray | None, Path | None]:
     if path.is_dir() and (path / "samples.npz").is_file():
         path = path / "samples.npz"
     if path.suffix == ".npz":
-        with np.load(path) as data:
-            if "arr_0" not in data:
-                raise ValueError(f"{path}: no 'arr_0' image array")
-            return data["arr_0"], None
+        return _read_npz(path), None
     if path.is_dir():
         if (path / "meta.json").is_file():
             raise ValueError(f"{path}: the sample set is incomplete (no samples.npz yet)")
@@ -123,6 +147,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     from ..evaluation.reference import compare_statistics
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_output_file(args.out)  # before the work: a device or a folder is refused now
     sample_path = Path(args.samples)
     images, _ = _load_samples(sample_path)
     _check_reference(args.ref, Path(args.ref_stats) if args.ref_stats else None)
@@ -165,17 +190,22 @@ def cmd_tune_recipe(args: argparse.Namespace) -> int:
         values = getattr(args, f"sweep_{name}")
         if values:
             changes[name] = tuple(parse_ints(values, f"--sweep-{name.replace('_', '-')}"))
-    limit = args.max_seconds_per_image
-    if args.fast is not None:
-        release = release_seconds_per_image(model, args.batch_size, args.out, args.seed)
-        limit = release / args.fast if limit is None else min(limit, release / args.fast)
-        print(
-            f"the release's recipe and algorithm: {release:.4f} s/image at batch "
-            f"{args.batch_size}; budget {limit:.4f} s/image ({args.fast:g}x faster)"
-        )
-    cfg = TuneConfig(**changes, max_seconds_per_image=limit, seed=args.seed)
+    cfg = TuneConfig(**changes, max_seconds_per_image=args.max_seconds_per_image, seed=args.seed)
+    # every axis value, before anything is timed or sampled
+    cfg.validate_axes(base, model.config.head.diffusion_steps)
     extractor = feature_extractor(args.features).to(args.device)
-    result = tune_recipe(model, tokenizer, extractor, args.out, cfg, base)
+    with run_lock(args.out, "tune-recipe --out"):
+        if args.fast is not None:
+            release = release_seconds_per_image(model, args.batch_size, args.out, args.seed)
+            limit = release / args.fast
+            if cfg.max_seconds_per_image is not None:
+                limit = min(limit, cfg.max_seconds_per_image)
+            cfg = dataclasses.replace(cfg, max_seconds_per_image=limit)
+            print(
+                f"the release's recipe and algorithm: {release:.4f} s/image at batch "
+                f"{args.batch_size}; budget {limit:.4f} s/image ({args.fast:g}x faster)"
+            )
+        result = tune_recipe(model, tokenizer, extractor, args.out, cfg, base)
     print(f"wrote {Path(args.out) / 'tuning.md'}, {Path(args.out) / 'tuning.json'}")
     if args.write:
         table = str(Path(args.out) / "tuning.md")
@@ -200,6 +230,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from ..model import BiGR
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_output_file(args.out)
     model = BiGR.from_pretrained(args.model, device=device)
     train_codes, test_codes = CodeShards(args.train_codes), CodeShards(args.test_codes)
     depth = model.config.depth

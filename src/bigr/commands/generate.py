@@ -320,7 +320,11 @@ def _edit_args(p: argparse.ArgumentParser, mask_help: str) -> None:
         required=True,
         help="input image (centre-cropped and resized as the release does)",
     )
-    p.add_argument("--mask", help=mask_help)
+    p.add_argument(
+        "--mask",
+        help=f"{mask_help}; with transparency, transparent pixels count as black (a mask of one "
+        "colour on a transparent sheet: its opaque part is the white)",
+    )
     p.add_argument(
         "--box",
         type=box_arg,

@@ -21,7 +21,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if len(tokenizers) > len(models):
         raise CLIError("more --tokenizer than --model arguments")
     specs = [(m, tokenizers[i] if i < len(tokenizers) else None) for i, m in enumerate(models)]
-    app = create_app(Server(load_pairs(specs, args.device), precision=args.inference_precision))
+    server = Server(load_pairs(specs, args.device), precision=args.inference_precision)
+    app = create_app(server, allowed_hosts=tuple(args.allow_host or ()))
     print(f"serving on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     app.run(host=args.host, port=args.port, threaded=True)
     return 0
@@ -49,6 +50,13 @@ def add_interface_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", action="append", help="tokenizer of the matching --model")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int_in(1, 65535), default=8765)
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="also answer requests addressed to this host name (repeatable; localhost, "
+        "127.0.0.1 and ::1 always are), e.g. the machine's name when serving with --host 0.0.0.0",
+    )
     p.add_argument("--device", type=device_arg, default="cpu")
     add_precision_argument(p)
     p.set_defaults(func=cmd_serve)

@@ -46,6 +46,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             overrides=overrides,
             key=args.key,
             dtype=dtype,
+            force=args.force,
         )
     except PresetMismatch as err:
         raise CLIError(str(err)) from None
@@ -87,14 +88,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from ..checkpoint import load_directory, resolve, save_directory
+    from ..outputs import check_replaceable
 
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    check_replaceable(args.out, force=args.force)  # before reading anything
     src = resolve(args.src)  # a folder, or an embedded name (checkpoint.EMBEDDED)
     config, state = load_directory(src)
     meta = json.loads((src / "config.json").read_text())
     state = {k: v.to(dtype[args.dtype]) if v.is_floating_point() else v for k, v in state.items()}
     extra = {**meta.get("extra", {}), "stored_dtype": args.dtype}
-    out = save_directory(args.out, config, state, extra)
+    out = save_directory(args.out, config, state, extra, force=args.force)
     size = (out / "model.safetensors").stat().st_size
     print(f"wrote {out} ({size / 1e6:.1f} MB, {args.dtype}; loading computes in float32)")
     return 0
@@ -134,6 +137,7 @@ def add_conversion_commands(sub: argparse._SubParsersAction) -> None:
         "--out", required=True, help="output directory (config.json + model.safetensors)"
     )
     p.add_argument("--key", default="ema", help="entry of a BiGR .pt file holding the weights")
+    p.add_argument("--force", action="store_true")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument(
         "--set",
@@ -154,6 +158,7 @@ def add_model_file_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("src", help="model or tokenizer directory")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("presets", help="list the model presets")

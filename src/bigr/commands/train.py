@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 from .. import schedules
@@ -18,8 +19,23 @@ from .common import config_changes, parse_ints
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from ..data.tokenize import tokenize_command
+    from ..outputs import run_lock
 
-    result = tokenize_command(
+    rank = int(os.environ.get("RANK", 0)) if args.rank is None else args.rank
+    with run_lock(args.out, "tokenize --out", rank=rank):
+        result = _tokenize(args, tokenize_command)
+    done = "" if result["complete"] else "; other ranks' shards still missing"
+    print(
+        f"wrote {result['shards_written']} shards ({result['shards_already_done']} already there) "
+        f"to {result['out_dir']}: {result['images']} images, {result['bytes_per_image']} bytes "
+        f"per image vs {result['release_bytes_per_image']} in the release's one-byte-per-bit "
+        f"format{done}"
+    )
+    return 0
+
+
+def _tokenize(args: argparse.Namespace, tokenize_command) -> dict:
+    return tokenize_command(
         args.tokenizer,
         args.data,
         args.out,
@@ -36,14 +52,13 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         captions=args.captions,
         progress=True,
     )
-    done = "" if result["complete"] else "; other ranks' shards still missing"
-    print(
-        f"wrote {result['shards_written']} shards ({result['shards_already_done']} already there) "
-        f"to {result['out_dir']}: {result['images']} images, {result['bytes_per_image']} bytes "
-        f"per image vs {result['release_bytes_per_image']} in the release's one-byte-per-bit "
-        f"format{done}"
-    )
-    return 0
+
+
+def _main_rank_lock(folder: str, what: str):
+    """The run folder's lock, held by the process that writes it (rank 0 under torchrun)."""
+    from ..outputs import run_lock
+
+    return run_lock(folder, what) if os.environ.get("RANK", "0") == "0" else nullcontext()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -70,16 +85,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     tokenizer = (
         load_tokenizer(args.tokenizer, device=args.device or "cpu") if args.tokenizer else None
     )
-    stats = train_generator(
-        config,
-        data,
-        args.out,
-        train,
-        resume=args.resume,
-        init=args.init,
-        tokenizer=tokenizer,
-        device=args.device,
-    )
+    with _main_rank_lock(args.out, "train --out"):
+        stats = train_generator(
+            config,
+            data,
+            args.out,
+            train,
+            resume=args.resume,
+            init=args.init,
+            tokenizer=tokenizer,
+            device=args.device,
+        )
     stopped = int(stats.get("stopped_by_signal", 0))
     if os.environ.get("RANK", "0") != "0":
         return 128 + stopped if stopped else 0
@@ -162,7 +178,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr-schedule", choices=schedules.LR_SCHEDULES)
     g.add_argument("--min-lr", type=finite_float(0))
     g.add_argument("--grad-clip", type=finite_float(0))
-    g.add_argument("--ema-decay", type=finite_float(0, 1))
+    g.add_argument("--ema-decay", type=finite_float(0, 1, open_high=True))
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     g.add_argument("--compile", action="store_true", default=None)
     g.add_argument(
@@ -198,16 +214,17 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     if args.export_weights:
         changes["export"] = args.export_weights
     train = TokenizerTrainConfig(**changes)
-    stats = train_tokenizer(
-        config,
-        data,
-        args.out,
-        train,
-        held_out=held_out,
-        resume=args.resume,
-        device=args.device,
-        init=args.init,
-    )
+    with _main_rank_lock(args.out, "train-tokenizer --out"):
+        stats = train_tokenizer(
+            config,
+            data,
+            args.out,
+            train,
+            held_out=held_out,
+            resume=args.resume,
+            device=args.device,
+            init=args.init,
+        )
     stopped = int(stats.get("stopped_by_signal", 0))
     if os.environ.get("RANK", "0") != "0":
         return 128 + stopped if stopped else 0

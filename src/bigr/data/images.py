@@ -12,13 +12,14 @@ Conventions: images are float tensors (3, H, W) or (B, 3, H, W) in [0, 1]; masks
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
+
+from ..outputs import atomic_write
 
 
 class ImageError(ValueError):
@@ -101,13 +102,37 @@ def load_image(path: str | Path, size: int) -> Tensor:
     return to_tensor(center_crop(to_rgb(open_image(path)), size))
 
 
+def mask_luminance(image: Image.Image) -> Image.Image:
+    """A mask file as 8-bit grey, bright = regenerate. The rule for every mode:
+
+    - without alpha (L, RGB, palette, 16-bit and float grey): the luminance;
+    - with alpha (RGBA, LA, PA, a palette with a transparent entry): the luminance times the
+      alpha, so transparent pixels are kept whatever their hidden colour; except when every
+      visible pixel has the same colour (a brush drawn in one colour on a transparent sheet,
+      black included), where the alpha alone is the mask.
+    """
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode not in ("RGBA", "LA", "PA"):
+        return to_rgb(image).convert("L")
+    rgba = np.asarray(image.convert("RGBA"))
+    colour, alpha = rgba[..., :3], rgba[..., 3]
+    visible = colour[alpha > 0]
+    if len(visible) == 0 or (visible == visible[0]).all():
+        return Image.fromarray(alpha.copy(), mode="L")
+    luminance = np.asarray(Image.fromarray(colour.copy(), mode="RGB").convert("L"), np.float64)
+    values = np.floor(luminance * alpha / 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(values, mode="L")
+
+
 def load_mask(path: str | Path, size: int) -> Tensor:
-    """(size, size) bool, True where the mask is bright (> 127): the region to regenerate.
+    """(size, size) bool, True where the mask is bright (> 127): the region to regenerate
+    (`mask_luminance` gives the rule for masks with an alpha channel).
 
     The mask goes through the same centre crop as the image, so a mask drawn on the original
     photo lines up with the cropped image.
     """
-    mask = to_rgb(open_image(path)).convert("L")
+    mask = mask_luminance(open_image(path))
     if min(mask.size) < size:
         raise ImageError(f"{path}: mask is {mask.size[0]}x{mask.size[1]}, smaller than {size}")
     cropped = np.asarray(center_crop(mask, size))
@@ -144,15 +169,9 @@ def save_image(image: Tensor, path: str | Path) -> Path:
     are clamped)."""
     path = Path(path)
     check_output(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # written beside the target and renamed, so a failed write never destroys an earlier file
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        to_pil(image).save(tmp, format=_writer_format(path))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    picture, fmt = to_pil(image), _writer_format(path)
+    return atomic_write(path, lambda f: picture.save(f, format=fmt))
 
 
 def make_grid(

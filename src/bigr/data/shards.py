@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..outputs import atomic_write
 
 FORMAT = "bigr-code-shards"
 FORMAT_VERSION = 1
@@ -136,16 +136,8 @@ def is_complete(out_dir: str | Path, shard: int) -> bool:
 
 
 def _atomic_write(final: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write to a unique temporary sibling (`.NAME.tmp-*`), then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Write to a unique temporary sibling, fsync it, then rename it into place."""
+    atomic_write(final, write)
 
 
 def write_shard(out_dir: str | Path, shard: int, codes: np.ndarray, labels: np.ndarray) -> None:
@@ -157,7 +149,7 @@ def write_shard(out_dir: str | Path, shard: int, codes: np.ndarray, labels: np.n
 def clear_temporaries(out_dir: Path, shard: int) -> None:
     """Delete the temporary files an interrupted write of `shard` left behind."""
     for kind in ("labels", "codes"):
-        for stale in out_dir.glob(f".{_shard_path(out_dir, shard, kind).name}.tmp-*"):
+        for stale in out_dir.glob(f".{_shard_path(out_dir, shard, kind).name}.*.tmp"):
             stale.unlink(missing_ok=True)
 
 
@@ -213,7 +205,14 @@ class CodeShards:
         self.labels = [self._open(s, "labels") for s in range(self.meta.num_shards)]
 
     def _open(self, shard: int, kind: str) -> np.ndarray:
-        array = np.load(_shard_path(self.path, shard, kind), mmap_mode="r")
+        path = _shard_path(self.path, shard, kind)
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as err:  # truncated, or not a .npy at all
+            raise ShardError(
+                f"{path}: damaged or truncated shard ({err}); delete it and rerun `bigr tokenize` "
+                "with the same arguments (finished shards are kept)"
+            ) from None
         m = self.meta
         n = len(m.shard_range(shard))
         expected = (n, m.num_variants, m.num_tokens, m.bytes_per_token) if kind == "codes" else (n,)

@@ -22,6 +22,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..data.images import ImageError, open_image, to_tensor
+from ..outputs import atomic_write
 from .inception import InceptionFeatures
 from .metrics import GaussianStats, fid, precision_recall, sfid
 
@@ -212,16 +213,13 @@ def load_statistics(
 
 def save_statistics(stats: ImageStatistics, path: str | Path) -> Path:
     """Write `stats` as `.npz` with ADM key names (+ `features`, `num_images` when known)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"mu": stats.pool.mu, "sigma": stats.pool.sigma, "num_images": stats.num_images}
     if stats.spatial is not None:
         arrays |= {"mu_s": stats.spatial.mu, "sigma_s": stats.spatial.sigma}
     if stats.features is not None:
         arrays["features"] = stats.features
-    with open(path, "wb") as f:  # a file object keeps numpy from appending `.npz`
-        np.savez(f, **arrays)
-    return path
+    # a file object keeps numpy from appending `.npz`
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 # ---- comparison ----------------------------------------------------------------------------

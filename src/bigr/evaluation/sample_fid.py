@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 from .. import distributed
 from ..data.images import save_image
 from ..model import BiGR
+from ..outputs import atomic_write, atomic_write_text
 from ..recipes import RELEASE
 from ..sampler import SamplerConfig, sample_codes
 from ..tokenizer import BinaryAutoencoder
@@ -33,9 +34,7 @@ def shard_path(out: Path, shard: int) -> Path:
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def _check_meta(out: Path, meta: dict) -> None:
@@ -49,9 +48,7 @@ def _check_meta(out: Path, meta: dict) -> None:
                 "use a new folder"
             )
     else:
-        tmp = out / f".meta.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, file)
+        atomic_write_text(file, json.dumps(meta, indent=2) + "\n")
 
 
 @torch.no_grad()
@@ -126,6 +123,18 @@ def sample_fid(
     }
 
 
+def read_shard(path: Path) -> dict[str, np.ndarray]:
+    """A finished shard's images and labels; a damaged file is named, with what to do."""
+    try:
+        with np.load(path) as data:
+            return {"arr_0": data["arr_0"], "labels": data["labels"]}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path}: damaged or truncated sample shard ({type(err).__name__}); delete it and "
+            "rerun the same sample-fid command: only that shard is sampled again"
+        ) from None
+
+
 def merge(out_dir: str | Path) -> Path | None:
     """Write `samples.npz` once every shard exists; None while some are missing."""
     out = Path(out_dir)
@@ -135,7 +144,7 @@ def merge(out_dir: str | Path) -> Path | None:
         return None
     target = out / "samples.npz"
     if not target.is_file():
-        parts = [np.load(shard_path(out, s)) for s in shards]
+        parts = [read_shard(shard_path(out, s)) for s in shards]
         _write_npz(
             target,
             arr_0=np.concatenate([p["arr_0"] for p in parts]),

@@ -34,6 +34,7 @@ import torch
 
 from ..data import HELD_OUT_SPEC
 from ..model import BiGR
+from ..outputs import atomic_write_text
 from ..recipes import model_recipes, model_selections, save_recipes
 from ..sampler import SamplerConfig
 from ..tokenizer import BinaryAutoencoder
@@ -81,6 +82,44 @@ class TuneConfig:
         for name in ("guidance", "orders", "gumbel", "steps", "head_steps"):
             if not getattr(self, name):
                 raise ValueError(f"{name}: give at least one value")
+
+    def validate_axes(self, base: SamplerConfig, diffusion_steps: int | None = None) -> None:
+        """Every value of every axis checked on `base` (and against the model's
+        `diffusion_steps`) before the first point is measured, so a bad value fails at once
+        instead of hours into the sweep."""
+        self.validate()
+        base.validate()
+        if diffusion_steps is not None:
+            for name in ("head_steps", "head_steps_last"):
+                values = (*getattr(self, name), getattr(base, name))
+                over = [v for v in values if v > diffusion_steps]
+                if over:
+                    raise ValueError(
+                        f"sweep {name.replace('_', '-')} value {over[0]} exceeds the model's "
+                        f"{diffusion_steps} diffusion steps"
+                    )
+        single = {
+            name: getattr(self, name)
+            for name in ("guidance", "gumbel", "steps", "head_steps", "head_steps_last",
+                         "uncond_every", "reveal_certain", "guidance_schedules",
+                         "gumbel_schedules")
+        }  # fmt: skip
+        single["order"] = self.orders
+        field = {"guidance_schedules": "guidance_schedule", "gumbel_schedules": "gumbel_schedule"}
+        for name, values in single.items():
+            for value in values:
+                candidate = {field.get(name, name): value}
+                _check_candidate(base, candidate, f"{name.replace('_', '-')} value {value!r}")
+        for start, stop in self.guidance_windows:
+            window = dict(guidance_schedule="interval", guidance_start=start, guidance_stop=stop)
+            _check_candidate(base, window, f"guidance window ({start}, {stop})")
+
+
+def _check_candidate(base: SamplerConfig, change: dict, what: str) -> None:
+    try:
+        dataclasses.replace(base, **change).validate()
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"sweep {what}: {err}") from None
 
 
 def axes(cfg: TuneConfig) -> list[tuple[str, Callable[[SamplerConfig], list[SamplerConfig]]]]:
@@ -190,8 +229,7 @@ def claim_folder(out: Path, fingerprint: str) -> None:
                 f"model and tokenizer are {fingerprint}): use a fresh --out, or delete the folder"
             )
         return
-    out.mkdir(parents=True, exist_ok=True)
-    mark.write_text(fingerprint + "\n")
+    atomic_write_text(mark, fingerprint + "\n")
 
 
 def tune_recipe(
@@ -208,8 +246,7 @@ def tune_recipe(
     """Run the sweep; returns {"best": sampler dict, "axes": [...], "points": [...]}."""
     from .image_sets import generate
 
-    cfg.validate()
-    base.validate()
+    cfg.validate_axes(base, model.config.head.diffusion_steps)
     out = Path(out_dir)
     claim_folder(out, weights_fingerprint(model, tokenizer))
     cache = PointCache(out / "points.jsonl")
@@ -257,9 +294,8 @@ def tune_recipe(
         "axes": history,
         "points": [cache.get(k) for h in history for k in h["points"]],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tuning.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "tuning.md").write_text(tuning_markdown(result))
+    atomic_write_text(out / "tuning.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "tuning.md", tuning_markdown(result))
     return result
 
 

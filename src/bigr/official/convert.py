@@ -58,15 +58,18 @@ def convert_checkpoint(
     key: str = "ema",
     dtype: torch.dtype = torch.float32,
     extra: dict | None = None,
+    force: bool = False,
 ) -> Converted:
     """Read `file` (never unpickling code), infer its configuration (checked against `preset`
     when given: a mismatch raises ConversionError naming every differing field), convert its
     state dict and write `out` (config.json + model.safetensors)."""
     from ..model import BiGR, save_tokenizer
+    from ..outputs import check_replaceable
     from ..tokenizer import BinaryAutoencoder
 
     if kind not in KINDS:
         raise ConversionError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    check_replaceable(out, force=force)  # before the (long) read
     checkpoint = read_checkpoint(file, kind, key)
     infer = infer_bigr_config if kind == "bigr" else infer_tokenizer_config
     inferred = infer(checkpoint.state, checkpoint.args, overrides, preset)
@@ -96,7 +99,7 @@ def convert_checkpoint(
         model = BiGR(config) if kind == "bigr" else BinaryAutoencoder(config)
     model.load_state_dict(converted, strict=True, assign=True)
     if kind == "bigr":
-        path = model.save_pretrained(out, extra=extra)
+        path = model.save_pretrained(out, extra=extra, force=force)
     else:
-        path = save_tokenizer(model, out, extra=extra)
+        path = save_tokenizer(model, out, extra=extra, force=force)
     return Converted(Path(path), inferred, report, origin)

@@ -12,6 +12,11 @@ and a JSON API:
 - `GET  /api/jobs/<id>`         progress (done / total), then the result images (data URLs),
                                 the cropped input and the mask actually used
 
+Only requests addressed to an allowed host name are served (`localhost`, `127.0.0.1`, `::1`
+and any `--allow-host`), so a page on another site cannot reach the API through a DNS name
+rebound to this machine; a POST whose `Origin` (or `Sec-Fetch-Site`) says it comes from another
+site is refused, and job requests must be JSON.
+
 This module owns the routes and loading the model pairs; the jobs and their worker thread are
 `jobs.py`, the validation of what the page sends is `requests.py`.
 """
@@ -27,7 +32,35 @@ from ..model import BiGR, load_tokenizer
 from ..recipes import recipe
 from ..sampler_plan import ORDERS
 from .jobs import Job, ModelPair, Server
-from .requests import MAX_UPLOAD_BYTES, OPERATIONS, RequestError
+from .requests import MAX_JSON_BYTES, MAX_UPLOAD_BYTES, OPERATIONS, RequestError, parse_json
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def host_name(host: str) -> str:
+    """The name part of a Host header or an origin's netloc (port and IPv6 brackets removed)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def cross_site(headers, host: str) -> str | None:
+    """Why a state-changing request is refused as coming from another site (None: allowed):
+    its `Origin` names another host and port than the `Host` it was sent to, or the browser's
+    `Sec-Fetch-Site` says it is cross-site."""
+    from urllib.parse import urlsplit
+
+    origin = headers.get("Origin")
+    if origin is not None:
+        if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+            return f"requests from another origin ({origin}) are refused"
+        return None
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return f"requests from another site (Sec-Fetch-Site: {site}) are refused"
+    return None
+
 
 __all__ = ["Job", "ModelPair", "Server", "create_app", "load_pairs", "page"]
 
@@ -36,12 +69,31 @@ def page() -> str:
     return (resources.files("bigr") / "web" / "index.html").read_text()
 
 
-def create_app(server: Server):
+def _too_large(path: str) -> str:
+    if path == "/api/upload":
+        return f"the upload is larger than {MAX_UPLOAD_BYTES} bytes"
+    return f"the request is larger than {MAX_JSON_BYTES} bytes"
+
+
+def create_app(server: Server, allowed_hosts: tuple[str, ...] = ()):
+    """The Flask app over `server`; `allowed_hosts` adds host names to the local ones."""
     from flask import Flask, jsonify, request
     from werkzeug.exceptions import HTTPException
 
     app = Flask("bigr")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES + 64 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = max(MAX_UPLOAD_BYTES, MAX_JSON_BYTES) + 64 * 1024
+    hosts = {host_name(h) for h in (*LOCAL_HOSTS, *allowed_hosts)}
+
+    @app.before_request
+    def guard():
+        name = host_name(request.host)
+        if name not in hosts:
+            message = f"host {name!r} is not served; start bigr serve with --allow-host {name}"
+            return jsonify(error=message), 403
+        if request.method == "POST":
+            refused = cross_site(request.headers, request.host)
+            if refused:
+                return jsonify(error=refused), 403
 
     @app.errorhandler(RequestError)
     def bad_request(error):
@@ -51,7 +103,7 @@ def create_app(server: Server):
     def http_error(error):
         message = error.description
         if error.code == 413:
-            message = f"the upload is larger than {MAX_UPLOAD_BYTES} bytes"
+            message = _too_large(request.path)
         return jsonify(error=message), error.code
 
     @app.get("/")
@@ -69,6 +121,8 @@ def create_app(server: Server):
 
     @app.post("/api/upload")
     def upload():
+        if (request.content_length or 0) > MAX_UPLOAD_BYTES + 64 * 1024:  # before reading it
+            return jsonify(error=_too_large(request.path)), 413
         file = request.files.get("image")
         if file is None:
             raise RequestError("no file in the form field 'image'")
@@ -76,10 +130,9 @@ def create_app(server: Server):
 
     @app.post("/api/jobs")
     def submit():
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise RequestError("the request body must be a JSON object")
-        return jsonify(server.submit(body))
+        if request.mimetype != "application/json":
+            raise RequestError("send the job as JSON (Content-Type: application/json)")
+        return jsonify(server.submit(parse_json(request.get_data(cache=False))))
 
     @app.get("/api/jobs/<job_id>")
     def job(job_id: str):

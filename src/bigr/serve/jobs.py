@@ -39,8 +39,12 @@ from .requests import (
     prepare,
     read_upload,
     sampler_config,
+    shrink_for,
     text_field,
 )
+
+MAX_KEPT_UPLOADS = 64
+MAX_KEPT_BYTES = 256 * 1024 * 1024  # all kept uploads together
 
 # Every field a job request may carry (the page sends all of them, whatever the operation).
 JOB_FIELDS = frozenset(
@@ -155,19 +159,27 @@ class Server:
         return self.pairs[name]
 
     def upload(self, data: bytes, model: str | None) -> dict:
+        """Keep an uploaded image (as the largest model's centre crop would first shrink it,
+        so the kept images stay small) and return its id and a preview."""
+        size = self.pair(model).tokenizer.config.image_size
         image = read_upload(data)
+        width, height = image.size
+        kept = shrink_for(image, max(p.tokenizer.config.image_size for p in self.pairs.values()))
         image_id = uuid.uuid4().hex
         with self.lock:
-            self.uploads[image_id] = image
-            while len(self.uploads) > 64:  # keep memory bounded
-                self.uploads.pop(next(iter(self.uploads)))
-        size = self.pair(model).tokenizer.config.image_size
+            self.uploads[image_id] = kept
+            while len(self.uploads) > MAX_KEPT_UPLOADS or self.upload_bytes() > MAX_KEPT_BYTES:
+                self.uploads.pop(next(iter(self.uploads)))  # the oldest first
         return {
             "image_id": image_id,
-            "width": image.size[0],
-            "height": image.size[1],
-            "preview": data_url(prepare(image, size)),
+            "width": width,
+            "height": height,
+            "preview": data_url(prepare(kept, size)),
         }
+
+    def upload_bytes(self) -> int:
+        """Memory the kept uploads take (RGB, 3 bytes a pixel)."""
+        return sum(3 * w * h for w, h in (image.size for image in self.uploads.values()))
 
     def submit(self, body: dict) -> dict:
         unknown = sorted(set(body) - JOB_FIELDS)

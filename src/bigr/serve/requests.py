@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import json
 import math
+import re
 
 import numpy as np
 import torch
@@ -26,6 +28,9 @@ from ..sampler import SamplerConfig
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 MAX_SIDE = 4096
+MAX_PIXELS = 16 * 1024 * 1024  # 4096 x 4096
+MAX_JSON_BYTES = 2 * MAX_UPLOAD_BYTES + 64 * 1024  # a job: a few fields and the mask's data URL
+MAX_JSON_DEPTH = 4  # the body, its sampler object; nothing the page sends is deeper
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF"}
 OPERATIONS = ("sample", "inpaint", "outpaint", "edit", "interpolate", "enrich")
 MAX_IMAGES = 16
@@ -60,8 +65,11 @@ def read_upload(data: bytes) -> Image.Image:
         if image.format not in ALLOWED_FORMATS:
             raise RequestError(f"{image.format} images are not accepted; use PNG, JPEG or WebP")
         w, h = image.size  # from the header: checked before any pixel is decoded
-        if max(w, h) > MAX_SIDE:
-            raise RequestError(f"the image is {w}x{h}; the largest side allowed is {MAX_SIDE}")
+        if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
+            raise RequestError(
+                f"the image is {w}x{h}; the largest side allowed is {MAX_SIDE} and the most "
+                f"pixels {MAX_PIXELS:,}"
+            )
         image.load()
     except (
         UnidentifiedImageError,
@@ -74,6 +82,15 @@ def read_upload(data: bytes) -> Image.Image:
             raise
         raise RequestError(f"not a readable image ({error.__class__.__name__})") from None
     return to_rgb(image)
+
+
+def shrink_for(image: Image.Image, size: int) -> Image.Image:
+    """The image after the box-halvings the release's centre crop to `size` would apply first:
+    what an upload is kept as. Cropping it to `size` or smaller gives exactly what cropping the
+    original would, at a fraction of the memory."""
+    while min(image.size) >= 2 * size:
+        image = image.resize(tuple(x // 2 for x in image.size), resample=Image.BOX)
+    return image
 
 
 def prepare(image: Image.Image, size: int) -> torch.Tensor:
@@ -115,26 +132,60 @@ def decode_mask(url: str, size: int) -> torch.Tensor:
     return F.max_pool2d(painted[None, None], factor)[0, 0] > 0
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def parse_json(raw: bytes) -> dict:
+    """A job request's body: a JSON object of at most `MAX_JSON_BYTES`, nested at most
+    `MAX_JSON_DEPTH` deep (checked by a scan before parsing, so a deeply nested body never
+    reaches the parser's recursion)."""
+    if len(raw) > MAX_JSON_BYTES:
+        raise RequestError(f"the request is {len(raw)} bytes; the limit is {MAX_JSON_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("the request body must be UTF-8 JSON") from None
+    depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub('""', text)):  # strings cannot nest
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            raise RequestError(f"the request is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        body = json.loads(text, parse_constant=_no_constant)
+    except ValueError as error:
+        raise RequestError(f"the request body is not valid JSON ({error})") from None
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    return body
+
+
+def _no_constant(name: str):
+    raise RequestError(f"{name} is not a JSON number")
+
+
 def number(key: str, value, kind: type):
-    """A JSON value of the field's kind: integers exactly (no bools, no 3.7), finite numbers."""
+    """A JSON number of the field's kind: integers exactly (no bools, no 3.7, no text such as
+    "12"), finite numbers."""
     if isinstance(value, bool):
         raise RequestError(f"{key} must be a number, not {str(value).lower()}")
+    if isinstance(value, str):
+        raise RequestError(f"{key} must be a JSON number, not text ({value[:40]!r})")
     if kind is int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             value = int(value)
         if not isinstance(value, int):
             raise RequestError(f"{key} must be a whole number, got {value!r}")
         return value
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise RequestError(f"{key} must be a number, got {value!r}") from None
-    if not isinstance(value, int | float) or not math.isfinite(value):
+    if not isinstance(value, int | float):
         raise RequestError(f"{key} must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer too large for a float
+        raise RequestError(f"{key} must be a finite number, got {str(value)[:20]}...") from None
+    if not math.isfinite(value):
+        raise RequestError(f"{key} must be a finite number, got {value!r}")
+    return value
 
 
 def sampler_config(options, base: SamplerConfig) -> SamplerConfig:
@@ -166,8 +217,9 @@ def sampler_config(options, base: SamplerConfig) -> SamplerConfig:
 
 
 def int_field(body: dict, key: str, default: int, low: int, high: int) -> int:
-    """`body[key]` as a whole number in low..high (`default` when absent)."""
-    value = number(key, body.get(key, default), int)
+    """`body[key]` as a whole number in low..high (`default` when absent or null)."""
+    value = body.get(key)
+    value = number(key, default if value is None else value, int)
     if not low <= value <= high:
         raise RequestError(f"{key} must lie in {low}..{high}, got {value}")
     return value

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from ..config import BiGRConfig, config_to_json, require_choice, require_ranges
 from ..data.shards import CodeShards
 from ..model import BiGR
 from .generator_run import export_ema, full_states, read_log, save_preview, save_run
+from .guards import check_finite, check_moved, check_resume_config, weights_sum
 from .step_draws import draw_step
 from .stop import StopRequest
 
@@ -52,7 +54,7 @@ class TrainConfig:
     warmup_steps: int = 0
     lr_schedule: str = "constant"
     min_lr: float = 0.0
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # 0: no clipping
     ema_decay: float = 0.9999
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 elsewhere; or fp32, bf16
     compile: bool = False
@@ -78,7 +80,7 @@ class TrainConfig:
                 **dict.fromkeys(("sample_every", "preview_guidance", "seed"), "nonneg"),
                 **dict.fromkeys(("sample_classes", "rewarm_from", "stop_at"), "nonneg"),
                 "betas": "prob",
-                "ema_decay": "unit",
+                "ema_decay": "prob",  # 1 would keep the EMA at its initialisation
             },
         )
         require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
@@ -210,9 +212,18 @@ def train_step(
         totals += torch.stack(
             [out["loss"].detach().float(), out["acc"].detach().float() * masked_bits]
         )
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+    max_norm = train.grad_clip if train.grad_clip > 0 else math.inf  # 0: no clipping
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
         grad_norm = grad_norm.full_tensor()
+    # the global gradient norm is the same on every rank: all stop together
+    check_finite(
+        step + 1,
+        lr,
+        ", and keep --grad-clip on",
+        loss=float(totals[0]),
+        gradient_norm=float(grad_norm),
+    )
     opt.step()
     opt.zero_grad(set_to_none=True)
     ema.update(model)
@@ -253,6 +264,7 @@ def train_generator(
     torch.manual_seed(train.seed)
     model = BiGR(config).to(ctx.device).train()
     ema, start, state = _restore(model, out, resume, warm, ctx, train)
+    initial = weights_sum(model)
     log = read_log(out / "log.jsonl", start)
     wrapped = _wrap(model, ctx, train)  # FSDP replaces the parameters: optimizer after this
     if train.fsdp:
@@ -276,30 +288,36 @@ def train_generator(
         bar = tqdm(total=train.steps, initial=start, desc="train", unit="step")
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
-    with StopRequest() as stop:
-        for step in range(start, train.end):
-            stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
-            done = step + 1
-            if ctx.is_main:
-                _log_step(out, stats, log, done, train, t0, bar)
-            stopping = stop.requested(ctx)  # the signal number, 0 to go on
-            preview = want_tokenizer and (
-                (train.sample_every and done % train.sample_every == 0) or done == train.steps
-            )
-            checkpoint = done % train.checkpoint_every == 0 or done == train.end or stopping
-            if preview or checkpoint:
-                states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
-                if ctx.is_main and checkpoint:
-                    save_run(out, config, states, done, train, log, data.meta.classes)
-                if ctx.is_main and preview:
-                    export = export_ema(config, states, ctx.device)
-                    save_preview(out, done, export, tokenizer, train, preview_condition)
-            distributed.barrier(ctx)
-            if stopping:
-                stats["stopped_by_signal"] = stopping
-                break
-    if bar is not None:
-        bar.close()
+    try:  # the bar ends its line before any error is printed
+        with StopRequest() as stop:
+            for step in range(start, train.end):
+                stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
+                done = step + 1
+                if ctx.is_main:
+                    _log_step(out, stats, log, done, train, t0, bar)
+                stopping = stop.requested(ctx)  # the signal number, 0 to go on
+                preview = want_tokenizer and (
+                    (train.sample_every and done % train.sample_every == 0) or done == train.steps
+                )
+                checkpoint = done % train.checkpoint_every == 0 or done == train.end or stopping
+                if checkpoint:  # never write a run whose weights did not move (on any rank)
+                    moved = torch.tensor(float(weights_sum(model) != initial), device=ctx.device)
+                    distributed.all_reduce_max(ctx, moved)
+                    check_moved(bool(moved), done - start, stats["lr"])
+                if preview or checkpoint:
+                    states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
+                    if ctx.is_main and checkpoint:
+                        save_run(out, config, states, done, train, log, data.meta.classes)
+                    if ctx.is_main and preview:
+                        export = export_ema(config, states, ctx.device)
+                        save_preview(out, done, export, tokenizer, train, preview_condition)
+                distributed.barrier(ctx)
+                if stopping:
+                    stats["stopped_by_signal"] = stopping
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
     distributed.teardown(ctx)
     return stats
 
@@ -364,6 +382,7 @@ def _restore(
     ema = EMA(model, train.ema_decay)
     if resume and (out / "state.pt").is_file():
         state = load_state(out / "state.pt", ctx.device)
+        check_resume_config(str(out / "state.pt"), state.get("config"), model.config)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         return ema, state["step"], state

@@ -37,6 +37,7 @@ from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
 from ..config import TokenizerConfig, config_to_json, require_choice, require_ranges
 from ..tokenizer import BinaryAutoencoder
+from .guards import check_finite, check_resume_config
 from .step_draws import batch_indices
 from .stop import StopRequest
 from .tokenizer_run import (
@@ -117,7 +118,7 @@ class TokenizerTrainConfig:
                 **dict.fromkeys(("disc_start", "disc_warmup", "disc_weight_max"), "nonneg"),
                 **dict.fromkeys(("code_weight", "seed"), "nonneg"),
                 **dict.fromkeys(("disc_lr", "disc_layers", "disc_channels"), "pos"),
-                "ema_decay": "unit",
+                "ema_decay": "prob",  # 1 would keep the EMA at its initialisation
             },
         )
         require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
@@ -243,6 +244,7 @@ def _setup(
     start = 0
     if not fresh:
         state = load_state(out / "state.pt", ctx.device)
+        check_resume_config(str(out / "state.pt"), state.get("config"), config)
         model.load_state_dict(state["model"])
         disc.load_state_dict(state["disc"])
         ema.load_state_dict(state["ema"])
@@ -323,6 +325,7 @@ def tokenizer_step(step: int, run: TokenizerRun, dataset, train: TokenizerTrainC
             loss = loss + train.code_weight * (enc.probs * (1 - enc.probs)).mean()
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
+    check_finite(step + 1, lr, loss=float(loss.detach()))  # before the step reaches the weights
     run.opt.step()
     d_loss = rec.new_zeros(())
     if gan_on:
@@ -385,24 +388,26 @@ def train_tokenizer(
         bar = tqdm(total=train.steps, initial=run.start, desc="train-tokenizer", unit="step")
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
-    with StopRequest() as stop:
-        for step in range(run.start, train.last_step):
-            stats = tokenizer_step(step, run, dataset, train)
-            stopping = stop.requested(ctx)
-            if ctx.is_main:
-                _bookkeeping(out, run, stats, train, t0)
-                unsaved = stats["step"] % train.checkpoint_every and step + 1 < train.last_step
-                if stopping and unsaved:
-                    save_run(out, stats["step"], run, train)  # the step just finished
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(l1=f"{stats['l1']:.4f}")
-            distributed.barrier(ctx)
-            if stopping:
-                stats["stopped_by_signal"] = stopping
-                break
-    if bar is not None:
-        bar.close()
+    try:  # the bar ends its line before any error is printed
+        with StopRequest() as stop:
+            for step in range(run.start, train.last_step):
+                stats = tokenizer_step(step, run, dataset, train)
+                stopping = stop.requested(ctx)
+                if ctx.is_main:
+                    _bookkeeping(out, run, stats, train, t0)
+                    unsaved = stats["step"] % train.checkpoint_every and step + 1 < train.last_step
+                    if stopping and unsaved:
+                        save_run(out, stats["step"], run, train)  # the step just finished
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(l1=f"{stats['l1']:.4f}")
+                distributed.barrier(ctx)
+                if stopping:
+                    stats["stopped_by_signal"] = stopping
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
     if run.start >= train.last_step and ctx.is_main:  # a finished run resumed: re-export only
         stats = {"step": run.start, "reexport": train.export}
         if run.eval_images is not None:
