@@ -120,3 +120,12 @@ def test_a_batch_larger_than_the_memory_is_one_line_with_the_batch_that_fits(
             str(out)]  # fmt: skip
     line = _one_error(argv, "--batch-size", capsys)
     assert "GiB is free" in line and not out.exists()
+
+
+def test_outputs_under_missing_folders_are_made(tmp_path):
+    deep = tmp_path / "a" / "b"
+    assert main(["export", "bigr:fashion-tokenizer", "--out", str(deep / "model")]) == 0
+    assert main(["sample", "--model", "bigr:fashion", "--classes", "1", "--num", "1", "--steps",
+                 "2", "--head-steps", "2", "--out", str(deep / "s" / "x.png"), "--codes-out",
+                 str(deep / "c" / "codes.pt")]) == 0  # fmt: skip
+    assert (deep / "s" / "x.png").is_file() and (deep / "c" / "codes.pt").is_file()

@@ -108,3 +108,13 @@ def test_a_diverging_tokenizer_run_stops_before_exporting_anything(tmp_path):
     with pytest.raises(TrainingError, match=r"step \d: loss nan: the run diverged"):
         train_tokenizer(PRESETS["bae-tiny"], data, tmp_path / "run", train, progress=False)
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_batch_over_the_free_memory_is_refused_before_training(codes, tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    from bigr import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 2 * 1024**2)
+    line = _fails_with(_train(codes, tmp_path / "run"), "--grad-accum", capsys)
+    assert "a micro-batch of 16 needs at least" in line
+    assert not (tmp_path / "run" / "log.jsonl").exists()

@@ -54,3 +54,34 @@ def check_sampling_fits(config, batch: int, guided: bool, device: torch.device |
         f"but {free / GIB:.1f} GiB is free; sample at most {fits} at once (a smaller --num or "
         "--batch-size)"
     )
+
+
+def training_bytes(config, micro_batch: int, parameters: int, sharded_over: int = 1) -> int:
+    """A lower estimate of one rank's training memory: fp32 weights, gradients, AdamW's two
+    moments and the EMA (divided over `sharded_over` ranks under FSDP), plus the activations
+    a micro-batch keeps for the backward pass (at least 34 bytes per token and width per block
+    at 16 bits, Korthikanti et al. 2022, doubled for float32; attention without its L x L term,
+    as fused kernels keep none)."""
+    fixed = parameters * 4 * 5 // max(1, sharded_over)
+    tokens = micro_batch * (config.num_tokens + config.class_tokens)
+    activations = tokens * config.dim * config.depth * 34 * 2
+    head = tokens * config.head.dim * config.head.depth * 34 * 2
+    return fixed + activations + head
+
+
+def check_training_fits(config, micro_batch: int, parameters: int, device, sharded_over=1):
+    """Refuse a micro-batch whose estimated memory exceeds what is free, before training."""
+    free = available_bytes(device)
+    if free is None:
+        return
+    need = training_bytes(config, micro_batch, parameters, sharded_over)
+    if need <= free:
+        return
+    base = training_bytes(config, 0, parameters, sharded_over)
+    per_sample = max(1, training_bytes(config, 1, parameters, sharded_over) - base)
+    fits = max(0, (free - base) // per_sample)
+    raise MemoryError(
+        f"a micro-batch of {micro_batch} needs at least {need / GIB:.1f} GiB on {device}, but "
+        f"{free / GIB:.1f} GiB is free; at most {fits} per rank fit (raise --grad-accum, lower "
+        "--batch-size, or shard with --fsdp)"
+    )

@@ -36,7 +36,8 @@ from .. import distributed, schedules
 from ..checkpoint import EMA, load_state
 from ..config import BiGRConfig, config_to_json, require_choice, require_ranges
 from ..data.shards import CodeShards
-from ..model import BiGR
+from ..memory import check_training_fits
+from ..model import BiGR, count_parameters
 from .generator_run import export_ema, full_states, read_log, save_preview, save_run
 from .guards import check_finite, check_moved, check_resume_config, weights_sum
 from .step_draws import draw_step
@@ -262,6 +263,9 @@ def train_generator(
     _check_preview_classes(config, data, train)
     out = Path(out_dir)
     torch.manual_seed(train.seed)
+    micro = train.batch_size // (ctx.world_size * train.grad_accum)
+    shards = ctx.world_size if train.fsdp else 1
+    check_training_fits(config, micro, _parameters(config), ctx.device, shards)
     model = BiGR(config).to(ctx.device).train()
     ema, start, state = _restore(model, out, resume, warm, ctx, train)
     initial = weights_sum(model)
@@ -320,6 +324,11 @@ def train_generator(
             bar.close()
     distributed.teardown(ctx)
     return stats
+
+
+def _parameters(config: BiGRConfig) -> int:
+    with torch.device("meta"):
+        return count_parameters(BiGR(config))
 
 
 def _warm_start(
