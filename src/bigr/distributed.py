@@ -21,6 +21,7 @@ class Context:
     world_size: int
     local_rank: int
     device: torch.device
+    own_group: bool = False  # a one-process group made for FSDP, destroyed at teardown
 
     @property
     def is_main(self) -> bool:
@@ -31,8 +32,9 @@ class Context:
         return self.world_size > 1
 
 
-def setup(device: str | None = None) -> Context:
-    """Join the torchrun process group if there is one; pick this rank's device."""
+def setup(device: str | None = None, *, group: bool = False) -> Context:
+    """Join the torchrun process group if there is one; pick this rank's device. `group`: a
+    one-process run gets a process group of its own too (FSDP needs one to shard over)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -43,14 +45,20 @@ def setup(device: str | None = None) -> Context:
         target = torch.device("cuda", local)
     if target.type == "cuda":
         torch.cuda.set_device(target)
+    backend = "nccl" if target.type == "cuda" else "gloo"
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if target.type == "cuda" else "gloo")
-    return Context(rank=rank, world_size=world, local_rank=local, device=target)
+        dist.init_process_group(backend=backend)
+    own = group and world == 1 and not dist.is_initialized()
+    if own:
+        store = dist.HashStore()  # one process: nothing to rendezvous with
+        dist.init_process_group(backend=backend, store=store, rank=0, world_size=1)
+    return Context(rank=rank, world_size=world, local_rank=local, device=target, own_group=own)
 
 
 def teardown(ctx: Context) -> None:
-    if ctx.distributed and dist.is_initialized():
-        dist.barrier()  # no rank leaves while another still has collectives in flight
+    if (ctx.distributed or ctx.own_group) and dist.is_initialized():
+        if ctx.distributed:
+            dist.barrier()  # no rank leaves while another still has collectives in flight
         dist.destroy_process_group()
 
 

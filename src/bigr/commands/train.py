@@ -182,7 +182,11 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     g.add_argument("--compile", action="store_true", default=None)
     g.add_argument(
-        "--fsdp", action="store_true", default=None, help="shard parameters (largest presets)"
+        "--fsdp",
+        action="store_true",
+        default=None,
+        help="shard parameters, gradients and optimizer state over the torchrun processes "
+        "(largest presets); a run resumes across one process, DDP and FSDP in any order",
     )
     g.add_argument(
         "--per-sample-mask",

@@ -38,7 +38,16 @@ from ..config import BiGRConfig, config_to_json, require_choice, require_ranges
 from ..data.shards import CodeShards
 from ..memory import check_training_fits
 from ..model import BiGR, count_parameters
-from .generator_run import export_ema, full_states, read_log, save_preview, save_run
+from .generator_run import (
+    export_ema,
+    full_states,
+    named_optimizer_state,
+    parameter_names,
+    positional_optimizer_state,
+    read_log,
+    save_preview,
+    save_run,
+)
 from .guards import check_finite, check_moved, check_resume_config, weights_sum
 from .step_draws import draw_step
 from .stop import StopRequest
@@ -257,7 +266,7 @@ def train_generator(
     optimizer moments) at the step it records, the LR re-warmed over `warmup_steps`; a run
     folder with a `state.pt` still resumes from that state."""
     warm, train = _warm_start(config, train, init)
-    ctx = distributed.setup(device)
+    ctx = distributed.setup(device, group=train.fsdp)
     _check_batch(ctx, train)
     _check_codes(data, config)
     _check_preview_classes(config, data, train)
@@ -267,15 +276,16 @@ def train_generator(
     shards = ctx.world_size if train.fsdp else 1
     check_training_fits(config, micro, _parameters(config), ctx.device, shards)
     model = BiGR(config).to(ctx.device).train()
-    ema, start, state = _restore(model, out, resume, warm, ctx, train)
+    ema, start, opt_state = _restore(model, out, resume, warm, ctx, train)
     initial = weights_sum(model)
     log = read_log(out / "log.jsonl", start)
     wrapped = _wrap(model, ctx, train)  # FSDP replaces the parameters: optimizer after this
     if train.fsdp:
         ema.shard_like(model)
     opt = torch.optim.AdamW(param_groups(model, train.weight_decay), lr=train.lr, betas=train.betas)
-    if state is not None:
-        _load_optimizer(model, opt, state["opt"], train)
+    if opt_state is not None:
+        _load_optimizer(model, opt, opt_state, train)
+        opt_state = None  # the optimizer holds its own copy now
     want_tokenizer = tokenizer is not None and bool(train.sample_classes)
     preview_condition = torch.tensor(train.sample_classes, dtype=torch.long)
     if config.text_dim and want_tokenizer:  # sample classes name caption ids
@@ -305,9 +315,7 @@ def train_generator(
                 )
                 checkpoint = done % train.checkpoint_every == 0 or done == train.end or stopping
                 if checkpoint:  # never write a run whose weights did not move (on any rank)
-                    moved = torch.tensor(float(weights_sum(model) != initial), device=ctx.device)
-                    distributed.all_reduce_max(ctx, moved)
-                    check_moved(bool(moved), done - start, stats["lr"])
+                    check_moved(_moved(model, initial, ctx), done - start, stats["lr"])
                 if preview or checkpoint:
                     states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
                     if ctx.is_main and checkpoint:
@@ -315,6 +323,8 @@ def train_generator(
                     if ctx.is_main and preview:
                         export = export_ema(config, states, ctx.device)
                         save_preview(out, done, export, tokenizer, train, preview_condition)
+                        del export
+                    del states  # gathered copies: not kept between checkpoints
                 distributed.barrier(ctx)
                 if stopping:
                     stats["stopped_by_signal"] = stopping
@@ -324,6 +334,12 @@ def train_generator(
             bar.close()
     distributed.teardown(ctx)
     return stats
+
+
+def _moved(model: BiGR, initial: float, ctx: distributed.Context) -> bool:
+    """Whether any rank's weights differ from their checksum at the start of the run."""
+    moved = torch.tensor(float(weights_sum(model) != initial), device=ctx.device)
+    return bool(distributed.all_reduce_max(ctx, moved))
 
 
 def _parameters(config: BiGRConfig) -> int:
@@ -386,15 +402,16 @@ def _restore(
     ctx: distributed.Context,
     train: TrainConfig,
 ) -> tuple[EMA, int, dict | None]:
-    """The EMA, the first step and the resume state (None unless resuming): `state.pt` of the
+    """The EMA, the first step and the optimizer's state to resume (None unless resuming),
+    read on the CPU and dropped as soon as it is copied in: `state.pt` of the
     run folder when resuming, else the warm start's weights, else a fresh start."""
     ema = EMA(model, train.ema_decay)
     if resume and (out / "state.pt").is_file():
-        state = load_state(out / "state.pt", ctx.device)
+        state = load_state(out / "state.pt", "cpu")
         check_resume_config(str(out / "state.pt"), state.get("config"), model.config)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        return ema, state["step"], state
+        model.load_state_dict(state.pop("model"))
+        ema.load_state_dict(state.pop("ema"))
+        return ema, state["step"], state["opt"]
     if warm is not None:
         model.load_state_dict(warm.state_dict())
         return EMA(model, train.ema_decay), train.rewarm_from, None
@@ -404,15 +421,18 @@ def _restore(
 def _load_optimizer(
     model: BiGR, opt: torch.optim.Optimizer, state: dict, train: TrainConfig
 ) -> None:
+    """Load a saved optimizer state, whichever way the run that saved it was launched (one
+    process, DDP or FSDP; states from before names were stored are keyed by position)."""
+    named = named_optimizer_state(state, parameter_names(model, opt))
     if not train.fsdp:
-        opt.load_state_dict(state)
+        opt.load_state_dict(positional_optimizer_state(named, parameter_names(model, opt)))
         return
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
         set_optimizer_state_dict,
     )
 
-    set_optimizer_state_dict(model, opt, state, options=StateDictOptions(full_state_dict=True))
+    set_optimizer_state_dict(model, opt, named, options=StateDictOptions(full_state_dict=True))
 
 
 def _log_step(

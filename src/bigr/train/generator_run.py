@@ -28,21 +28,68 @@ if TYPE_CHECKING:
 def full_states(
     model: BiGR, ema: EMA, opt: torch.optim.Optimizer, train: TrainConfig
 ) -> dict[str, dict]:
-    """Full (unsharded) model, EMA and optimizer states. Under FSDP this gathers shards, so
-    every rank calls it; elsewhere it only collects references."""
+    """Full (unsharded) model, EMA and optimizer states, the optimizer's keyed by parameter
+    name so that any launch (one process, DDP, FSDP) resumes any other. Under FSDP this
+    gathers shards to the CPU of rank 0, so every rank calls it; elsewhere it collects
+    references."""
     if not train.fsdp:
-        return {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
+        names = parameter_names(model, opt)
+        return {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": named_optimizer_state(opt.state_dict(), names),
+        }
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
         get_model_state_dict,
         get_optimizer_state_dict,
     )
 
-    options = StateDictOptions(full_state_dict=True)
+    # gathered straight to the CPU: no full copy of the model or optimizer stays on the device
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return {
-        "model": {k: v.cpu() for k, v in get_model_state_dict(model, options=options).items()},
+        "model": get_model_state_dict(model, options=options),
         "ema": {k: v.cpu() for k, v in ema.state_dict().items()},
         "opt": get_optimizer_state_dict(model, opt, options=options),
+    }
+
+
+def parameter_names(model: nn.Module, opt: torch.optim.Optimizer) -> list[str]:
+    """The name of each parameter in the optimizer's order (its positional index)."""
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    return [name_of[id(p)] for group in opt.param_groups for p in group["params"]]
+
+
+def named_optimizer_state(state: dict, names: list[str]) -> dict:
+    """An optimizer state dict keyed by parameter name (the form torch's distributed
+    checkpointing uses); one already keyed by name is returned as it is."""
+    groups = state["param_groups"]
+    if all(isinstance(p, str) for g in groups for p in g["params"]):
+        return state
+    if sum(len(g["params"]) for g in groups) != len(names):
+        raise ValueError(
+            f"the saved optimizer state has {sum(len(g['params']) for g in groups)} parameters, "
+            f"this model {len(names)}"
+        )
+    return {
+        "state": {names[i]: v for i, v in state["state"].items()},
+        "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in groups],
+    }
+
+
+def positional_optimizer_state(state: dict, names: list[str]) -> dict:
+    """The name-keyed state back in `torch.optim.Optimizer.load_state_dict`'s positional form."""
+    index = {n: i for i, n in enumerate(names)}
+    unknown = sorted(set(state["state"]) - set(index))
+    if unknown:
+        raise ValueError(
+            f"the saved optimizer state names parameters this model lacks: {unknown[:3]}"
+        )
+    return {
+        "state": {index[n]: v for n, v in state["state"].items()},
+        "param_groups": [
+            {**g, "params": [index[n] for n in g["params"]]} for g in state["param_groups"]
+        ],
     }
 
 
