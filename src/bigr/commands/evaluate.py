@@ -10,7 +10,6 @@ import zipfile
 import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..data import BUILTIN_DATASET, HELD_OUT_SPEC
@@ -59,76 +58,107 @@ def _sample_fid(args, model, tokenizer, sampler, rank: int, world: int) -> dict:
     )
 
 
-def _read_npz(path: Path) -> np.ndarray:
-    """The `arr_0` images of an .npz, or one line saying why the file cannot give them."""
+def _open_npz(path: Path):
+    """The `arr_0` images of an .npz, opened for streaming; one line saying why not otherwise."""
+    from ..evaluation.reference import NpzImages
+
     try:
-        data = np.load(path)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError(f"{path}: a single .npy array, not an .npz archive")
-        with data:
-            if "arr_0" not in data:
-                raise ValueError(f"{path}: no 'arr_0' image array")
-            return data["arr_0"]
+        return NpzImages.open(path)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError) as err:
         if str(err).startswith(str(path)):
             raise
+        kind = (
+            "a single .npy array"
+            if _is_npy(path)
+            else f"damaged or truncated .npz ({type(err).__name__})"
+        )
         raise ValueError(
-            f"{path}: damaged or truncated .npz ({type(err).__name__}); for a sample-fid "
-            "folder, delete samples.npz and rerun sample-fid to merge its shards again"
+            f"{path}: {kind}; for a sample-fid folder, delete samples.npz and rerun sample-fid "
+            "to merge its shards again"
         ) from None
 
 
-def _load_samples(path: Path) -> tuple[np.ndarray | None, Path | None]:
-    """uint8 NHWC images from a sample-fid folder or an .npz; or a plain image folder."""
+def _is_npy(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
+
+
+def _sample_source(path: Path):
+    """What `bigr fid` measures: the images of a sample-fid folder or an .npz (streamed), or a
+    plain image folder (returned as its path)."""
     if path.is_dir() and (path / "samples.npz").is_file():
         path = path / "samples.npz"
     if path.suffix == ".npz":
-        return _read_npz(path), None
+        return _open_npz(path)
     if path.is_dir():
         if (path / "meta.json").is_file():
             raise ValueError(f"{path}: the sample set is incomplete (no samples.npz yet)")
-        return None, path
+        return path
     raise ValueError(f"{path}: not a folder of images, a sample-fid folder or an .npz")
+
+
+def _folder_image_size(folder: Path) -> int:
+    """The size the images of a sample folder share (their first image's shorter side)."""
+    from ..data.images import open_image
+    from ..evaluation.reference import IMAGE_SUFFIXES, find_images
+
+    paths = find_images(folder)
+    if not paths:
+        raise ValueError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} images found")
+    return min(open_image(paths[0]).size)
 
 
 def _stats_of(
     spec: str, extractor, image_size: int, limit: int | None, batch_size: int, cache: Path | None
 ):
+    """Statistics of samples or a reference, read one batch at a time: an .npz or sample-fid
+    folder, an image folder (centre-cropped to `image_size`) or a dataset spec."""
     from ..data import open_dataset
     from ..evaluation.reference import (
+        NpzImages,
+        compute_statistics,
         load_statistics,
         save_statistics,
         statistics_from_folder,
-        statistics_from_images,
+        uint8_batches,
     )
 
     if cache is not None and cache.is_file():
         return load_statistics(cache)
     path = Path(spec)
-    if path.suffix == ".npz" and path.is_file():
+    source = _sample_source(path) if path.exists() and not _is_stats_file(path) else None
+    if path.exists() and source is None:
         stats = load_statistics(path, extractor, batch_size=batch_size)
+    elif isinstance(source, NpzImages):
+        count = len(source) if limit is None else min(limit, len(source))
+        batches = uint8_batches(source.batches(batch_size, count), batch_size)
+        stats = compute_statistics(batches, extractor, total=count, desc=str(source.path))
+    elif source is not None:
+        stats = statistics_from_folder(
+            source, extractor, batch_size=batch_size, size=image_size, limit=limit
+        )
     else:
-        images, folder = (None, None)
-        if path.exists():
-            images, folder = _load_samples(path)
-        if folder is not None:
-            stats = statistics_from_folder(folder, extractor, batch_size=batch_size)
-        elif images is not None:
-            stats = statistics_from_images(
-                _uint8_to_float(images[:limit]), extractor, batch_size=batch_size
-            )
-        else:
-            dataset = open_dataset(spec, image_size)
-            n = len(dataset) if limit is None else min(limit, len(dataset))
-            tensors = torch.stack([dataset[i][0] for i in range(n)])
-            stats = statistics_from_images(tensors, extractor, batch_size=batch_size)
+        dataset = open_dataset(spec, image_size)
+        count = len(dataset) if limit is None else min(limit, len(dataset))
+        batches = (
+            torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, count))])
+            for start in range(0, count, batch_size)
+        )
+        stats = compute_statistics(batches, extractor, total=count, desc=spec)
     if cache is not None:
         save_statistics(stats, cache)
     return stats
 
 
-def _uint8_to_float(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
+def _is_stats_file(path: Path) -> bool:
+    """An .npz of statistics (stored `mu`), as opposed to one of images only."""
+    if path.suffix != ".npz" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "mu.npy" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _check_reference(spec: str, cache: Path | None) -> None:
@@ -144,22 +174,22 @@ def _check_reference(spec: str, cache: Path | None) -> None:
 
 def cmd_fid(args: argparse.Namespace) -> int:
     from ..evaluation.inception import feature_extractor
-    from ..evaluation.reference import compare_statistics
+    from ..evaluation.reference import NpzImages, compare_statistics
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     check_output_file(args.out)  # before the work: a device or a folder is refused now
     sample_path = Path(args.samples)
-    images, _ = _load_samples(sample_path)
+    source = _sample_source(sample_path)
     _check_reference(args.ref, Path(args.ref_stats) if args.ref_stats else None)
     extractor = feature_extractor(args.features).to(device)
-    size = images.shape[1] if images is not None else 0
+    size = source.shape[1] if isinstance(source, NpzImages) else _folder_image_size(source)
     limit = args.num
     samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
     ref_limit = args.ref_num if args.ref_num is not None else samples.num_images or None
     reference = _stats_of(
         args.ref,
         extractor,
-        size or 256,
+        size,
         ref_limit,
         args.batch_size,
         Path(args.ref_stats) if args.ref_stats else None,

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.images import ImageError, open_image, to_tensor
+from ..data.images import ImageError, center_crop, open_image, to_rgb, to_tensor
 from ..outputs import atomic_write
 from .inception import InceptionFeatures
 from .metrics import GaussianStats, fid, precision_recall, sfid
@@ -101,19 +101,24 @@ def find_images(folder: str | Path) -> list[Path]:
     )
 
 
-def _read_or_warn(path: Path) -> Tensor | None:
+def _read_or_warn(path: Path, size: int | None = None) -> Tensor | None:
     try:
+        if size is not None:  # the release's centre crop, as generated samples are made
+            return to_tensor(center_crop(to_rgb(open_image(path)), size))
         return to_tensor(open_image(path))
     except ImageError as err:
         warnings.warn(f"skipping {err}", UnreadableImageWarning, stacklevel=3)
         return None
 
 
-def folder_batches(paths: Iterable[Path], batch_size: int) -> Iterator[Tensor]:
-    """(B, 3, H, W) batches of readable images; a batch ends early where the size changes."""
+def folder_batches(
+    paths: Iterable[Path], batch_size: int, size: int | None = None
+) -> Iterator[Tensor]:
+    """(B, 3, H, W) batches of readable images, centre-cropped to `size` when given (then
+    every batch is full); without it a batch ends early where the image size changes."""
     batch: list[Tensor] = []
     for path in paths:
-        image = _read_or_warn(path)
+        image = _read_or_warn(path, size)
         if image is None:
             continue
         if batch and (len(batch) == batch_size or image.shape != batch[0].shape):
@@ -140,13 +145,16 @@ def statistics_from_folder(
     *,
     batch_size: int = 50,
     keep_features: bool = True,
+    size: int | None = None,
+    limit: int | None = None,
 ) -> ImageStatistics:
-    """Statistics of every readable image under `folder`; unreadable files warn and are skipped."""
-    paths = find_images(folder)
+    """Statistics of the readable images under `folder` (the first `limit`), centre-cropped
+    to `size` when given; unreadable files warn and are skipped."""
+    paths = find_images(folder)[:limit]
     if not paths:
         raise ImageError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} images found")
     return compute_statistics(
-        folder_batches(paths, batch_size),
+        folder_batches(paths, batch_size, size),
         extractor,
         keep_features=keep_features,
         total=len(paths),
@@ -170,10 +178,66 @@ def statistics_from_images(
 # ---- files ---------------------------------------------------------------------------------
 
 
-def _uint8_batches(array: np.ndarray, batch_size: int) -> Iterator[Tensor]:
-    for start in range(0, len(array), batch_size):
-        chunk = torch.from_numpy(np.ascontiguousarray(array[start : start + batch_size]))
+def uint8_batches(array: np.ndarray | Iterable[np.ndarray], batch_size: int) -> Iterator[Tensor]:
+    """(B, 3, H, W) [0, 1] float batches of NHWC uint8 images (an array, or array batches)."""
+    chunks = (
+        (array[s : s + batch_size] for s in range(0, len(array), batch_size))
+        if isinstance(array, np.ndarray)
+        else array
+    )
+    for chunk in chunks:
+        chunk = torch.from_numpy(np.ascontiguousarray(chunk))
         yield chunk.permute(0, 3, 1, 2).float().div_(255)  # NHWC uint8 → (B, 3, H, W) [0, 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class NpzImages:
+    """The uint8 NHWC image array `key` of an `.npz`, read one batch at a time straight from
+    the archive (stored or deflated), so memory is bounded by the batch, not the set."""
+
+    path: Path
+    key: str
+    shape: tuple[int, ...]
+
+    @classmethod
+    def open(cls, path: str | Path, key: str = "arr_0") -> NpzImages:
+        path = Path(path)
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as f:
+                shape, fortran, dtype = _npy_header(f)
+        except KeyError:
+            raise ValueError(f"{path}: no '{key}' image array") from None
+        if dtype != np.uint8 or len(shape) != 4 or shape[-1] != 3 or fortran:
+            raise ValueError(
+                f"{path}: '{key}' must be uint8 images (N, H, W, 3) in C order, got {dtype} {shape}"
+            )
+        return cls(path, key, tuple(shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[np.ndarray]:
+        count = len(self) if limit is None else min(limit, len(self))
+        row = int(np.prod(self.shape[1:]))
+        with zipfile.ZipFile(self.path) as archive, archive.open(f"{self.key}.npy") as f:
+            _npy_header(f)
+            for start in range(0, count, batch_size):
+                n = min(batch_size, count - start)
+                data = f.read(n * row)
+                if len(data) != n * row:
+                    raise ValueError(f"{self.path}: '{self.key}' ends early (truncated?)")
+                yield np.frombuffer(data, np.uint8).reshape(n, *self.shape[1:])
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(f)
+    read = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    if version not in read:
+        raise ValueError(f"unsupported .npy version {version}")
+    return read[version](f)
 
 
 def load_statistics(
@@ -190,15 +254,14 @@ def load_statistics(
             if not hasattr(data, "files"):
                 raise ValueError("a single array, not an .npz archive")
             keys = set(data.files)
-            stored = {k: data[k] for k in keys - {"arr_0"}}
-            images = data["arr_0"] if "arr_0" in keys and extractor is not None else None
+            stored = {k: data[k] for k in keys - {"arr_0"}}  # the images stay in the file
+        images = NpzImages.open(path) if "arr_0" in keys and extractor is not None else None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not an .npz of FID statistics or images ({err})") from None
     computed = None
     if images is not None:
-        computed = compute_statistics(
-            _uint8_batches(images, batch_size), extractor, total=len(images), desc=str(path)
-        )
+        batches = uint8_batches(images.batches(batch_size), batch_size)
+        computed = compute_statistics(batches, extractor, total=len(images), desc=str(path))
     elif "mu" not in stored:
         hint = "pass an extractor to compute them from arr_0" if "arr_0" in keys else ""
         raise ValueError(f"{path}: no `mu`/`sigma` statistics stored; {hint}".rstrip("; "))
