@@ -16,7 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
     [ "${CI:-}" != true ] || exit 1
   fi
 fi
-BIGR_EXTRAS="dev,eval,hub,serve,browser,text" . scripts/install.sh
+BIGR_EXTRAS="dev,eval,hub,serve,browser,text,tensorboard" . scripts/install.sh
 python -m pytest "$@"
 ruff check .
 ruff format --check .

@@ -149,3 +149,21 @@ def test_a_state_with_the_optimizer_keyed_by_position_still_resumes(codes, tmp_p
     torch.save(state, old / "state.pt")
     train_cli(*common, "--out", str(old), "--resume")
     assert max_diff(train_state(tmp_path / "straight")["model"], train_state(old)["model"]) < 1e-6
+
+
+def test_fsdp_modes_and_the_bf16_policy_on_two_gloo_processes(codes, one_process, tmp_path):
+    """Hybrid sharding (a node of two) gives the one-process weights; grad-op sharding with
+    bf16 gathers trains to nearly the same losses."""
+    common = [*_common(codes), "--steps", str(STEPS), "--fsdp"]
+    train_cli(*common, "--out", str(tmp_path / "hybrid"), "--fsdp-mode", "hybrid", torchrun=2)
+    one = train_state(one_process)
+    assert max_diff(one["model"], train_state(tmp_path / "hybrid")["model"]) < 1e-5
+    train_cli(*common, "--out", str(tmp_path / "bf16"), "--fsdp-mode", "grad-op",
+              "--fsdp-precision", "bf16", torchrun=2)  # fmt: skip
+    losses = [
+        [json.loads(line)["loss"] for line in (r / "log.jsonl").read_text().splitlines()]
+        for r in (one_process, tmp_path / "bf16")
+    ]
+    assert losses[1] == pytest.approx(losses[0], rel=2e-2)
+    weights = train_state(tmp_path / "bf16")["model"].values()
+    assert all(w.dtype == torch.float32 for w in weights if w.is_floating_point())  # fp32 master

@@ -278,3 +278,52 @@ def test_the_training_variants_train_and_export_their_change(codes, tmp_path, ch
     assert check(model.config)
     log = [json.loads(r) for r in (out / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and all(r["loss"] > 0 for r in log)
+
+
+def test_activation_checkpointing_gives_the_same_run(codes, tmp_path):
+    common = [*TRAIN_ARGS, "--codes", str(codes), "--steps", "3", "--checkpoint-every", "3"]
+    assert main(["train", *common, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["train", *common, "--out", str(tmp_path / "ckpt"),
+                 "--activation-checkpointing"]) == 0  # fmt: skip
+    plain, ckpt = train_state(tmp_path / "plain"), train_state(tmp_path / "ckpt")
+    for name, value in plain["model"].items():
+        assert torch.allclose(value, ckpt["model"][name], atol=1e-6), name
+
+
+def test_activation_checkpointing_keeps_only_block_inputs_for_backward():
+    """Saved-for-backward bytes of one training forward, with and without recomputation."""
+    from torch.autograd.graph import saved_tensors_hooks
+
+    torch.manual_seed(0)
+    model = BiGR(PRESETS["bigr-tiny"]).train()
+    codes = torch.randint(0, 2, (8, 16, 16)).float()
+    labels = torch.randint(0, 10, (8,))
+
+    def saved_bytes(recompute: bool) -> int:
+        model.transformer.checkpoint_blocks = recompute
+        total = [0]
+
+        def pack(t):
+            total[0] += t.numel() * t.element_size()
+            return t
+
+        with saved_tensors_hooks(pack, lambda t: t):
+            model(codes, labels)["loss"].backward()
+        return total[0]
+
+    assert saved_bytes(True) < 0.6 * saved_bytes(False)
+
+
+def test_tensorboard_receives_the_logged_scalars(codes, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = tmp_path / "board"
+    assert main(["train", *TRAIN_ARGS, "--codes", str(codes), "--steps", "3",
+                 "--out", str(tmp_path / "run"), "--tensorboard", str(board)]) == 0  # fmt: skip
+    events = EventAccumulator(str(board))
+    events.Reload()
+    losses = [e.value for e in events.Scalars("train/loss")]
+    logged = [json.loads(line)["loss"] for line in (tmp_path / "run" / "log.jsonl").open()]
+    assert losses == pytest.approx(logged, rel=1e-6)
+    assert {"train/acc", "train/lr", "train/grad_norm"} <= set(events.Tags()["scalars"])

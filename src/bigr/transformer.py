@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import BiGRConfig
 from .layers import Attention, DropPath, FeedForward, RMSNorm, modulate, rope_table_2d
@@ -89,6 +90,7 @@ class BiGRTransformer(nn.Module):
         self.adaln = nn.Linear(d, 6 * d) if config.use_adaln else None
         rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
         self.layers = nn.ModuleList(Block(config, r) for r in rates)
+        self.checkpoint_blocks = False  # training's activation checkpointing (not a config)
         self.norm = RMSNorm(d, config.norm_eps)
         self.pos_embed = nn.Parameter(torch.zeros(1, config.num_tokens, d))
         self.reset_buffers()
@@ -180,8 +182,12 @@ class BiGRTransformer(nn.Module):
         if self.adaln is not None:
             # (B, 6·D) -> (B, 1, 6, D): the six modulations, broadcast over tokens
             adaln = self.adaln(nn.functional.silu(class_emb)).view(-1, 1, 6, self.config.dim)
+        recompute = self.checkpoint_blocks and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
-            h = layer(h, self.rope, adaln)
+            if recompute:  # keep only the block's input; recompute its inside in backward
+                h = checkpoint(layer, h, self.rope, adaln, use_reentrant=False)
+            else:
+                h = layer(h, self.rope, adaln)
             if upto is not None and i >= upto:
                 break
         return h

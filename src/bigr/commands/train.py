@@ -189,6 +189,31 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "(largest presets); a run resumes across one process, DDP and FSDP in any order",
     )
     g.add_argument(
+        "--fsdp-mode",
+        choices=["full", "grad-op", "hybrid"],
+        help="with --fsdp: full resharding after forward (least memory), grad-op (keep the "
+        "gathered parameters until backward: less traffic), hybrid (shard within a node, "
+        "replicate across nodes)",
+    )
+    g.add_argument(
+        "--fsdp-precision",
+        choices=["fp32", "bf16"],
+        help="with --fsdp: bf16 gathers and computes in bf16, reduces gradients in fp32",
+    )
+    g.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        default=None,
+        help="recompute each block in the backward pass: activations per sample fall to the "
+        "blocks' inputs, for about a third more compute",
+    )
+    g.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write loss, accuracy, learning rate and gradient norm as TensorBoard "
+        "events to DIR (pip install 'bigr[tensorboard]')",
+    )
+    g.add_argument(
         "--per-sample-mask",
         action="store_true",
         default=None,

@@ -226,7 +226,8 @@ class NpzImages:
                 data = f.read(n * row)
                 if len(data) != n * row:
                     raise ValueError(f"{self.path}: '{self.key}' ends early (truncated?)")
-                yield np.frombuffer(data, np.uint8).reshape(n, *self.shape[1:])
+                # a writable buffer: torch warns about (and refuses to write) read-only ones
+                yield np.frombuffer(bytearray(data), np.uint8).reshape(n, *self.shape[1:])
 
 
 def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:

@@ -69,6 +69,11 @@ class TrainConfig:
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 elsewhere; or fp32, bf16
     compile: bool = False
     fsdp: bool = False
+    fsdp_mode: str = "full"  # full: reshard after forward (ZeRO-3); grad-op: keep (ZeRO-2);
+    # hybrid: shard within a node (LOCAL_WORLD_SIZE ranks), replicate across nodes (HSDP)
+    fsdp_precision: str = "fp32"  # bf16: parameters all-gathered and computed in bf16
+    activation_checkpointing: bool = False  # recompute each block in the backward pass
+    tensorboard: str = ""  # a folder for TensorBoard event files ("" = none)
     per_sample_mask: bool = False  # the release draws one mask ratio per batch
     seed: int = 0
     log_every: int = 10
@@ -95,6 +100,10 @@ class TrainConfig:
         )
         require_choice(self, "lr_schedule", schedules.LR_SCHEDULES)
         require_choice(self, "precision", ("auto", "fp32", "bf16"))
+        require_choice(self, "fsdp_mode", FSDP_MODES)
+        require_choice(self, "fsdp_precision", ("fp32", "bf16"))
+        if not self.fsdp and (self.fsdp_mode != "full" or self.fsdp_precision != "fp32"):
+            raise ValueError("fsdp_mode and fsdp_precision apply to sharded runs: add fsdp")
         if self.stop_at > self.steps:
             raise ValueError(f"stop_at ({self.stop_at}) must be at most steps ({self.steps})")
 
@@ -165,12 +174,14 @@ def _autocast(ctx: distributed.Context, train: TrainConfig) -> contextlib.Abstra
 
 def _wrap(model: BiGR, ctx: distributed.Context, train: TrainConfig) -> nn.Module:
     wrapped: nn.Module = model
+    model.transformer.checkpoint_blocks = train.activation_checkpointing
     if train.fsdp:
         from torch.distributed.fsdp import fully_shard
 
+        options = _fsdp_options(ctx, train)
         for layer in model.transformer.layers:
-            fully_shard(layer)
-        wrapped = fully_shard(model)
+            fully_shard(layer, **options)
+        wrapped = fully_shard(model, **options)
     elif ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -179,6 +190,37 @@ def _wrap(model: BiGR, ctx: distributed.Context, train: TrainConfig) -> nn.Modul
     if train.compile:
         wrapped = torch.compile(wrapped)
     return wrapped
+
+
+FSDP_MODES = ("full", "grad-op", "hybrid")
+
+
+def _fsdp_options(ctx: distributed.Context, train: TrainConfig) -> dict:
+    """`fully_shard` keywords for the sharding mode and the mixed-precision policy."""
+    options: dict = {"reshard_after_forward": train.fsdp_mode != "grad-op"}
+    if train.fsdp_precision == "bf16":
+        from torch.distributed.fsdp import MixedPrecisionPolicy
+
+        # bf16 all-gathers and compute, gradients reduced in fp32 (the fp32 master weights
+        # and AdamW moments stay sharded in fp32)
+        options["mp_policy"] = MixedPrecisionPolicy(
+            param_dtype=torch.bfloat16, reduce_dtype=torch.float32
+        )
+    if train.fsdp_mode == "hybrid":
+        import os
+
+        from torch.distributed.device_mesh import init_device_mesh
+
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size))
+        if ctx.world_size % local:
+            raise ValueError(
+                f"hybrid sharding: {ctx.world_size} ranks are not whole nodes of {local}"
+            )
+        shape = (ctx.world_size // local, local)
+        options["mesh"] = init_device_mesh(
+            ctx.device.type, shape, mesh_dim_names=("replicate", "shard")
+        )
+    return options
 
 
 def train_step(
@@ -302,13 +344,14 @@ def train_generator(
         bar = tqdm(total=train.steps, initial=start, desc="train", unit="step")
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
+    writer = _tensorboard(train.tensorboard) if ctx.is_main and train.tensorboard else None
     try:  # the bar ends its line before any error is printed
         with StopRequest() as stop:
             for step in range(start, train.end):
                 stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
                 done = step + 1
                 if ctx.is_main:
-                    _log_step(out, stats, log, done, train, t0, bar)
+                    _log_step(out, stats, log, done, train, t0, bar, writer)
                 stopping = stop.requested(ctx)  # the signal number, 0 to go on
                 preview = want_tokenizer and (
                     (train.sample_every and done % train.sample_every == 0) or done == train.steps
@@ -332,6 +375,8 @@ def train_generator(
     finally:
         if bar is not None:
             bar.close()
+        if writer is not None:
+            writer.close()
     distributed.teardown(ctx)
     return stats
 
@@ -435,15 +480,38 @@ def _load_optimizer(
     set_optimizer_state_dict(model, opt, named, options=StateDictOptions(full_state_dict=True))
 
 
+def _tensorboard(folder: str):
+    """A TensorBoard writer (the optional `tensorboard` package), or one line saying so."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError(
+            "--tensorboard needs the tensorboard package: pip install 'bigr[tensorboard]'"
+        ) from None
+    return SummaryWriter(folder)
+
+
 def _log_step(
-    out: Path, stats: dict, log: list[dict], done: int, train: TrainConfig, t0: float, bar
+    out: Path,
+    stats: dict,
+    log: list[dict],
+    done: int,
+    train: TrainConfig,
+    t0: float,
+    bar,
+    writer=None,
 ) -> None:
-    """Append every `log_every`-th step (and the last) to `log.jsonl`; advance the bar."""
+    """Append every `log_every`-th step (and the last) to `log.jsonl` (and TensorBoard);
+    advance the bar."""
     if done % train.log_every == 0 or done == train.steps:
         stats["seconds"] = time.perf_counter() - t0
         log.append(stats)
         with open(out / "log.jsonl", "a") as f:
             f.write(json.dumps(stats) + "\n")
+        if writer is not None:
+            for key in ("loss", "acc", "lr", "grad_norm"):
+                writer.add_scalar(f"train/{key}", stats[key], done)
+            writer.flush()
     if bar is not None:
         bar.update(1)
         bar.set_postfix(loss=f"{stats['loss']:.4f}")
