@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands.generate import add_generation_commands
     from .commands.interfaces import add_interface_commands
     from .commands.models import add_conversion_commands, add_model_file_commands
+    from .commands.plan import add_plan_command
     from .commands.train import add_tokenizer_training_command, add_training_commands
 
     add_conversion_commands(sub)
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tokenizer_training_command(sub)
     add_evaluation_commands(sub)
     add_bench_command(sub)
+    add_plan_command(sub)
     add_interface_commands(sub)
     add_model_file_commands(sub)
     from .commands.help_texts import fill_help
