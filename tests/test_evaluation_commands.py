@@ -109,3 +109,33 @@ def test_probe_command_runs_with_baselines(random_bigr, tmp_path):
     results = json.loads(out.read_text())["results"]
     assert set(results) == {"layer 0", "layer 1", "tokenizer bits"}
     assert results["tokenizer bits"]["top1"] >= 40  # the planted bit gives half of the class away
+    # the features went to memory-mapped files; kept where --features-dir says, equal to the
+    # in-memory extraction; the default layers are the middle, three quarters in and the last
+    kept = tmp_path / "features"
+    common = ["probe", "--model", str(tmp_path / "model"), "--train-codes",
+              str(tmp_path / "train"), "--test-codes", str(tmp_path / "test"), "--epochs", "1",
+              "--baselines", ""]  # fmt: skip
+    assert main([*common, "--features-dir", str(kept)]) == 0
+    depth = random_bigr.config.depth
+    names = {f"layer{i}.npy" for i in sorted({depth // 2, 3 * depth // 4, depth - 1})}
+    assert {p.name for p in (kept / "train").iterdir()} == names
+    from bigr.data.shards import CodeShards
+    from bigr.evaluation.probe import layer_features
+
+    codes = [c for c, _ in CodeShards(tmp_path / "train").iter_batches(16)]
+    memory = layer_features(random_bigr, codes, [depth - 1])[depth - 1]
+    stored = np.load(kept / "train" / f"layer{depth - 1}.npy")
+    np.testing.assert_array_equal(stored, memory.numpy())
+
+
+def test_a_probe_on_memory_maps_equals_one_on_tensors(tmp_path):
+    from bigr.evaluation.probe import ProbeConfig, train_probe, write_store
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 2, (64, 12), generator=g)
+    y = (x[:, 0] + 2 * x[:, 1]).long()
+    stored = write_store(tmp_path / "x.npy", x.split(10), 64, 12)
+    config = ProbeConfig(epochs=3, batch_size=16, warmup_epochs=1)
+    in_memory = train_probe(x.float(), y, x.float(), y, config)
+    mapped = train_probe(stored, y, stored, y, config)
+    assert mapped["top1"] == in_memory["top1"] and mapped["top5"] == in_memory["top5"]

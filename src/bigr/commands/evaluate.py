@@ -255,70 +255,95 @@ FAST_AXES = {
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     from ..data.shards import CodeShards
-    from ..evaluation.probe import ProbeConfig, layer_features, train_probe
+    from ..evaluation.probe import ProbeConfig, layer_features, train_probe, write_store
     from ..model import BiGR
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     check_output_file(args.out)
     model = BiGR.from_pretrained(args.model, device=device)
     train_codes, test_codes = CodeShards(args.train_codes), CodeShards(args.test_codes)
-    depth = model.config.depth
-    layers = (
-        list(range(depth)) if args.layers == "all" else [int(x) for x in args.layers.split(",")]
-    )
-    if any(not 0 <= i < depth for i in layers):
-        raise ValueError(f"layers must lie in 0..{depth - 1}")
+    layers = probe_layers(args.layers, model.config.depth)
     config = ProbeConfig(
         epochs=args.epochs, batch_size=args.batch_size, base_lr=args.lr, optimizer=args.optimizer
     )
-
-    def data(shards: CodeShards, n: int | None):
-        count = len(shards) if n is None else min(n, len(shards))
-        codes = [c for c, _ in shards.iter_batches(256, 0, count)]
-        labels = torch.cat([lab for _, lab in shards.iter_batches(4096, 0, count)])
-        return codes, labels
-
-    tr_codes, tr_y = data(train_codes, args.train_num)
-    te_codes, te_y = data(test_codes, args.test_num)
-    results: dict[str, dict] = {}
-    tr_f = layer_features(model, tr_codes, layers)
-    te_f = layer_features(model, te_codes, layers)
-    for i in layers:
-        r = results[f"layer {i}"] = train_probe(tr_f[i], tr_y, te_f[i], te_y, config)
-        print(f"layer {i:>2}: top-1 {r['top1']:.2f}  top-5 {r['top5']:.2f}")
-    if "bits" in args.baselines:
-        results["tokenizer bits"] = train_probe(
-            torch.cat(tr_codes).flatten(1), tr_y, torch.cat(te_codes).flatten(1), te_y, config
-        )
-        print(f"tokenizer bits: top-1 {results['tokenizer bits']['top1']:.2f}")
-    if "pixels" in args.baselines:
-        from ..data import open_dataset
-
-        if not (args.train_data and args.test_data):
-            raise ValueError("the pixel baseline needs --train-data and --test-data")
-        size = args.pixel_size or test_codes.meta.tokenizer.get("config", {}).get("image_size")
-        if not size:
-            raise ValueError("the code shards do not name their image size: pass --pixel-size")
-
-        def pixels(spec: str, n: int) -> torch.Tensor:
-            ds = open_dataset(spec, size)
-            return torch.stack([ds[i][0] for i in range(n)]).flatten(1)
-
-        results["raw pixels"] = train_probe(
-            pixels(args.train_data, len(tr_y)),
-            tr_y,
-            pixels(args.test_data, len(te_y)),
-            te_y,
-            config,
-        )
-        print(f"raw pixels: top-1 {results['raw pixels']['top1']:.2f}")
+    # features go to memory-mapped files, chunk by chunk: memory is bounded by the batch
+    own_store = args.features_dir is None
+    store = Path(tempfile.mkdtemp(prefix="bigr-probe-")) if own_store else Path(args.features_dir)
+    try:
+        splits = {}
+        for name, shards, limit in (("train", train_codes, args.train_num),
+                                    ("test", test_codes, args.test_num)):  # fmt: skip
+            count = len(shards) if limit is None else min(limit, len(shards))
+            codes = (c for c, _ in shards.iter_batches(256, 0, count))
+            labels = torch.cat([lab for _, lab in shards.iter_batches(4096, 0, count)])
+            features = layer_features(model, codes, layers, store=store / name, count=count)
+            splits[name] = (shards, count, features, labels)
+        (_, _, tr_f, tr_y), (_, _, te_f, te_y) = splits["train"], splits["test"]
+        results: dict[str, dict] = {}
+        for i in layers:
+            r = results[f"layer {i}"] = train_probe(tr_f[i], tr_y, te_f[i], te_y, config)
+            print(f"layer {i:>2}: top-1 {r['top1']:.2f}  top-5 {r['top5']:.2f}")
+        if "bits" in args.baselines:
+            bits = {}
+            for name, (shards, count, _, _) in splits.items():
+                width = shards.meta.num_tokens * shards.meta.code_bits
+                batches = (c for c, _ in shards.iter_batches(1024, 0, count))
+                bits[name] = write_store(store / f"{name}-bits.npy", batches, count, width)
+            results["tokenizer bits"] = train_probe(bits["train"], tr_y, bits["test"], te_y, config)
+            print(f"tokenizer bits: top-1 {results['tokenizer bits']['top1']:.2f}")
+        if "pixels" in args.baselines:
+            results["raw pixels"] = _pixel_baseline(args, test_codes, tr_y, te_y, config, store)
+            print(f"raw pixels: top-1 {results['raw pixels']['top1']:.2f}")
+    finally:
+        if own_store:
+            shutil.rmtree(store, ignore_errors=True)
     if args.out:
         atomic_write_text(
             args.out, json.dumps({"config": config.__dict__, "results": results}, indent=2) + "\n"
         )
         print(f"wrote {args.out}")
     return 0
+
+
+def probe_layers(text: str, depth: int) -> list[int]:
+    """`--layers`: "auto" (the middle block, three quarters in, and the last: where the
+    paper and this study find the best features), "all", or comma-separated indices."""
+    if text == "auto":
+        return sorted({depth // 2, (3 * depth) // 4, depth - 1})
+    if text == "all":
+        return list(range(depth))
+    layers = parse_ints(text, "--layers")
+    if any(not 0 <= i < depth for i in layers):
+        raise ValueError(f"--layers must lie in 0..{depth - 1}")
+    return layers
+
+
+def _pixel_baseline(args, test_codes, tr_y, te_y, config, store: Path) -> dict:
+    from ..data import open_dataset
+    from ..evaluation.probe import train_probe, write_store
+
+    if not (args.train_data and args.test_data):
+        raise ValueError("the pixel baseline needs --train-data and --test-data")
+    size = args.pixel_size or test_codes.meta.tokenizer.get("config", {}).get("image_size")
+    if not size:
+        raise ValueError("the code shards do not name their image size: pass --pixel-size")
+
+    def pixels(name: str, spec: str, n: int):
+        ds = open_dataset(spec, size)
+        batches = (
+            torch.stack([ds[i][0] for i in range(s, min(s + 256, n))]).mul(255).round()
+            for s in range(0, n, 256)
+        )
+        return write_store(store / f"{name}-pixels.npy", batches, n, 3 * size * size)
+
+    train = pixels("train", args.train_data, len(tr_y))
+    test = pixels("test", args.test_data, len(te_y))
+    # stored as bytes; the classifier's BatchNorm makes the 0..255 scale irrelevant
+    return train_probe(train, tr_y, test, te_y, config)
 
 
 def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
@@ -430,7 +455,16 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--train-codes", required=True, help="code shards of the training split")
     p.add_argument("--test-codes", required=True, help="code shards of the held-out split")
-    p.add_argument("--layers", default="all", help="comma-separated block indices, or all")
+    p.add_argument(
+        "--layers",
+        default="auto",
+        help="blocks to probe: auto (the middle, three quarters in, the last), all, or "
+        "comma-separated indices",
+    )
+    p.add_argument(
+        "--features-dir",
+        help="keep the memory-mapped features here (default: a temporary folder, removed)",
+    )
     p.add_argument("--baselines", default="bits", help="comma list of: bits, pixels")
     p.add_argument("--train-data", help="images of the training split (pixel baseline)")
     p.add_argument("--test-data", help="images of the held-out split (pixel baseline)")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -34,29 +36,81 @@ class ProbeConfig:
 
 
 @torch.no_grad()
-def layer_features(model: BiGR, batches: Iterable[Tensor], layers: list[int]) -> dict[int, Tensor]:
-    """Pooled features (N, D) after each block in `layers`, from code batches (B, L, K)."""
+def layer_features(
+    model: BiGR,
+    batches: Iterable[Tensor],
+    layers: list[int],
+    *,
+    store: Path | None = None,
+    count: int | None = None,
+) -> dict[int, Tensor | np.ndarray]:
+    """Pooled features (N, D) after each block in `layers`, from code batches (B, L, K), all
+    layers in one pass. With `store` (a folder) and `count` (N), each layer's features are
+    written chunk by chunk into `store/layer{i}.npy` and returned memory-mapped: memory is
+    bounded by the batch, not the dataset."""
     tr = model.transformer
     device = tr.mask_token.device
     out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
+    maps = None
+    if store is not None:
+        if count is None:
+            raise ValueError("a feature store needs the number of images (count)")
+        store.mkdir(parents=True, exist_ok=True)
+        maps = {
+            i: np.lib.format.open_memmap(
+                store / f"layer{i}.npy", "w+", np.float32, (count, model.config.dim)
+            )
+            for i in layers
+        }
     deepest = max(layers)
-    store: dict[int, Tensor] = {}
+    kept: dict[int, Tensor] = {}
     hooks = [
         tr.layers[min(i, len(tr.layers) - 1)].register_forward_hook(
-            lambda m, a, o, i=i: store.__setitem__(i, o)
+            lambda m, a, o, i=i: kept.__setitem__(i, o)
         )
         for i in layers
     ]
+    done = 0
     try:
         for codes in batches:
             null = tr.null_condition(codes.shape[0], device)
             tr.hidden_states(codes.to(device), tr.embed_classes(null), None, upto=deepest)
             for i in layers:
-                out[i].append(store[i][:, model.config.class_tokens :].float().mean(1).cpu())
+                pooled = kept[i][:, model.config.class_tokens :].float().mean(1).cpu()
+                if maps is None:
+                    out[i].append(pooled)
+                else:
+                    maps[i][done : done + len(pooled)] = pooled.numpy()
+            done += codes.shape[0]
     finally:
         for h in hooks:
             h.remove()
+    if maps is not None:
+        if done != count:
+            raise ValueError(f"expected {count} images, the batches held {done}")
+        for m in maps.values():
+            m.flush()
+        return {i: np.load(store / f"layer{i}.npy", mmap_mode="r") for i in layers}
     return {i: torch.cat(v) for i, v in out.items()}
+
+
+def write_store(path: Path, batches: Iterable[Tensor], count: int, width: int) -> np.ndarray:
+    """Rows (e.g. flattened bits, as uint8) written chunk by chunk into a memory-mapped .npy."""
+    array = np.lib.format.open_memmap(path, "w+", np.uint8, (count, width))
+    done = 0
+    for batch in batches:
+        rows = batch.reshape(len(batch), -1).to(torch.uint8).numpy()
+        array[done : done + len(rows)] = rows
+        done += len(rows)
+    array.flush()
+    return np.load(path, mmap_mode="r")
+
+
+def rows(x: Tensor | np.ndarray, index: Tensor) -> Tensor:
+    """x[index] as float32, for in-memory tensors and memory-mapped arrays alike."""
+    if isinstance(x, Tensor):
+        return x[index].float()
+    return torch.from_numpy(np.asarray(x[index.numpy()], dtype=np.float32))
 
 
 class LARS(torch.optim.Optimizer):
@@ -123,7 +177,7 @@ def train_probe(
     """BatchNorm(affine=False) + Linear on frozen features; returns top-1/top-5 (%) on test
     (and the trained classifier under "head", in eval mode, if `return_head`)."""
     torch.manual_seed(config.seed)
-    classes = int(max(train_y.max(), test_y.max())) + 1
+    classes = int(max(train_y.max(), test_y.max())) + 1  # features: tensors or memory maps
     head = nn.Sequential(
         nn.BatchNorm1d(train_x.shape[1], affine=False, eps=1e-6),
         nn.Linear(train_x.shape[1], classes),
@@ -146,6 +200,7 @@ def train_probe(
     for _ in range(config.epochs):
         head.train()
         for idx in _batches(len(train_x), config.batch_size, g):
+            idx = idx.sort().values  # in file order: a memory map reads forward
             scale = (
                 (step + 1) / warmup
                 if step < warmup
@@ -153,14 +208,15 @@ def train_probe(
             )
             for group in opt.param_groups:
                 group["lr"] = lr * scale
-            loss = nn.functional.cross_entropy(head(train_x[idx]), train_y[idx])
+            loss = nn.functional.cross_entropy(head(rows(train_x, idx)), train_y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             step += 1
     head.eval()
     with torch.no_grad():
-        logits = head(test_x)
+        chunks = torch.arange(len(test_x)).split(4096)
+        logits = torch.cat([head(rows(test_x, chunk)) for chunk in chunks])
     top5 = logits.topk(min(5, classes), dim=1).indices
     result = {
         "top1": 100.0 * float((top5[:, 0] == test_y).float().mean()),
