@@ -29,7 +29,7 @@ def add_plan_command(sub: argparse._SubParsersAction) -> None:
         "(measured on a copy cut to two blocks), the largest batch that fits",
     )
     p.add_argument("--preset", action="append", help="generator preset (repeatable)")
-    p.add_argument("--gpus", type=int_in(1, 1_000_000), default=8)
+    p.add_argument("--gpus", type=int_in(1, 1_000_000), default=8, help="GPUs the run uses")
     p.add_argument(
         "--batch-size", type=int_in(1, 100_000_000), default=256, help="global batch size"
     )
