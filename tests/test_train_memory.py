@@ -13,7 +13,11 @@ from helpers import TRAIN_ARGS, random_codes
 
 
 def live_tensor_bytes() -> int:
-    """Bytes of the distinct storages of every tensor the interpreter can reach."""
+    """Bytes of the distinct storages of every tensor the interpreter can reach, leaving out
+    the cache of epoch orders (bounded: the current epoch's and the next one's)."""
+    from bigr.train.step_draws import epoch_permutation
+
+    epoch_permutation.cache_clear()
     gc.collect()
     storages = {}
     for obj in gc.get_objects():
