@@ -1,5 +1,7 @@
 import types
 
+import pytest
+
 from bigr.config import PRESETS
 from bigr.evaluation.bench import sampling_flops
 from bigr.evaluation.bench_train import bench_train
@@ -168,3 +170,17 @@ def test_bench_sample_times_default_release_and_head_all_paths():
         paths["release"]["seconds_per_image"] / paths["default"]["seconds_per_image"]
     )
     assert result["matmul_gflops"] > 0
+
+
+def test_a_named_recipe_is_timed_as_a_path():
+    from bigr.evaluation.bench import bench_sample
+    from bigr.recipes import recipe
+
+    result = bench_sample("bigr-tiny", batch=1, steps=2, head_steps=2,
+                          paths=("default", "recipe-fast"))  # fmt: skip
+    timed = result["paths"]["recipe-fast"]
+    fast = recipe("fast", "bigr:fashion")
+    assert timed["images_per_second"] > 0
+    assert timed["gflop_per_image"] == sampling_flops(PRESETS["bigr-tiny"], fast, 1)["total"] / 1e9
+    with pytest.raises(ValueError, match="unknown recipe 'nonesuch'"):
+        bench_sample("bigr-tiny", batch=1, steps=2, head_steps=2, paths=("recipe-nonesuch",))

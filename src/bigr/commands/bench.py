@@ -23,7 +23,8 @@ def add_bench_command(sub: argparse._SubParsersAction) -> None:
         "--paths",
         default="default,release",
         help="comma list: default, release (the release's algorithm), head_all (bigr's "
-        "loop doing the release's head work)",
+        "loop doing the release's head work), recipe-NAME (bigr's loop at a named recipe of "
+        "--recipes-from, e.g. recipe-fast)",
     )
     p.add_argument("--device", type=device_arg, default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -45,6 +46,17 @@ def add_bench_command(sub: argparse._SubParsersAction) -> None:
         "--compile",
         action="store_true",
         help="sample: torch.compile the backbone on every path (compilation not timed)",
+    )
+    p.add_argument(
+        "--compile-mode",
+        choices=["default", "reduce-overhead", "max-autotune"],
+        default="default",
+        help="sample: torch.compile's mode with --compile (reduce-overhead: CUDA graphs)",
+    )
+    p.add_argument(
+        "--recipes-from",
+        default="bigr:fashion",
+        help="sample: the model whose named recipes `--paths recipe-NAME` time",
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -139,6 +151,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         dtype=dtype,
         repeats=args.repeats or 1,
         compile=args.compile,
+        compile_mode=None if args.compile_mode == "default" else args.compile_mode,
+        recipes_from=args.recipes_from,
     )
     if args.json:
         print(json.dumps(result, indent=2))

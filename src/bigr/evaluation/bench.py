@@ -147,18 +147,22 @@ def bench_sample(
     dtype: torch.dtype = torch.float32,
     repeats: int = 1,
     compile: bool = False,
+    compile_mode: str | None = None,
+    recipes_from: str | None = "bigr:fashion",
 ) -> dict:
     """Seconds per image of each sampling path on a random-weight preset (best of `repeats`),
     its analytic GFLOP and the matmul rate of the same run. `compile` wraps the backbone in
     `torch.compile` for every path (the head's loops stay eager: bigr's fused one and the
     release's per-call one alike); compilation happens in `timed_sampling`'s untimed warm-up
-    call, so it is not counted."""
+    call, so it is not counted. A path `recipe-NAME` samples with bigr's default path at the
+    named recipe of `recipes_from` (e.g. `recipe-fast`: the embedded model's fast recipe) on
+    this preset's random weights: the recipe's speed, not its quality."""
     config = get_preset(preset)
     if not isinstance(config, BiGRConfig):
         raise ValueError(f"preset {preset!r} is not a BiGR generator")
     model = random_model(config, device=device).to(dtype)
     if compile:
-        compile_backbone(model)
+        compile_backbone(model, mode=compile_mode)
     labels = torch.arange(batch, device=device) % config.num_classes
     base = SamplerConfig(steps=steps, head_steps=head_steps, guidance=guidance, gumbel=gumbel)
     variants = {
@@ -166,6 +170,11 @@ def bench_sample(
         "head_all": dataclasses.replace(base, head_tokens="all"),
         "release": base,
     }
+    for name in paths:
+        if name.startswith("recipe-"):
+            from ..recipes import recipe
+
+            variants[name] = recipe(name.removeprefix("recipe-"), recipes_from)
     unknown = sorted(set(paths) - set(variants))
     if unknown:
         raise ValueError(f"unknown sampling paths {unknown}; known: {', '.join(variants)}")
@@ -205,6 +214,7 @@ def bench_sample(
             "dtype": str(dtype).replace("torch.", ""),
             "repeats": repeats,
             "compile": compile,
+            "compile_mode": compile_mode or "default",
         },
         "machine": machine_info(device),
         "matmul_gflops": matmul,
