@@ -139,7 +139,7 @@ def test_bench_sample_compiles_the_backbone_and_runs_each_path_once_untimed(monk
         "bigr-tiny", batch=3, steps=3, head_steps=3, paths=("default",), repeats=2, compile=True
     )
     assert [type(m.__self__).__name__ for m, _ in compiled] == ["BiGRTransformer"]
-    assert compiled[0][1] == {"dynamic": True, "backend": "inductor"}
+    assert compiled[0][1] == {"dynamic": True, "backend": "inductor", "mode": None}
     assert len(calls) == 4  # each timed repeat after its untimed two-image warm-up call
     # warm-ups: two images, two steps; then the timed batch of three at three steps
     assert [len(c) for c in sizes] == [2, 3, 2, 3] and [c.steps for c in configs] == [2, 3, 2, 3]
