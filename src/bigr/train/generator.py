@@ -103,7 +103,10 @@ class TrainConfig:
         require_choice(self, "fsdp_mode", FSDP_MODES)
         require_choice(self, "fsdp_precision", ("fp32", "bf16"))
         if not self.fsdp and (self.fsdp_mode != "full" or self.fsdp_precision != "fp32"):
-            raise ValueError("fsdp_mode and fsdp_precision apply to sharded runs: add fsdp")
+            raise ValueError(
+                "fsdp_mode and fsdp_precision (--fsdp-mode, --fsdp-precision) apply to sharded "
+                "runs: add --fsdp"
+            )
         if self.stop_at > self.steps:
             raise ValueError(f"stop_at ({self.stop_at}) must be at most steps ({self.steps})")
 
