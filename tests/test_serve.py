@@ -19,7 +19,7 @@ from bigr.config import PRESETS
 from bigr.model import BiGR
 from bigr.serve import ModelPair, Server, create_app
 from bigr.tokenizer import BinaryAutoencoder
-from helpers import png_header_only
+from helpers import png_header_only, random_bigr_model
 
 ARTIFACTS = Path(
     os.environ.get("BIGR_TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts")
@@ -29,12 +29,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture(scope="module")
 def server():
-    torch.manual_seed(0)
-    model = BiGR(PRESETS["bigr-tiny"]).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    model = random_bigr_model()
     tokenizer = BinaryAutoencoder(PRESETS["bae-tiny"]).eval()
     return Server([ModelPair("tiny", model, tokenizer, [f"c{i}" for i in range(10)])])
 

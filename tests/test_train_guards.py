@@ -2,6 +2,8 @@
 exported), weights that never move, an EMA that never moves, a resume onto another
 architecture, damaged code shards. Clipping 0 means no clipping."""
 
+import json
+
 import pytest
 import torch
 
@@ -49,9 +51,9 @@ def test_weights_that_never_move_are_not_a_finished_run(codes, tmp_path, capsys)
 
 def test_clipping_zero_means_no_clipping(codes, tmp_path, capsys):
     assert main(_train(codes, tmp_path / "run", "--grad-clip", "0", "--lr", "1e-3")) == 0
-    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
-    assert len(log) == 6 and '"loss": NaN' not in "".join(log)
-    assert TrainConfig(grad_clip=0).grad_clip == 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").open()]
+    assert len(log) == 6  # clipping to 0 would have frozen the weights: refused as a no-op run
+    assert max(r["grad_norm"] for r in log) > 0
 
 
 def test_an_ema_that_never_moves_is_refused(codes, tmp_path, capsys):

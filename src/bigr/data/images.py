@@ -19,7 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from ..outputs import atomic_write
+from ..outputs import atomic_write, check_parents
 
 
 class ImageError(ValueError):
@@ -145,11 +145,7 @@ def check_output(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a folder; give a file name such as {path / 'out.png'}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ImageError(f"{path}: {parent} is a file, not a folder")
-            break
+    check_parents(path)
     _writer_format(path)
 
 
