@@ -1,3 +1,4 @@
+import dataclasses
 import types
 
 import pytest
@@ -67,7 +68,7 @@ def test_bench_train_head_paths_compute_the_same_loss_and_tokenize_with_the_pair
 def test_head_flops_shrink_when_the_head_sees_only_unknown_tokens():
     config = PRESETS["bigr-tiny"]
     ours = sampling_flops(config, SamplerConfig(steps=4, head_steps=10), batch=2)
-    release = sampling_flops(config, SamplerConfig(steps=4, head_steps=10, head_tokens="all"), 2)
+    release = sampling_flops(config, SamplerConfig(steps=4, head_steps=10), 2, head_all=True)
     assert ours["transformer"] == release["transformer"]
     assert ours["head"] < release["head"]
 
@@ -184,3 +185,15 @@ def test_a_named_recipe_is_timed_as_a_path():
     assert timed["gflop_per_image"] == sampling_flops(PRESETS["bigr-tiny"], fast, 1)["total"] / 1e9
     with pytest.raises(ValueError, match="unknown recipe 'nonesuch'"):
         bench_sample("bigr-tiny", batch=1, steps=2, head_steps=2, paths=("recipe-nonesuch",))
+
+
+def test_flops_follow_the_reuse_and_revision_options():
+    config = PRESETS["bigr-tiny"]
+    base = SamplerConfig(steps=6, head_steps=10)
+    plain = sampling_flops(config, base, batch=2)
+    kept = sampling_flops(config, dataclasses.replace(base, kv_refresh=3), batch=2)
+    assert kept["transformer"] < plain["transformer"] and kept["head"] == plain["head"]
+    fewer = sampling_flops(config, dataclasses.replace(base, head_steps_certain=2), batch=2)
+    assert fewer["head"] < plain["head"] and fewer["transformer"] == plain["transformer"]
+    revised = sampling_flops(config, dataclasses.replace(base, revise=3), batch=2)
+    assert revised["head"] > plain["head"] and revised["transformer"] == plain["transformer"]

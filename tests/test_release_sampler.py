@@ -6,7 +6,9 @@ from bigr.draws import RecordedDraws
 from bigr.model import BiGR
 from bigr.official import bigr_config_from_model_args, convert_state_dict, load_official_file
 from bigr.official.parity_outputs import _sampler_config
+from bigr.official.positional_draws import PositionalDraws
 from bigr.official.release_sampler import release_sample_codes
+from bigr.official.strategies import RELEASE_WORK
 from bigr.sampler import SamplerConfig, sample_codes
 
 
@@ -35,11 +37,17 @@ def test_release_path_reproduces_the_recorded_official_generation(reference_dir)
 
 
 def test_release_path_equals_bigrs_all_token_path_given_the_same_generator(random_bigr):
-    # Same random stream, same consumption order: bigr's loop with head_tokens='all' must draw
-    # exactly the codes of the release's algorithm (its batching and fusing change no draw).
-    config = SamplerConfig(steps=4, head_steps=6, guidance=2.5, gumbel=0.3, head_tokens="all")
+    # Same random stream, same consumption order: bigr's loop doing the release's head work
+    # must draw exactly the codes of the release's algorithm (batching and fusing change no draw)
+    config = SamplerConfig(steps=4, head_steps=6, guidance=2.5, gumbel=0.3)
     labels = torch.tensor([1, 7, 3])
-    ours = sample_codes(random_bigr, labels, config, generator=torch.Generator().manual_seed(5))
+    ours = sample_codes(
+        random_bigr,
+        labels,
+        config,
+        generator=torch.Generator().manual_seed(5),
+        strategy=RELEASE_WORK,
+    )
     release = release_sample_codes(
         random_bigr, labels, config, generator=torch.Generator().manual_seed(5)
     )
@@ -51,8 +59,6 @@ def test_default_path_draws_the_release_paths_codes_given_the_same_draws_per_tok
     # the guidance halves and fuses the denoiser; the release path runs it on every token of
     # both halves with the plain module. With uniforms keyed by (phase, call, token position)
     # every token's bits see the same numbers on both paths, so the codes must be identical.
-    from bigr.draws import PositionalDraws
-
     cfg = random_bigr.config
     labels = torch.tensor([1, 7, 3, 0, 9, 4])
     shape = (len(labels) * cfg.num_tokens, cfg.code_bits)

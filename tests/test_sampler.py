@@ -6,7 +6,8 @@ import torch
 from bigr.config import PRESETS
 from bigr.draws import TorchDraws
 from bigr.model import BiGR
-from bigr.sampler import SamplerConfig, plan_steps, sample_codes, token_scores
+from bigr.official.strategies import RELEASE_INPAINTING, RELEASE_WORK
+from bigr.sampler import BIGR, SamplerConfig, plan_steps, sample_codes, token_scores
 
 FAST = SamplerConfig(steps=4, head_steps=5, guidance=2.0, gumbel=0.5)
 
@@ -19,11 +20,11 @@ def test_known_tokens_never_change(random_bigr):
     g = _gen(0)
     known = torch.randint(0, 2, (3, 16, 16), generator=g).float()
     keep = torch.rand(3, 16, generator=g) < 0.5
-    for config in (
-        FAST,
-        dataclasses.replace(FAST, budget="official"),
-        dataclasses.replace(FAST, head_tokens="all"),
-        dataclasses.replace(FAST, reveal_certain=0.2),
+    for config, strategy in (
+        (FAST, BIGR),
+        (FAST, RELEASE_INPAINTING),
+        (FAST, RELEASE_WORK),
+        (dataclasses.replace(FAST, reveal_certain=0.2), BIGR),
     ):
         out = sample_codes(
             random_bigr,
@@ -32,6 +33,7 @@ def test_known_tokens_never_change(random_bigr):
             known_codes=known,
             known_mask=keep,
             generator=_gen(1),
+            strategy=strategy,
         )
         assert torch.equal(out[keep], known[keep])
         assert set(out.unique().tolist()) <= {0.0, 1.0}
@@ -79,8 +81,9 @@ def test_head_runs_only_on_unknown_tokens(random_bigr):
         sample_codes(
             random_bigr,
             torch.tensor([1]),
-            dataclasses.replace(FAST, steps=3, guidance=1.0, head_tokens="all"),
+            dataclasses.replace(FAST, steps=3, guidance=1.0),
             generator=_gen(0),
+            strategy=RELEASE_WORK,
         )
         assert rows == [16, 16, 16]
     finally:
@@ -146,18 +149,17 @@ def test_bad_options_are_refused(random_bigr):
 
 
 def _record_predictions(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Patch the sampler's probability step to keep (unknown mask, probabilities) of each call."""
+    """Patch the sampler's reveal step to keep (unknown mask, probabilities) of each step."""
     import bigr.sampler
 
     calls = []
-    real = bigr.sampler.predict_probs
+    real = bigr.sampler.reveal_bits
 
-    def record(model, codes, unknown, *args, **kwargs):
-        probs = real(model, codes, unknown, *args, **kwargs)
+    def record(codes, unknown, probs, *args, **kwargs):
         calls.append((unknown.clone(), probs.clone()))
-        return probs
+        return real(codes, unknown, probs, *args, **kwargs)
 
-    monkeypatch.setattr(bigr.sampler, "predict_probs", record)
+    monkeypatch.setattr(bigr.sampler, "reveal_bits", record)
     return calls
 
 
@@ -325,3 +327,85 @@ def test_unconditional_branch_is_reused_between_refreshes(random_bigr):
     assert torch.equal(out[keep], known[keep]) and set(out.unique().tolist()) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="uncond_every"):
         sample_codes(random_bigr, labels, dataclasses.replace(config, uncond_every=0))
+
+
+# -- the ladder's rungs, each alone --------------------------------------------------------
+
+
+def test_guided_features_batches_both_branches_and_keeps_or_reuses_the_unconditional(
+    random_bigr,
+):
+    from bigr.sampler import Conditioning, UncondReuse, guided_features
+
+    g = _gen(2)
+    codes = torch.randint(0, 2, (2, 16, 16), generator=g).float()
+    unknown = torch.rand(2, 16, generator=g) < 0.6
+    cond = Conditioning(torch.tensor([3, 4]))
+    backbone = random_bigr.transformer
+    null = backbone.null_condition(2, "cpu")
+    with torch.no_grad():
+        z_cond, z_uncond = guided_features(random_bigr, codes, unknown, cond, 2.0)
+        assert torch.allclose(z_cond, backbone(codes, cond.condition, unknown), atol=1e-5)
+        assert torch.allclose(z_uncond, backbone(codes, null, unknown), atol=1e-5)
+        (only,) = guided_features(random_bigr, codes, unknown, cond, 1.0)
+        assert torch.allclose(only, z_cond, atol=1e-5)
+        (only,) = guided_features(random_bigr, codes, unknown, cond, 0.0)
+        assert torch.allclose(only, z_uncond, atol=1e-5)
+        reuse = UncondReuse(every=2)
+        first = guided_features(random_bigr, codes, unknown, cond, 2.0, reuse)
+        later = guided_features(random_bigr, 1 - codes, unknown, cond, 2.0, reuse)
+    assert later[1] is first[1] and reuse.age == 2 and not reuse.fresh()
+
+
+def test_head_probabilities_fill_only_the_rows_named(random_bigr):
+    from bigr.sampler import head_probabilities, unknown_rows
+
+    unknown = torch.zeros(2, 16, dtype=torch.bool)
+    unknown[0, [1, 5]] = True
+    unknown[1, [7]] = True
+    rows = unknown_rows(unknown, 2)
+    assert rows[0].tolist() == [1, 5] and rows[1, 0].item() == 7  # unknown first, padded
+    z = torch.randn(2, 16, random_bigr.config.dim, generator=_gen(0))
+    probs = head_probabilities(random_bigr, (z, z), rows, 2.0, 3, FAST, TorchDraws(_gen(1)))
+    touched = probs.ne(0).any(-1)
+    assert touched[0].nonzero().flatten().tolist() == [1, 5]
+    assert set(touched[1].nonzero().flatten().tolist()) <= {7, rows[1, 1].item()}
+    everywhere = head_probabilities(random_bigr, (z,), None, 1.0, 3, FAST, TorchDraws(_gen(1)))
+    assert everywhere.shape == (2, 16, random_bigr.config.code_bits)
+    assert ((everywhere > 0) & (everywhere < 1)).float().mean() > 0.5
+
+
+def test_choose_tokens_takes_each_rows_count_of_its_best_scores():
+    from bigr.sampler import choose_tokens
+
+    scores = torch.tensor([[0.1, 0.9, float("-inf"), 0.5], [0.3, 0.2, 0.8, 0.7]])
+    index, take = choose_tokens(scores, torch.tensor([[1], [3]]), 3)
+    assert index.tolist() == [[1, 3, 0], [2, 3, 0]]
+    assert take.tolist() == [[True, False, False], [True, True, True]]
+
+
+def test_reveal_bits_writes_only_the_taken_tokens_and_marks_them_known():
+    from bigr.sampler import reveal_bits
+
+    codes = torch.zeros(1, 4, 2)
+    unknown = torch.ones(1, 4, dtype=torch.bool)
+    probs = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 1.0]]])
+    index, take = torch.tensor([[1, 2]]), torch.tensor([[True, False]])
+    reveal_bits(codes, unknown, probs, index, take, "threshold", TorchDraws(_gen(0)))
+    assert codes[0].tolist() == [[0, 0], [1, 1], [0, 0], [0, 0]]
+    assert unknown.tolist() == [[True, False, True, True]]
+
+
+def test_reveal_scores_add_gumbel_noise_only_at_a_positive_temperature():
+    from bigr.sampler import reveal_scores
+    from bigr.sampler_plan import Step
+
+    probs = torch.rand(2, 16, 16, generator=_gen(0))
+    unknown = torch.rand(2, 16, generator=_gen(1)) < 0.5
+    plain = Step([1, 1], [8, 8], 1.0, 0.0, "confidence", 5)
+    noisy = dataclasses.replace(plain, gumbel=1.0)
+    base = reveal_scores(plain, probs, unknown, TorchDraws(_gen(2)))
+    assert torch.equal(base, token_scores("confidence", probs, unknown, TorchDraws(_gen(2))))
+    moved = reveal_scores(noisy, probs, unknown, TorchDraws(_gen(2)))
+    assert not torch.equal(moved[unknown], base[unknown])
+    assert moved[~unknown].eq(float("-inf")).all()

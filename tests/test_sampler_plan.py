@@ -1,19 +1,28 @@
+import json
+
 import pytest
 
-from bigr.sampler_plan import SamplerConfig, head_steps_at, plan_steps
+from bigr.official.strategies import official_budget_plan
+from bigr.sampler_plan import (
+    SamplerConfig,
+    head_steps_at,
+    plan_steps,
+    sampler_from_record,
+    sampler_record,
+)
 
 
 def test_plan_reveals_every_unknown_token_once():
     for unknown in ([16, 16], [10, 3], [0, 16]):
-        for budget in ("unknown", "official"):
-            plan = plan_steps(unknown, 16, SamplerConfig(steps=5, budget=budget))
+        for plan_of in (plan_steps, official_budget_plan):
+            plan = plan_of(unknown, 16, SamplerConfig(steps=5))
             totals = [sum(step.counts[i] for step in plan) for i in range(len(unknown))]
             assert totals == unknown
 
 
 def test_official_budget_schedules_the_kept_count_then_fills():
     # 10 unknown of 16: the release schedules the 6 kept tokens over the loop, then fills
-    plan = plan_steps([10], 16, SamplerConfig(steps=3, schedule="linear", budget="official"))
+    plan = official_budget_plan([10], 16, SamplerConfig(steps=3, schedule="linear"))
     assert [s.counts[0] for s in plan] == [2, 2, 2, 4]
     assert plan[-1].order == "raster" and plan[-1].gumbel == 0.0
 
@@ -51,3 +60,18 @@ def test_head_steps_at_ramps_linearly_and_the_fill_step_takes_the_last_value():
 def test_bad_options_are_refused_by_validate(change, message):
     with pytest.raises(ValueError, match=message):
         SamplerConfig(**change).validate()
+
+
+def test_records_round_trip_and_keep_the_keys_written_before_options_were_added():
+    config = SamplerConfig(steps=7, order="entropy", reveal_certain=0.2)
+    assert sampler_from_record(json.loads(json.dumps(sampler_record(config)))) == config
+    # a record written when the parity switches were sampler fields still reads, and a sampler
+    # at its defaults is recorded exactly as it was then (cached results keep their keys)
+    old = sampler_record(SamplerConfig())
+    assert old["head_tokens"] == "unknown" and old["budget"] == "unknown"
+    assert list(old)[-2:] == ["head_tokens", "budget"]
+    assert sampler_from_record(old) == SamplerConfig()
+    with pytest.raises(ValueError, match="head_tokens is no longer a sampler setting"):
+        sampler_from_record({**old, "head_tokens": "all"})
+    with pytest.raises(ValueError, match="unknown sampler fields spiral"):
+        sampler_from_record({**old, "spiral": 1})

@@ -1,16 +1,37 @@
 """Sources of randomness for sampling: a seeded `torch.Generator`, or recorded streams.
 
 Every random decision of the sampler and of the Bernoulli head goes through a `Draws` object:
-`bernoulli(probs)` (bit = u < p with u uniform, u taken in C order over `probs`) and
-`gumbel(shape)`. `TorchDraws` draws from an explicit generator; `RecordedDraws` replays the
-uniform and Gumbel streams stored with the official reference data (reference README §6), so
-a run that consumes them in the official order reproduces the official bits exactly.
+`bernoulli(probs)` (bit = u < p with u uniform, u taken in C order over `probs`),
+`uniform(shape)` and `gumbel(shape)`. Before the head's chain and before revealing bits the
+sampler says which tokens the next Bernoulli calls serve (`serve(index)`, `index` (B, U) token
+indices, None for every token); sources that draw by position use it, the others ignore it.
+
+`TorchDraws` draws from an explicit generator; `RecordedDraws` replays the uniform and Gumbel
+streams stored with the official reference data (reference README §6), so a run that consumes
+them in the official order reproduces the official bits exactly. A source keyed by token
+position, for comparing sampling paths, lives with the release baseline
+(`bigr.official.positional_draws`).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
+
+
+class Draws(Protocol):
+    """What the sampler and the Bernoulli head draw from."""
+
+    def serve(self, index: Tensor | None) -> None:
+        """The next Bernoulli calls serve tokens `index` (B, U), or every token if None."""
+
+    def uniform(self, shape: tuple[int, ...], device: torch.device) -> Tensor: ...
+
+    def bernoulli(self, probs: Tensor) -> Tensor: ...
+
+    def gumbel(self, shape: tuple[int, ...], device: torch.device) -> Tensor: ...
 
 
 class TorchDraws:
@@ -18,6 +39,9 @@ class TorchDraws:
 
     def __init__(self, generator: torch.Generator | None = None) -> None:
         self.generator = generator
+
+    def serve(self, index: Tensor | None) -> None:
+        """Draws do not depend on the tokens served."""
 
     def uniform(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
         return torch.rand(shape, device=device, generator=self.generator)
@@ -41,6 +65,9 @@ class RecordedDraws:
         self.gumbel_position = 0
         self.call_sizes: list[int] = []
         self.call_probs: list[Tensor] = []
+
+    def serve(self, index: Tensor | None) -> None:
+        """The streams are consumed in order, whatever tokens they serve."""
 
     def uniform(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
         n = 1
@@ -69,63 +96,3 @@ class RecordedDraws:
             raise RuntimeError(f"recorded Gumbel draw has shape {tuple(g.shape)}, need {shape}")
         self.gumbel_position += 1
         return g.to(device)
-
-
-class PositionalDraws:
-    """Uniforms keyed by (phase, call, token position), for comparing sampling paths.
-
-    A sampler announces with `rows(positions)` which tokens (flat positions b·L + n) the next
-    Bernoulli calls serve; each such phase numbers its calls, and call c of phase p draws the
-    uniforms of a table seeded by (seed, p, c) at those positions. So two paths that visit
-    different subsets of the tokens (bigr's head on unknown tokens only, the release's on all)
-    still draw the same number for the same bit of the same token. Gumbel and order noise come
-    from tables seeded by their call count.
-    """
-
-    def __init__(self, seed: int, num_positions: int, bits: int) -> None:
-        self.seed, self.num_positions, self.bits = seed, num_positions, bits
-        self.phase, self.call, self.noise_calls = -1, 0, 0
-        self.positions: Tensor | None = None
-
-    def rows(self, positions: Tensor) -> None:
-        self.phase += 1
-        self.call = 0
-        self.positions = positions.flatten().cpu()
-
-    def _table(self, *key: int) -> Tensor:
-        g = torch.Generator().manual_seed(hash((self.seed, *key)) % (2**62))
-        return torch.rand(self.num_positions, self.bits, generator=g, dtype=torch.float64)
-
-    def bernoulli(self, probs: Tensor) -> Tensor:
-        if self.positions is None:
-            raise RuntimeError("PositionalDraws needs rows(positions) before a Bernoulli call")
-        u = self._table(0, self.phase, self.call)[self.positions]
-        self.call += 1
-        u = u.to(probs.device).view(probs.shape)
-        return (u < probs.double()).to(probs.dtype)
-
-    def uniform(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
-        self.noise_calls += 1
-        g = torch.Generator().manual_seed(hash((self.seed, 1, self.noise_calls)) % (2**62))
-        return torch.rand(shape, generator=g).to(device)
-
-    def gumbel(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
-        e = -torch.log(self.uniform(shape, torch.device("cpu")).clamp_min(1e-12))
-        return -torch.log(e).to(device)
-
-
-def flat_positions(index: Tensor, tokens: int) -> Tensor:
-    """Flat positions b·L + n of token indices (B, U)."""
-    rows = torch.arange(index.shape[0], device=index.device)[:, None] * tokens
-    return (rows + index).flatten()
-
-
-def announce_rows(draws, index: Tensor | None, batch: int, tokens: int) -> None:
-    """Tell a position-keyed draw source which tokens the next calls serve: `index` (B, U)
-    token indices, or None for every token of the batch. Other sources ignore it."""
-    rows = getattr(draws, "rows", None)
-    if rows is not None:
-        rows(torch.arange(batch * tokens) if index is None else flat_positions(index, tokens))
-
-
-Draws = TorchDraws | RecordedDraws | PositionalDraws

@@ -10,6 +10,8 @@ Shapes: B batch, L sequence (class tokens + grid tokens), H heads, Dh head width
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -65,15 +67,28 @@ def rope_table_2d(
 
 
 def apply_rope(x: Tensor, table: Tensor) -> Tensor:
-    """Rotate consecutive pairs (2m, 2m+1) of x (B, L, H, Dh) by table (L, Dh/2, 2), in float32:
+    """Rotate consecutive pairs (2m, 2m+1) of x (B, L, H, Dh) by table (L, Dh/2, 2) (or per row,
+    (B, L, Dh/2, 2)), in float32:
     (x0 cos - x1 sin, x1 cos + x0 sin), the complex product per pair written in real
     arithmetic (any dtype in, torch.compile-friendly)."""
     pairs = x.float().unflatten(-1, (-1, 2))  # (B, L, H, Dh/2, 2)
     x0, x1 = pairs[..., 0], pairs[..., 1]
-    rot = table.float().view(1, pairs.size(1), 1, pairs.size(3), 2)  # over batch and heads
+    # (L, Dh/2, 2) for every row, or (B, L, Dh/2, 2) per row; broadcast over heads
+    rot = table.float().view(-1, pairs.size(1), 1, pairs.size(3), 2)
     cos, sin = rot[..., 0], rot[..., 1]
     out = torch.stack((x0 * cos - x1 * sin, x1 * cos + x0 * sin), dim=-1)
     return out.flatten(3).type_as(x)  # (B, L, H, Dh)
+
+
+class KeptKV(NamedTuple):
+    """Keys and values (B, Hkv, S, Dh) kept from a pass over a whole sequence, and where the
+    rows of a partial pass sit in it: `positions` (B, A), `valid` (B, A) False on rows that only
+    pad a batch (their kept keys and values stay)."""
+
+    keys: Tensor
+    values: Tensor
+    positions: Tensor
+    valid: Tensor
 
 
 class Attention(nn.Module):
@@ -92,6 +107,17 @@ class Attention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, rope: Tensor) -> Tensor:
+        return self.forward_kv(x, rope)[0]
+
+    def forward_kv(
+        self, x: Tensor, rope: Tensor, kept: KeptKV | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The attention output and this call's keys and values (B, Hkv, L, Dh), rotated.
+
+        With `kept` keys and values of a whole sequence, `x` (B, A, D) holds only the rows at
+        `kept.positions` (`rope` their (B, A, Dh/2, 2) table): their keys and values replace the
+        kept ones there (except on padding rows) and their queries attend to the whole
+        sequence."""
         b, l, d = x.shape
         q, k, v = self.wqkv(x).split([d, self.kv_dim, self.kv_dim], dim=-1)
         # (B, L, H·Dh) -> (B, L, H, Dh); keys and values have kv_heads heads
@@ -99,6 +125,12 @@ class Attention(nn.Module):
         k = apply_rope(k.view(b, l, self.kv_heads, self.head_dim), rope)
         v = v.view(b, l, self.kv_heads, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, Dh)
+        fresh = (k, v)
+        if kept is not None:  # (B, A) -> (B, Hkv, A, Dh) index into the kept sequence
+            index = kept.positions[:, None, :, None].expand(-1, self.kv_heads, -1, self.head_dim)
+            valid = kept.valid[:, None, :, None]
+            k = kept.keys.scatter(2, index, torch.where(valid, k, kept.keys.gather(2, index)))
+            v = kept.values.scatter(2, index, torch.where(valid, v, kept.values.gather(2, index)))
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
@@ -108,7 +140,7 @@ class Attention(nn.Module):
             q, k, v, dropout_p=self.attn_dropout if self.training else 0.0
         )
         # (B, H, L, Dh) -> (B, L, H, Dh) -> (B, L, D)
-        return self.dropout(self.wo(out.transpose(1, 2).reshape(b, l, d)))
+        return self.dropout(self.wo(out.transpose(1, 2).reshape(b, l, d))), fresh
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .outputs import atomic_write_text
 from .sampler import SamplerConfig
+from .sampler_plan import sampler_record, without_retired
 
 RECIPE_FILE = "recipe.json"
 
@@ -51,6 +52,10 @@ class RecipeError(ValueError):
 
 
 def _config_from_dict(values: dict, where: str) -> SamplerConfig:
+    try:
+        values = without_retired(values)
+    except ValueError as err:
+        raise RecipeError(f"{where}: {err}") from None
     fields = {f.name: f for f in dataclasses.fields(SamplerConfig)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -164,7 +169,7 @@ def save_recipes(
     for config in recipes.values():
         config.validate()
     data = {
-        "recipes": {name: dataclasses.asdict(c) for name, c in recipes.items()},
+        "recipes": {name: sampler_record(c) for name, c in recipes.items()},
         "selection": selection or {},
     }
     return atomic_write_text(Path(model_dir) / RECIPE_FILE, json.dumps(data, indent=2) + "\n")

@@ -8,6 +8,7 @@ Pure: nothing here touches a tensor or draws a random number; `bigr.sampler` run
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -62,23 +63,44 @@ class SamplerConfig:
         "also reveal every token at least this certain (1 - mean bit entropy in bits), and skip "
         "steps the schedule no longer needs: an entropy-driven step count (0 = off)",
     )
-    # the release's amount of work (head on every token), for benchmarks and parity
-    head_tokens: str = _option("unknown", "", ("unknown", "all"), cli=False)
-    # the release's inpainting count, for parity only
-    budget: str = _option("unknown", "", ("unknown", "official"), cli=False)
+    kv_refresh: int = _option(
+        1,
+        "recompute every token's keys and values every this many unmasking steps; in between, "
+        "only the tokens unknown at the last refresh are recomputed, attending to the kept keys "
+        "and values of the others (1 = every step)",
+    )
+    head_steps_certain: int = _option(
+        0,
+        "head steps for the tokens the previous step found more certain than the row's median "
+        "unknown token; the others get --head-steps (0 = every token gets --head-steps)",
+    )
+    revise: int = _option(
+        0,
+        "at each step past --revise-after, re-mask this many committed tokens per image, those "
+        "least certain when drawn, and draw them again (given tokens are never touched; 0 = off)",
+    )
+    revise_after: float = _option(
+        0.5, "revision applies to the steps whose progress (step / steps) is above this"
+    )
 
     def validate(self) -> None:
         checks = {
             "order": (self.order, ORDERS),
             "bits": (self.bits, ("bernoulli", "threshold")),
-            "head_tokens": (self.head_tokens, ("unknown", "all")),
-            "budget": (self.budget, ("unknown", "official")),
             "schedule": (self.schedule, tuple(schedules.MASK_SCHEDULES)),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        integers = (("steps", 1), ("head_steps", 1), ("head_steps_last", 0), ("uncond_every", 1))
+        integers = (
+            ("steps", 1),
+            ("head_steps", 1),
+            ("head_steps_last", 0),
+            ("uncond_every", 1),
+            ("kv_refresh", 1),
+            ("head_steps_certain", 0),
+            ("revise", 0),
+        )
         for name, low in integers:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -92,6 +114,7 @@ class SamplerConfig:
             "guidance_start",
             "guidance_stop",
             "reveal_certain",
+            "revise_after",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -110,6 +133,8 @@ class SamplerConfig:
                 f"head_temperature must be in [{low:g}, {high:g}] (outside it the bit "
                 f"probabilities overflow to exactly 0 and 1), got {self.head_temperature}"
             )
+        if not 0.0 <= self.revise_after < 1.0:
+            raise ValueError(f"revise_after must be in [0, 1), got {self.revise_after}")
         if not 0.0 <= self.reveal_certain <= 1.0:
             raise ValueError(f"reveal_certain must be in [0, 1], got {self.reveal_certain}")
         if not 0.0 <= self.guidance_start <= self.guidance_stop <= 1.0:
@@ -143,14 +168,17 @@ def head_steps_at(config: SamplerConfig, step: int) -> int:
 
 
 def plan_steps(unknown: list[int], num_tokens: int, config: SamplerConfig) -> list[Step]:
-    """Per-step reveal counts, guidance and Gumbel temperature, on the host.
+    """Per-step reveal counts, guidance and Gumbel temperature, on the host: each row's unknown
+    tokens (`unknown`) revealed over `config.steps` by the schedule. (`num_tokens`, the grid's
+    token count, is what a plan may also schedule by: the release's inpainting count,
+    `bigr.official.strategies`.)"""
+    return plan_from_totals(unknown, unknown, config)
 
-    `unknown` holds each row's number of unknown tokens. The official budget schedules the
-    number of known tokens instead, clipped here so that known tokens are never re-drawn.
-    """
-    totals = unknown
-    if config.budget == "official":
-        totals = [num_tokens - u for u in unknown]
+
+def plan_from_totals(unknown: list[int], totals: list[int], config: SamplerConfig) -> list[Step]:
+    """The plan that schedules `totals` tokens per row over the steps, each step's count clipped
+    to the row's tokens still unknown (so known tokens are never re-drawn); if the schedule
+    leaves tokens over, one more step fills them (the release's safety net)."""
     per_row = [schedules.reveal_counts(n, config.steps, config.schedule) for n in totals]
     steps, left = [], list(unknown)
     for s in range(config.steps):
@@ -178,3 +206,65 @@ def plan_steps(unknown: list[int], num_tokens: int, config: SamplerConfig) -> li
         last = head_steps_at(config, config.steps)
         steps.append(Step(list(left), list(left), config.guidance, 0.0, "raster", last))
     return steps
+
+
+# -- records ---------------------------------------------------------------------------------
+
+# Fields of the first recorded recipes and cached results; a field added since is recorded
+# only when it differs from its default, so adding an option keeps every earlier record's key.
+_FIRST_FIELDS = (
+    "steps",
+    "schedule",
+    "order",
+    "guidance",
+    "guidance_schedule",
+    "guidance_start",
+    "guidance_stop",
+    "gumbel",
+    "gumbel_schedule",
+    "head_steps",
+    "head_steps_last",
+    "uncond_every",
+    "head_temperature",
+    "bits",
+    "reveal_certain",
+)
+# Parity-only switches that were sampler fields once (now `bigr.official.strategies`): records
+# keep their one sampling value so earlier keys stay valid; other values are refused on reading.
+_RETIRED = {"head_tokens": "unknown", "budget": "unknown"}
+
+
+def sampler_record(config: SamplerConfig) -> dict:
+    """The JSON record of a sampler (recipe files, result records, cache keys)."""
+    values = dataclasses.asdict(config)
+    default = SamplerConfig()
+    record = {name: values[name] for name in _FIRST_FIELDS}
+    record |= _RETIRED
+    for name, value in values.items():
+        if name not in record and value != getattr(default, name):
+            record[name] = value
+    return record
+
+
+def without_retired(values: dict) -> dict:
+    """A sampler record without its retired parity-only switches (ValueError if one is set to
+    anything but the value every sampler had)."""
+    values = dict(values)
+    for name, kept in _RETIRED.items():
+        if name in values and values.pop(name) != kept:
+            raise ValueError(
+                f"{name} is no longer a sampler setting (the release's variants are sampling "
+                "strategies in bigr.official.strategies)"
+            )
+    return values
+
+
+def sampler_from_record(values: dict) -> SamplerConfig:
+    """The sampler of a record (`sampler_record`, or a record written before a field existed).
+    ValueError for unknown fields or a retired switch at another value than its default."""
+    values = without_retired(values)
+    known = {f.name for f in dataclasses.fields(SamplerConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown sampler fields {', '.join(unknown)}")
+    return SamplerConfig(**values)

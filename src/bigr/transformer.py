@@ -28,12 +28,22 @@ Leaves the Bernoulli head and the sampling loop to `diffusion_head.py` and `samp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import BiGRConfig
-from .layers import Attention, DropPath, FeedForward, RMSNorm, modulate, rope_table_2d
+from .layers import (
+    Attention,
+    DropPath,
+    FeedForward,
+    KeptKV,
+    RMSNorm,
+    modulate,
+    rope_table_2d,
+)
 from .validation import check_bits
 
 
@@ -54,12 +64,31 @@ class Block(nn.Module):
         self.ada_gss = nn.Parameter(torch.randn(1, 1, 6, d) / d**0.5) if config.use_adaln else None
 
     def forward(self, x: Tensor, rope: Tensor, adaln: Tensor | None) -> Tensor:
+        return self._run(x, adaln, lambda h: self.attention(h, rope))
+
+    def forward_kv(
+        self, x: Tensor, rope: Tensor, adaln: Tensor | None, kept: KeptKV | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The block's output and its attention's keys and values (`Attention.forward_kv`:
+        with `kept`, `x` holds only the rows at `kept.positions`)."""
+        fresh = []
+
+        def attend(h: Tensor) -> Tensor:
+            out, kv = self.attention.forward_kv(h, rope, kept)
+            fresh.append(kv)
+            return out
+
+        return self._run(x, adaln, attend), fresh[0]
+
+    def _run(self, x: Tensor, adaln: Tensor | None, attend) -> Tensor:
+        """Pre-norm attention (`attend` on the normed input) and feed-forward, each added back
+        (gated and modulated by adaLN when the model has it)."""
         if self.ada_gss is None:
-            x = x + self.drop_path(self.attention(self.attention_norm(x), rope))
+            x = x + self.drop_path(attend(self.attention_norm(x)))
             return x + self.drop_path(self.feed_forward(self.ffn_norm(x)))
         shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = (adaln + self.ada_gss).unbind(2)
         h = modulate(self.attention_norm(x), shift_a, scale_a)
-        x = self._residual(x, gate_a, self.attention(h, rope))
+        x = self._residual(x, gate_a, attend(h))
         h = modulate(self.ffn_norm(x), shift_f, scale_f)
         return self._residual(x, gate_f, self.feed_forward(h))
 
@@ -67,6 +96,18 @@ class Block(nn.Module):
         if self.drop_path.p > 0 and self.training:
             return x + self.drop_path(gate * branch)
         return torch.addcmul(x, gate, branch)
+
+
+@dataclass
+class KeyValueCache:
+    """What a full pass leaves for cheaper passes over the same rows (`forward_keep`,
+    `forward_reuse`): every block's keys and values (B, Hkv, S, Dh) of the whole sequence, the
+    per-token output z (B, L, D), and which tokens were known (B, L) then."""
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    z: Tensor
+    known: Tensor
 
 
 class BiGRTransformer(nn.Module):
@@ -167,13 +208,11 @@ class BiGRTransformer(nn.Module):
 
     # -- forward passes ---------------------------------------------------------------------
 
-    def hidden_states(
-        self, codes: Tensor, class_emb: Tensor, mask: Tensor | None, upto: int | None = None
-    ) -> Tensor:
-        """Run the blocks on [class tokens; tokens]; stop after block `upto` if given.
-
-        Returns (B, class_tokens + L, D), before the final norm.
-        """
+    def _inputs(
+        self, codes: Tensor, class_emb: Tensor, mask: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The first block's input [class tokens; tokens] (B, class_tokens + L, D) and the
+        adaLN modulations (B, 1, 6, D) (None without adaLN)."""
         check_codes(codes, self.config.num_tokens, self.config.code_bits)
         prefix = class_emb.unsqueeze(1).expand(-1, self.config.class_tokens, -1)
         h = torch.cat([prefix, self.embed_tokens(codes, mask)], dim=1)
@@ -182,6 +221,16 @@ class BiGRTransformer(nn.Module):
         if self.adaln is not None:
             # (B, 6·D) -> (B, 1, 6, D): the six modulations, broadcast over tokens
             adaln = self.adaln(nn.functional.silu(class_emb)).view(-1, 1, 6, self.config.dim)
+        return h, adaln
+
+    def hidden_states(
+        self, codes: Tensor, class_emb: Tensor, mask: Tensor | None, upto: int | None = None
+    ) -> Tensor:
+        """Run the blocks on [class tokens; tokens]; stop after block `upto` if given.
+
+        Returns (B, class_tokens + L, D), before the final norm.
+        """
+        h, adaln = self._inputs(codes, class_emb, mask)
         recompute = self.checkpoint_blocks and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
             if recompute:  # keep only the block's input; recompute its inside in backward
@@ -205,6 +254,56 @@ class BiGRTransformer(nn.Module):
         class_emb = self.embed_classes(condition, condition_weights)
         h = self.norm(self.hidden_states(codes, class_emb, mask))
         return h[:, self.config.class_tokens :] + self.pos_embed
+
+    def forward_keep(
+        self,
+        codes: Tensor,
+        condition: Tensor,
+        mask: Tensor,
+        *,
+        condition_weights: Tensor | None = None,
+    ) -> tuple[Tensor, KeyValueCache]:
+        """`forward` (eval only), and the cache its keys and values make for `forward_reuse`."""
+        class_emb = self.embed_classes(condition, condition_weights)
+        h, adaln = self._inputs(codes, class_emb, mask)
+        keys, values = [], []
+        for layer in self.layers:
+            h, (k, v) = layer.forward_kv(h, self.rope, adaln)
+            keys.append(k)
+            values.append(v)
+        z = self.norm(h)[:, self.config.class_tokens :] + self.pos_embed
+        return z, KeyValueCache(keys, values, z, ~mask)
+
+    def forward_reuse(
+        self,
+        codes: Tensor,
+        condition: Tensor,
+        mask: Tensor,
+        cache: KeyValueCache,
+        *,
+        condition_weights: Tensor | None = None,
+    ) -> Tensor:
+        """z (B, L, D) recomputed only for the tokens unknown now or at the cache's pass, whose
+        queries attend to their own fresh keys and values and to the kept ones of every other
+        position; the other tokens' z is the cache's. Equal to `forward` when nothing changed
+        since the cache's pass; an approximation (ReCAP-style) otherwise. One host read."""
+        c = self.config.class_tokens
+        active = mask | ~cache.known  # (B, L)
+        most = int(active.sum(1).max())
+        tokens = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :most]  # (B, A)
+        valid = active.gather(1, tokens)  # (B, A): False on padding rows
+        class_emb = self.embed_classes(condition, condition_weights)
+        h, adaln = self._inputs(codes, class_emb, mask)
+        positions = tokens + c  # sequence positions (B, A)
+        d = h.shape[-1]
+        h = h.gather(1, positions.unsqueeze(-1).expand(-1, -1, d))
+        rope = self.rope[positions]  # (B, A, Dh/2, 2)
+        for layer, k, v in zip(self.layers, cache.keys, cache.values, strict=True):
+            h, _ = layer.forward_kv(h, rope, adaln, KeptKV(k, v, positions, valid))
+        z = self.norm(h) + self.pos_embed[0][tokens]
+        index = tokens.unsqueeze(-1).expand(-1, -1, d)
+        z = torch.where(valid.unsqueeze(-1), z, cache.z.gather(1, index))
+        return cache.z.scatter(1, index, z)
 
     def features(self, codes: Tensor, layer: int, condition: Tensor | None = None) -> Tensor:
         """Representation: hidden state (B, L, D) after block `layer` (0-based; negative counts

@@ -3,7 +3,6 @@ sample FIDs (the image sets themselves are `bigr.evaluation.image_sets`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ from bigr.evaluation.reference import (
 )
 from bigr.model import BiGR
 from bigr.sampler import SamplerConfig
+from bigr.sampler_plan import sampler_record
 from bigr.tokenizer import BinaryAutoencoder
 
 from .config import ReportConfig
@@ -194,7 +194,7 @@ class Context:
             {
                 **spread,
                 "weights": self._weights_of(model or self.model),
-                "sampler": dataclasses.asdict(sampler),
+                "sampler": sampler_record(sampler),
                 "count": count,
                 "seed": cfg.seed if seed is None else seed,
                 "batch_size": cfg.batch_size,
@@ -233,7 +233,7 @@ class Context:
         seed = self.config.seed if seed is None else seed
         keep = keep_features or count == self.config.num_fid
         key = json.dumps(
-            [dataclasses.asdict(sampler), count, seed, reference or "", name if model else "", keep]
+            [sampler_record(sampler), count, seed, reference or "", name if model else "", keep]
         )
         if key not in self._memo:
             self._memo[key] = self._sample_fid(
@@ -248,7 +248,7 @@ class Context:
         first batches of a larger set are those of a smaller one: a set of 10,000 extends a
         set of 2,000 drawn before it (a batch of another size is drawn anew)."""
         key = json.dumps(
-            [self._weights_of(model), dataclasses.asdict(sampler), seed, self.config.batch_size]
+            [self._weights_of(model), sampler_record(sampler), seed, self.config.batch_size]
         )
         return self.out / "codes" / digest(key)
 
@@ -277,7 +277,7 @@ class Context:
             stats,
             self.reference(reference),
             seconds_per_image=seconds / count,
-            sampler=dataclasses.asdict(sampler),
+            sampler=sampler_record(sampler),
             seed=seed,
         )
         return entry, stats

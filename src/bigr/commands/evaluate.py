@@ -216,7 +216,15 @@ def cmd_tune_recipe(args: argparse.Namespace) -> int:
         values = getattr(args, f"sweep_{name}")
         if values:
             changes[name] = tuple(float(x) for x in values.split(","))
-    for name in ("steps", "head_steps", "head_steps_last", "uncond_every"):
+    for name in (
+        "steps",
+        "head_steps",
+        "head_steps_last",
+        "uncond_every",
+        "kv_refresh",
+        "head_steps_certain",
+        "revise",
+    ):
         values = getattr(args, f"sweep_{name}")
         if values:
             changes[name] = tuple(parse_ints(values, f"--sweep-{name.replace('_', '-')}"))
@@ -251,6 +259,8 @@ FAST_AXES = {
     "head_steps_last": (2, 5),
     "uncond_every": (2, 3),
     "reveal_certain": (0.9, 0.97),
+    "kv_refresh": (2, 3),
+    "head_steps_certain": (2, 5),
 }
 
 
@@ -404,6 +414,17 @@ def _add_tune_recipe(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--sweep-reveal-certain", help="comma-separated certainty bars (entropy-driven steps)"
+    )
+    p.add_argument(
+        "--sweep-kv-refresh",
+        help="comma-separated refresh periods of the kept keys and values",
+    )
+    p.add_argument(
+        "--sweep-head-steps-certain",
+        help="comma-separated head step counts for the more certain half of the tokens",
+    )
+    p.add_argument(
+        "--sweep-revise", help="comma-separated counts of committed tokens redrawn per late step"
     )
     p.add_argument(
         "--fast",

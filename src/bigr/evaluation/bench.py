@@ -14,15 +14,18 @@ only: norms, activations, softmax and sampling are not counted).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 import time
+from collections.abc import Callable
 
 import torch
 
 from ..config import BiGRConfig, get_preset
 from ..model import BiGR, compile_backbone
 from ..official.release_sampler import release_sample_codes
+from ..official.strategies import RELEASE_WORK
 from ..sampler import sample_codes
 from ..sampler_plan import SamplerConfig, plan_steps
 
@@ -74,11 +77,13 @@ def sync(device: str | torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def transformer_flops(config: BiGRConfig, rows: int) -> float:
-    """One backbone forward on `rows` sequences."""
+def transformer_flops(config: BiGRConfig, rows: int, queries: int | None = None) -> float:
+    """One backbone forward on `rows` sequences; with `queries`, a pass that recomputes only
+    that many tokens per sequence against kept keys and values (`forward_reuse`)."""
     d, l = config.dim, config.num_tokens + config.class_tokens
+    a = l if queries is None else queries
     kv = config.num_kv_heads * config.head_dim
-    per_layer = 2 * l * (d * (d + 2 * kv) + d * d + 3 * d * config.ffn_hidden) + 4 * l * l * d
+    per_layer = 2 * a * (d * (d + 2 * kv) + d * d + 3 * d * config.ffn_hidden) + 4 * a * l * d
     embed = 2 * config.num_tokens * config.code_bits * d + (
         2 * d * 6 * d if config.use_adaln else 0
     )
@@ -106,22 +111,61 @@ def release_flops(config: BiGRConfig, sampler: SamplerConfig, batch: int) -> dic
     return {"transformer": transformer, "head": head, "total": transformer + head}
 
 
-def sampling_flops(config: BiGRConfig, sampler: SamplerConfig, batch: int) -> dict[str, float]:
-    """Analytic FLOPs of one `sample_codes` call generating `batch` images from scratch."""
+def sampling_flops(
+    config: BiGRConfig, sampler: SamplerConfig, batch: int, *, head_all: bool = False
+) -> dict[str, float]:
+    """Analytic FLOPs of one `sample_codes` call generating `batch` images from scratch (with
+    the head on every token if `head_all`: `bigr.official.strategies.RELEASE_WORK`), following
+    the loop's options: the unconditional branch's reuse, kept keys and values (a partial pass
+    recomputes the tokens unknown at the last refresh), revision (its tokens join the step's
+    unknown ones) and fewer head steps for the more certain half (the tokens above the median:
+    half of them, rounded down)."""
     n = config.num_tokens
     plan = plan_steps([n] * batch, n, sampler)
     transformer = head = 0.0
     guided = 0  # guided steps so far: the unconditional branch runs on every uncond_every-th
-    for step in plan:
+    kv_branches, kv_age, kv_tokens = "", 0, n  # the kept keys/values: branches, age, unknown
+    for i, step in enumerate(plan):
         copies = 1 if step.guidance in (0.0, 1.0) else 2
-        tokens = n if sampler.head_tokens == "all" else max(step.unknown_before)
-        backbone = copies
+        unknown = max(step.unknown_before)
+        if sampler.revise and i < sampler.steps and (i + 1) / sampler.steps > sampler.revise_after:
+            unknown = min(unknown + sampler.revise, n)
+        tokens = n if head_all else unknown
+        backbone, branches = (
+            copies,
+            {0.0: "unconditional", 1.0: "conditional"}.get(step.guidance, "both"),
+        )
         if copies == 2:
-            backbone = 2 if guided % sampler.uncond_every == 0 else 1
+            if guided % sampler.uncond_every:
+                backbone, branches = 1, "conditional"
             guided += 1
-        transformer += transformer_flops(config, backbone * batch)
-        head += head_flops(config, batch * tokens, copies, step.head_steps)
+        queries = None
+        if sampler.kv_refresh > 1:
+            if kv_branches == branches and kv_age < sampler.kv_refresh:
+                kv_age, queries = kv_age + 1, max(kv_tokens, unknown)
+            else:
+                kv_branches, kv_age, kv_tokens = branches, 1, unknown
+        transformer += transformer_flops(config, backbone * batch, queries)
+        if sampler.head_steps_certain and i > 0 and not head_all:
+            sure = tokens // 2
+            head += head_flops(config, batch * sure, copies, sampler.head_steps_certain)
+            head += head_flops(config, batch * (tokens - sure), copies, step.head_steps)
+        else:
+            head += head_flops(config, batch * tokens, copies, step.head_steps)
     return {"transformer": transformer, "head": head, "total": transformer + head}
+
+
+def _path(name: str) -> tuple[Callable, Callable]:
+    """The sampling function of a path and its FLOP count: the release's algorithm, bigr's loop
+    doing the release's head work, or bigr's default loop."""
+    if name == "release":
+        return release_sample_codes, release_flops
+    if name == "head_all":
+        return (
+            functools.partial(sample_codes, strategy=RELEASE_WORK),
+            functools.partial(sampling_flops, head_all=True),
+        )
+    return sample_codes, sampling_flops
 
 
 def random_model(config: BiGRConfig, seed: int = 0, device: str | torch.device = "cpu") -> BiGR:
@@ -165,11 +209,7 @@ def bench_sample(
         compile_backbone(model, mode=compile_mode)
     labels = torch.arange(batch, device=device) % config.num_classes
     base = SamplerConfig(steps=steps, head_steps=head_steps, guidance=guidance, gumbel=gumbel)
-    variants = {
-        "default": base,
-        "head_all": dataclasses.replace(base, head_tokens="all"),
-        "release": base,
-    }
+    variants = {"default": base, "head_all": base, "release": base}
     for name in paths:
         if name.startswith("recipe-"):
             from ..recipes import recipe
@@ -182,8 +222,7 @@ def bench_sample(
     results = {}
     for name in paths:
         sampler = variants[name]
-        run = release_sample_codes if name == "release" else sample_codes
-        count = release_flops if name == "release" else sampling_flops
+        run, count = _path(name)
         flops = count(config, sampler, batch)
         times = []
         for r in range(repeats):  # each call warms up (compiles) untimed first

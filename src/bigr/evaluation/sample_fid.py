@@ -12,7 +12,6 @@ Recipes (the sampling settings by name) live in `bigr.recipes`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import zipfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..model import BiGR
 from ..outputs import atomic_write, atomic_write_text
 from ..recipes import RELEASE
 from ..sampler import SamplerConfig, sample_codes
+from ..sampler_plan import sampler_record
 from ..tokenizer import BinaryAutoencoder
 
 
@@ -77,7 +77,7 @@ def sample_fid(
         "shard_size": shard_size,
         "seed": seed,
         "num_classes": num_classes,
-        "sampler": dataclasses.asdict(sampler),
+        "sampler": sampler_record(sampler),
         "model": model_info or {},
         "format_version": 1,
     }

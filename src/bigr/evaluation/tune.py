@@ -37,6 +37,7 @@ from ..model import BiGR
 from ..outputs import atomic_write_text
 from ..recipes import model_recipes, model_selections, save_recipes
 from ..sampler import SamplerConfig
+from ..sampler_plan import sampler_from_record, sampler_record
 from ..tokenizer import BinaryAutoencoder
 from .reference import (
     ImageStatistics,
@@ -66,6 +67,10 @@ class TuneConfig:
     head_steps_last: tuple[int, ...] = ()
     uncond_every: tuple[int, ...] = ()
     reveal_certain: tuple[float, ...] = ()
+    kv_refresh: tuple[int, ...] = ()
+    head_steps_certain: tuple[int, ...] = ()
+    # revision of committed tokens (tokens per late step), swept with the quality axes
+    revise: tuple[int, ...] = ()
     # keep only points that sample at most this many seconds per image (the fastest point of
     # an axis when none does): the best recipe within a speed budget
     max_seconds_per_image: float | None = None
@@ -90,7 +95,7 @@ class TuneConfig:
         self.validate()
         base.validate()
         if diffusion_steps is not None:
-            for name in ("head_steps", "head_steps_last"):
+            for name in ("head_steps", "head_steps_last", "head_steps_certain"):
                 values = (*getattr(self, name), getattr(base, name))
                 over = [v for v in values if v > diffusion_steps]
                 if over:
@@ -101,8 +106,8 @@ class TuneConfig:
         single = {
             name: getattr(self, name)
             for name in ("guidance", "gumbel", "steps", "head_steps", "head_steps_last",
-                         "uncond_every", "reveal_certain", "guidance_schedules",
-                         "gumbel_schedules")
+                         "uncond_every", "reveal_certain", "kv_refresh", "head_steps_certain",
+                         "revise", "guidance_schedules", "gumbel_schedules")
         }  # fmt: skip
         single["order"] = self.orders
         field = {"guidance_schedules": "guidance_schedule", "gumbel_schedules": "gumbel_schedule"}
@@ -158,6 +163,8 @@ def axes(cfg: TuneConfig) -> list[tuple[str, Callable[[SamplerConfig], list[Samp
             ("head-step ramp", "head_steps_last", cfg.head_steps_last),
             ("unconditional reuse", "uncond_every", cfg.uncond_every),
             ("entropy-driven steps", "reveal_certain", cfg.reveal_certain),
+            ("keys/values reuse", "kv_refresh", cfg.kv_refresh),
+            ("head steps of certain tokens", "head_steps_certain", cfg.head_steps_certain),
         )
         if values
     ]
@@ -167,6 +174,7 @@ def axes(cfg: TuneConfig) -> list[tuple[str, Callable[[SamplerConfig], list[Samp
         ("gumbel schedule", gumbel_schedules),
         ("guidance schedule", replace("guidance_schedule", cfg.guidance_schedules)),
         ("guidance interval", windows),
+        *([("revision", keeping("revise", cfg.revise))] if cfg.revise else []),
     ]
     cost = [
         ("unmasking steps", replace("steps", cfg.steps)),
@@ -204,7 +212,7 @@ class PointCache:
 
 
 def point_key(sampler: SamplerConfig, cfg: TuneConfig) -> str:
-    return json.dumps([dataclasses.asdict(sampler), cfg.num, cfg.seed, cfg.reference])
+    return json.dumps([sampler_record(sampler), cfg.num, cfg.seed, cfg.reference])
 
 
 def weights_fingerprint(*modules: torch.nn.Module) -> str:
@@ -266,7 +274,7 @@ def tune_recipe(
             scores = {k: float(v) for k, v in compare_statistics(stats, reference).items()}
             row = {
                 "key": key,
-                "sampler": dataclasses.asdict(sampler),
+                "sampler": sampler_record(sampler),
                 **scores,
                 "n": cfg.num,
                 "seconds_per_image": seconds / cfg.num,
@@ -283,13 +291,13 @@ def tune_recipe(
             rows.append(row)
             log(f"{name}: {_describe(sampler)} -> FID {row['fid']:.2f}, recall {_r(row)}")
         best = choose(rows, cfg.max_seconds_per_image)
-        current = SamplerConfig(**best["sampler"])
+        current = sampler_from_record(best["sampler"])
         history.append({"axis": name, "points": [r["key"] for r in rows], "best": best["key"]})
         log(f"{name}: kept {_describe(current)} (FID {best['fid']:.2f})")
     result = {
         "config": dataclasses.asdict(cfg),
-        "base": dataclasses.asdict(base),
-        "best": dataclasses.asdict(current),
+        "base": sampler_record(base),
+        "best": sampler_record(current),
         "best_point": cache.get(point_key(current, cfg)),
         "axes": history,
         "points": [cache.get(k) for h in history for k in h["points"]],
@@ -356,7 +364,7 @@ def _reference_count(cfg: TuneConfig) -> int:
 def _unique(configs: list[SamplerConfig]) -> list[SamplerConfig]:
     seen, out = set(), []
     for c in configs:
-        key = json.dumps(dataclasses.asdict(c))
+        key = json.dumps(sampler_record(c))
         if key not in seen:
             seen.add(key)
             out.append(c)
@@ -377,6 +385,9 @@ def _describe(s: SamplerConfig) -> str:
             ("head steps at the end", s.head_steps_last, 0),
             ("unconditional every", s.uncond_every, 1),
             ("reveal certain", s.reveal_certain, 0.0),
+            ("keys/values refreshed every", s.kv_refresh, 1),
+            ("head steps of certain tokens", s.head_steps_certain, 0),
+            ("revise", s.revise, 0),
         )
         if value != off
     )
@@ -396,7 +407,7 @@ def tuning_markdown(result: dict) -> str:
         f"(seed {cfg['seed']}; the test split is not used). Coordinate descent: each axis is "
         "swept with the others held at the best values so far.",
         "",
-        f"Chosen: {_describe(SamplerConfig(**result['best']))}.",
+        f"Chosen: {_describe(sampler_from_record(result['best']))}.",
         "",
         "| axis | settings | FID | precision | recall | s/image | kept |",
         "|---|---|---|---|---|---|---|",
@@ -405,8 +416,9 @@ def tuning_markdown(result: dict) -> str:
         for key in h["points"]:
             p = points[key]
             kept = "**yes**" if key == h["best"] else ""
+            settings = _describe(sampler_from_record(p["sampler"]))
             lines.append(
-                f"| {h['axis']} | {_describe(SamplerConfig(**p['sampler']))} | {p['fid']:.2f} | "
+                f"| {h['axis']} | {settings} | {p['fid']:.2f} | "
                 f"{p.get('precision', float('nan')):.3f} | {p.get('recall', float('nan')):.3f} | "
                 f"{p['seconds_per_image']:.3f} | {kept} |"
             )
@@ -436,6 +448,6 @@ def write_recipe(
     }
     if table:
         selection["table"] = table
-    recipes = {**model_recipes(model_dir), name: SamplerConfig(**result["best"])}
+    recipes = {**model_recipes(model_dir), name: sampler_from_record(result["best"])}
     kept = {k: v for k, v in model_selections(model_dir).items() if k in recipes}
     return save_recipes(model_dir, recipes, {**kept, name: selection})

@@ -25,8 +25,15 @@ from ..diffusion_head import bit_loss
 from ..draws import RecordedDraws
 from ..layers import apply_rope
 from ..model import BiGR
-from ..sampler import SamplerConfig, predict_probs, sample_codes
+from ..sampler import (
+    Conditioning,
+    SamplerConfig,
+    guided_features,
+    head_probabilities,
+    sample_codes,
+)
 from ..tokenizer import BinaryAutoencoder, codes_to_grid, grid_to_codes
+from .strategies import RELEASE_INPAINTING, RELEASE_WORK
 
 
 @contextlib.contextmanager
@@ -59,7 +66,7 @@ def _call_kwargs(description: str) -> dict[str, Any]:
     return out
 
 
-def _sampler_config(desc: str, num_iter: int, args: dict[str, Any], **extra: Any) -> SamplerConfig:
+def _sampler_config(desc: str, num_iter: int, args: dict[str, Any]) -> SamplerConfig:
     kw = _call_kwargs(desc)
     schedule = {"cos": "cosine", "cosine": "cosine", "linear": "linear"}[
         kw.get("mask_schedule", "cosine")
@@ -74,8 +81,6 @@ def _sampler_config(desc: str, num_iter: int, args: dict[str, Any], **extra: Any
         gumbel_schedule=kw.get("gumbel_schedule", "constant"),
         head_steps=int(args.get("infer_steps", 100)),
         head_temperature=float(args.get("sample_temperature", 1.0)),
-        head_tokens="all",
-        **extra,
     )
 
 
@@ -211,7 +216,7 @@ def _sampling_outputs(
         config = _sampler_config(
             descriptions.get("gen.tokens", ""), ref["gen.gumbel_stream"].shape[0], args
         )
-        out["gen.tokens"] = sample_codes(model, labels, config, draws=draws)
+        out["gen.tokens"] = sample_codes(model, labels, config, draws=draws, strategy=RELEASE_WORK)
         out["gen.bernoulli_call_sizes"] = torch.tensor(draws.call_sizes)
     if "inpaint.uniform_stream" in ref:
         draws = RecordedDraws(ref["inpaint.uniform_stream"], ref["inpaint.gumbel_stream"])
@@ -219,11 +224,16 @@ def _sampling_outputs(
             descriptions.get("inpaint.tokens", ""),
             ref["inpaint.gumbel_stream"].shape[0],
             args,
-            budget="official",
         )
         keep = ~ref["inpaint.mask"]
         out["inpaint.tokens"] = sample_codes(
-            model, labels, config, known_codes=bits, known_mask=keep, draws=draws
+            model,
+            labels,
+            config,
+            known_codes=bits,
+            known_mask=keep,
+            draws=draws,
+            strategy=RELEASE_INPAINTING,
         )
         out["inpaint.bernoulli_call_sizes"] = torch.tensor(draws.call_sizes)
     return out
@@ -270,15 +280,15 @@ def _decode_outputs(model: BiGR, ref: dict[str, Tensor], args: dict[str, Any]) -
     bits, labels, mask = ref["in.bits"], ref["in.labels"], ref["in.mask"]
     guidance = float(ref["dec.cfg_scale"])
     draws = RecordedDraws(ref["dec.uniform_stream"])
+    steps = int(args.get("infer_steps", 100))
     config = SamplerConfig(
         guidance=guidance,
-        head_steps=int(args.get("infer_steps", 100)),
+        head_steps=steps,
         head_temperature=float(args.get("sample_temperature", 1.0)),
-        head_tokens="all",
     )
-    probs = predict_probs(
-        model, bits, mask, labels, guidance, config, draws, max_unknown=bits.shape[1]
-    )
+    # one decoding step as the release does it: both branches, the head on every token
+    branches = guided_features(model, bits, mask, Conditioning(labels), guidance)
+    probs = head_probabilities(model, branches, None, guidance, steps, config, draws)
     null = torch.full_like(labels, model.config.null_class)
     return {
         "dec.probs": probs,

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .. import schedules
-from ..draws import Draws, TorchDraws, announce_rows
+from ..draws import Draws, TorchDraws
 from ..model import BiGR
 from ..sampler import SamplerConfig
 
@@ -98,7 +98,7 @@ def release_sample_codes(
             continue
         index = conf.topk(count, dim=1).indices  # (B, count)
         chosen = probs.gather(1, index.unsqueeze(-1).expand(-1, -1, k))
-        announce_rows(draws, index, b, l)
+        draws.serve(index)
         bits = _reveal(chosen, config, draws)
         seq.scatter_(1, index.unsqueeze(-1).expand(-1, -1, k), bits)
         mask.scatter_(1, index, False)
@@ -125,7 +125,7 @@ def _step_probs(
         torch.cat([seq, seq]), torch.cat([labels, null]), torch.cat([mask, mask])
     )  # (2B, L, D)
     z_cond, z_uncond = z.flatten(0, 1).chunk(2)  # (B·L, D) each
-    announce_rows(draws, None, b, l)
+    draws.serve(None)
     p = release_head_sample(
         model,
         z_cond,

@@ -10,7 +10,6 @@ the share still assigned to the source class.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from bigr.apps.masks import box_mask, token_mask
 from bigr.data.images import save_grid
 from bigr.recipes import RECIPES
 from bigr.sampler import sample_codes
+from bigr.sampler_plan import sampler_record
 
 from ..config import ReportConfig
 from ..context import Context, pixel_classifier
@@ -104,7 +104,7 @@ def compute(ctx: Context) -> dict:
         grids.append(torch.cat([originals[:8], edited[:8]]))
     if grids:
         save_grid(torch.cat(grids), ctx.out / "samples" / "edits.png", nrow=8)
-    return {"sampler": dataclasses.asdict(sampler), "probe_real_top1": probe_top1, "edits": rows}
+    return {"sampler": sampler_record(sampler), "probe_real_top1": probe_top1, "edits": rows}
 
 
 def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:

@@ -4,7 +4,6 @@ mean-colour fill (a floor)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from bigr.apps.masks import box_mask, token_mask
 from bigr.data.images import save_grid
 from bigr.evaluation.image_sets import real_images
 from bigr.evaluation.inpainting import inpainting_benchmark
+from bigr.sampler_plan import sampler_record
 
 from ..config import ReportConfig
 from ..context import Context
@@ -48,7 +48,7 @@ def compute(ctx: Context) -> dict:
     )
     grids = [torch.cat([images[:8], f[:8]]) for f in filled.values()]
     save_grid(torch.cat(grids), ctx.out / "samples" / "inpaint.png", nrow=8)
-    return {"n": n, "sampler": dataclasses.asdict(sampler), "masks": results}
+    return {"n": n, "sampler": sampler_record(sampler), "masks": results}
 
 
 def markdown(result: dict, config: ReportConfig, out: Path) -> list[str]:

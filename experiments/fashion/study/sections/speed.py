@@ -152,6 +152,9 @@ def _settings(recipe: dict) -> str:
             ("head_steps_last", 0),
             ("uncond_every", 1),
             ("reveal_certain", 0.0),
+            ("kv_refresh", 1),
+            ("head_steps_certain", 0),
+            ("revise", 0),
         )
         if recipe.get(key, off) != off
     ]

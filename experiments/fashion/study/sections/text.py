@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from bigr.apps.common import unconditional
 from bigr.data.images import save_grid
 from bigr.evaluation.image_sets import fid_entry
 from bigr.sampler import sample_codes
+from bigr.sampler_plan import sampler_record
 
 from ..config import ReportConfig
 from ..context import Context, pixel_classifier
@@ -95,7 +95,7 @@ def compute(ctx: Context) -> dict:
     return {
         "n": len(images_t),
         "per_prompt": per_prompt,
-        "sampler": dataclasses.asdict(cfg.recipe),
+        "sampler": sampler_record(cfg.recipe),
         "seconds_per_image": seconds / len(images_t),
         "class_match": float((class_of(images_t) == target_class).float().mean()),
         "tone_match": float((tone_of(images_t) == target_tone).float().mean()),

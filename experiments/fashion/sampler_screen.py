@@ -1,0 +1,213 @@
+"""Screen sampler options on validation images before measuring any on the test split: for each
+candidate (a named recipe of the model plus changed options), the FID of `--num` class-balanced
+samples against `--ref` (validation images; never the test split) and its seconds per image,
+all candidates timed in one run (interleaved calls, best of `--repeats`), beside the release's
+recipe run by the release's own algorithm.
+
+    python -m experiments.fashion.sampler_screen --out DIR [--num 1000] \
+        [NAME=RECIPE[,FIELD=VALUE...] ...]
+
+Each candidate's samples and FID stay in DIR/NAME/ and DIR/NAME-fid.json, so an interrupted
+screen resumes where it stopped (sampling resumes per shard); the reference statistics are
+computed once (DIR/reference.npz). Writes DIR/screen.md, screen.json and screen.png (FID against
+seconds per image). The timings are taken again on every run: they must come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from bigr.data import HELD_OUT_SPEC
+from bigr.outputs import atomic_write_text
+from bigr.plots import plot_curves
+from bigr.sampler_plan import SamplerConfig
+
+# What the screen compares by default: the shipped recipes, each new option alone and combined
+DEFAULT = (
+    "fast=fast",
+    "fast-kv2=fast,kv_refresh=2",
+    "fast-kv3=fast,kv_refresh=3",
+    "fast-certain2=fast,head_steps_certain=2",
+    "fast-kv3-certain2=fast,kv_refresh=3,head_steps_certain=2",
+    "fast8-kv3-certain2=fast,steps=8,kv_refresh=3,head_steps_certain=2",
+    "fast-revise2=fast,revise=2",
+    "recommended=recommended",
+    "recommended-revise2=recommended,revise=2",
+    "recommended-revise4=recommended,revise=4",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    name: str
+    recipe: str
+    changes: dict
+
+    @classmethod
+    def parse(cls, text: str) -> Candidate:
+        """NAME=RECIPE[,FIELD=VALUE...], values parsed as the field's type."""
+        name, _, spec = text.partition("=")
+        recipe, *items = spec.split(",")
+        if not name or not recipe:
+            raise ValueError(f"a candidate is NAME=RECIPE[,FIELD=VALUE...], got {text!r}")
+        types = {f.name: type(f.default) for f in dataclasses.fields(SamplerConfig)}
+        changes = {}
+        for item in items:
+            field, _, value = item.partition("=")
+            if field not in types:
+                raise ValueError(f"{text!r}: {field!r} is not a sampler option")
+            changes[field] = types[field](value)
+        return cls(name, recipe, changes)
+
+    def sampler(self, model: str) -> SamplerConfig:
+        from bigr.recipes import recipe
+
+        config = dataclasses.replace(recipe(self.recipe, model), **self.changes)
+        config.validate()
+        return config
+
+    def flags(self) -> list[str]:
+        out = ["--recipe", self.recipe]
+        for field, value in self.changes.items():
+            out += [f"--{field.replace('_', '-')}", str(value)]
+        return out
+
+
+def measure_fid(candidate: Candidate, args: argparse.Namespace, out: Path) -> dict:
+    """Sample the candidate's set (resumable) and its FID against the reference (cached)."""
+    result = out / f"{candidate.name}-fid.json"
+    if result.is_file():
+        return json.loads(result.read_text())
+    bigr = [sys.executable, "-m", "bigr"]
+    samples = out / candidate.name
+    tokenizer = ["--tokenizer", args.tokenizer] if args.tokenizer else []
+    subprocess.run(
+        [*bigr, "sample-fid", "--model", args.model, *tokenizer, "--out", str(samples),
+         "--num-samples", str(args.num), "--batch-size", str(args.batch_size),
+         "--seed", str(args.seed), *candidate.flags()],
+        check=True,
+    )  # fmt: skip
+    subprocess.run(
+        [*bigr, "fid", str(samples), "--ref", args.ref, "--ref-stats",
+         str(out / "reference.npz"), "--out", str(result), "--features", args.features],
+        check=True,
+    )  # fmt: skip
+    return json.loads(result.read_text())
+
+
+def measure_speed(candidates: list[Candidate], args: argparse.Namespace) -> dict[str, float]:
+    """Seconds per image of each candidate and of the release's algorithm on the release's
+    recipe: best of `repeats` interleaved calls of `timing_batch` images, one run."""
+    from bigr.evaluation.bench import timed_sampling
+    from bigr.model import BiGR
+    from bigr.official.release_sampler import release_sample_codes
+    from bigr.recipes import RECIPES
+    from bigr.sampler import sample_codes
+
+    model = BiGR.from_pretrained(args.model).eval()
+    labels = torch.arange(args.timing_batch) % model.config.num_classes
+    runs = {c.name: (sample_codes, c.sampler(args.model)) for c in candidates}
+    runs["release algorithm"] = (release_sample_codes, RECIPES["release"])
+    best = {name: float("inf") for name in runs}
+    for repeat in range(args.repeats):
+        for name, (sample, sampler) in runs.items():
+            seconds = timed_sampling(sample, model, labels, sampler, seed=args.seed + repeat)
+            best[name] = min(best[name], seconds / args.timing_batch)
+            print(f"{name}: {best[name]:.4f} s/image", flush=True)
+    return best
+
+
+def markdown(rows: list[dict], release: float, args: argparse.Namespace) -> str:
+    lines = [
+        "# Sampler options on validation images",
+        "",
+        f"FID of {args.num} class-balanced samples per candidate (seed {args.seed}) against "
+        f"`{args.ref}` (never the test split). Seconds per image: best of {args.repeats} "
+        f"interleaved calls of {args.timing_batch} images, one run; the release's recipe run by "
+        f"the release's own algorithm took {release:.4f} s/image in the same run.",
+        "",
+        "| candidate | recipe and changes | s/image | vs release algorithm | FID | precision "
+        "| recall |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        changes = ", ".join(f"{k} {v}" for k, v in r["changes"].items()) or "as shipped"
+        lines.append(
+            f"| {r['name']} | `{r['recipe']}`: {changes} | {r['seconds_per_image']:.4f} | "
+            f"{release / r['seconds_per_image']:.1f}x | {r['fid']:.2f} | "
+            f"{r.get('precision', float('nan')):.3f} | {r.get('recall', float('nan')):.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.fashion.sampler_screen",
+        description="FID on validation images and seconds per image of sampler options",
+    )
+    p.add_argument("--out", required=True, help="folder for the samples, FIDs and the table")
+    p.add_argument("--model", default="bigr:fashion")
+    p.add_argument("--tokenizer", help="default: the one the model names")
+    p.add_argument(
+        "--features",
+        choices=("inception", "pixels"),
+        default="inception",
+        help="pixels: a weight-free quick check whose numbers are not FIDs (tests)",
+    )
+    p.add_argument("--ref", default=HELD_OUT_SPEC, help="validation images (not the test split)")
+    p.add_argument("--num", type=int, default=1000, help="samples per candidate")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--timing-batch", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("candidates", nargs="*", metavar="NAME=RECIPE[,FIELD=VALUE...]")
+    args = p.parse_args(argv)
+    if re.search(r":test\b", args.ref):
+        p.error("the screen chooses settings: give validation images, not the test split")
+    try:
+        candidates = [Candidate.parse(text) for text in args.candidates or DEFAULT]
+        for c in candidates:
+            c.sampler(args.model)  # every candidate checked before any work
+    except ValueError as err:
+        p.error(str(err))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fids = {c.name: measure_fid(c, args, out) for c in candidates}
+    speed = measure_speed(candidates, args)
+    rows = [
+        {
+            "name": c.name,
+            "recipe": c.recipe,
+            "changes": c.changes,
+            "seconds_per_image": speed[c.name],
+            **{k: fids[c.name].get(k) for k in ("fid", "precision", "recall")},
+        }
+        for c in candidates
+    ]
+    release = speed["release algorithm"]
+    atomic_write_text(out / "screen.md", markdown(rows, release, args))
+    record = {"release_algorithm_seconds_per_image": release, "num": args.num, "ref": args.ref}
+    atomic_write_text(out / "screen.json", json.dumps({**record, "rows": rows}, indent=1) + "\n")
+    plot_curves(
+        out / "screen.png",
+        {r["name"]: ([r["seconds_per_image"]], [r["fid"]]) for r in rows},
+        title=f"FID-{args.num} on validation against seconds per image",
+        xlabel="s per image (log scale)",
+        ylabel="FID",
+        logx=True,
+        markers=True,
+    )
+    print(f"wrote {out / 'screen.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

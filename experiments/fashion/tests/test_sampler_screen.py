@@ -1,0 +1,50 @@
+"""The sampler screen on a tiny random model: every candidate sampled, scored and timed, the
+table written, an interrupted screen resumed from its FIDs, the test split refused."""
+
+import json
+
+import pytest
+
+from bigr.config import PRESETS
+from bigr.model import save_tokenizer
+from bigr.tokenizer import BinaryAutoencoder
+from experiments.fashion import sampler_screen
+from helpers import class_image_folder
+
+
+def test_screen_measures_every_candidate_and_resumes(random_bigr, tmp_path, monkeypatch):
+    model = random_bigr.save_pretrained(tmp_path / "model")
+    tokenizer = save_tokenizer(BinaryAutoencoder(PRESETS["bae-tiny"]), tmp_path / "tok")
+    ref = class_image_folder(tmp_path / "ref", per_class=4, classes=2, size=16)
+    out = tmp_path / "screen"
+    argv = [
+        "--out", str(out), "--model", str(model), "--tokenizer", str(tokenizer),
+        "--ref", str(ref), "--num", "8", "--batch-size", "4", "--timing-batch", "2",
+        "--repeats", "1", "--features", "pixels",
+        "plain=release,steps=3,head_steps=2",
+        "kept=release,steps=3,head_steps=2,kv_refresh=2",
+        "revised=release,steps=3,head_steps=2,revise=2",
+    ]  # fmt: skip
+    assert sampler_screen.main(argv) == 0
+    result = json.loads((out / "screen.json").read_text())
+    assert [r["name"] for r in result["rows"]] == ["plain", "kept", "revised"]
+    assert result["rows"][1]["changes"] == {"steps": 3, "head_steps": 2, "kv_refresh": 2}
+    assert all(r["seconds_per_image"] > 0 and r["fid"] >= 0 for r in result["rows"])
+    assert (
+        "| kept | `release`: steps 3, head_steps 2, kv_refresh 2 |"
+        in (out / "screen.md").read_text()
+    )
+    assert (out / "screen.png").stat().st_size > 0
+    # a second run re-times but reuses every FID (no sampling)
+    runs = []
+    monkeypatch.setattr(sampler_screen.subprocess, "run", lambda *a, **k: runs.append(a))
+    assert sampler_screen.main(argv) == 0 and runs == []
+
+
+def test_screen_refuses_the_test_split_and_unknown_options(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        sampler_screen.main(["--out", str(tmp_path), "--ref", "fashion-mnist:test"])
+    assert "not the test split" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sampler_screen.main(["--out", str(tmp_path), "bad=release,spiral=1"])
+    assert "'spiral' is not a sampler option" in capsys.readouterr().err
