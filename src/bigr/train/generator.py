@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,14 +40,16 @@ from ..data.shards import CodeShards
 from ..memory import check_training_fits
 from ..model import BiGR, count_parameters
 from .generator_run import (
+    BackgroundWriter,
+    cpu_copy,
     export_ema,
     full_states,
     named_optimizer_state,
     parameter_names,
     positional_optimizer_state,
     read_log,
+    run_writes,
     save_preview,
-    save_run,
 )
 from .guards import check_finite, check_moved, check_resume_config, weights_sum
 from .step_draws import draw_step
@@ -347,14 +350,15 @@ def train_generator(
         bar = tqdm(total=train.steps, initial=start, desc="train", unit="step")
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
-    writer = _tensorboard(train.tensorboard) if ctx.is_main and train.tensorboard else None
+    board = _tensorboard(train.tensorboard) if ctx.is_main and train.tensorboard else None
+    writer, classes = BackgroundWriter(), data.meta.classes
     try:  # the bar ends its line before any error is printed
         with StopRequest() as stop:
             for step in range(start, train.end):
                 stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
                 done = step + 1
                 if ctx.is_main:
-                    _log_step(out, stats, log, done, train, t0, bar, writer)
+                    _log_step(out, stats, log, done, train, t0, bar, board)
                 stopping = stop.requested(ctx)  # the signal number, 0 to go on
                 preview = want_tokenizer and (
                     (train.sample_every and done % train.sample_every == 0) or done == train.steps
@@ -364,8 +368,10 @@ def train_generator(
                     check_moved(_moved(model, initial, ctx), done - start, stats["lr"])
                 if preview or checkpoint:
                     states = full_states(model, ema, opt, train)  # every rank: FSDP gathers
-                    if ctx.is_main and checkpoint:
-                        save_run(out, config, states, done, train, log, data.meta.classes)
+                    if ctx.is_main and checkpoint:  # written while training goes on
+                        snapshot = cpu_copy(states)
+                        writer.submit(run_writes(out, config, snapshot, done, train, log, classes))
+                        del snapshot
                     if ctx.is_main and preview:
                         export = export_ema(config, states, ctx.device)
                         save_preview(out, done, export, tokenizer, train, preview_condition)
@@ -375,13 +381,25 @@ def train_generator(
                 if stopping:
                     stats["stopped_by_signal"] = stopping
                     break
+        writer.wait()  # the last checkpoint is on disk before the run returns
     finally:
         if bar is not None:
             bar.close()
-        if writer is not None:
-            writer.close()
+        if board is not None:
+            board.close()
+        _finish_writes(writer)
     distributed.teardown(ctx)
     return stats
+
+
+def _finish_writes(writer: BackgroundWriter) -> None:
+    """On the way out of a failed run: the checkpoint in flight is completed (an earlier good
+    state is never left half-written); its own error, if any, is printed, not raised over the
+    run's."""
+    try:
+        writer.wait()
+    except Exception as err:  # the run's own error is the one to raise
+        print(f"train: the last checkpoint could not be written: {err}", file=sys.stderr)
 
 
 def _moved(model: BiGR, initial: float, ctx: distributed.Context) -> bool:

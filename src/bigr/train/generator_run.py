@@ -2,7 +2,8 @@
 
 Owns: the full (unsharded under FSDP) model, EMA and optimizer states, the resume file
 `state.pt`, the EMA export `model/` (loadable with `BiGR.from_pretrained`), `log.jsonl`,
-`loss.png` and the preview grids `samples/step_*.png`.
+`loss.png` and the preview grids `samples/step_*.png`. Checkpoints are snapshotted to the CPU
+and written on a thread (`BackgroundWriter`, one write in flight), so no rank waits for the disk.
 
 Leaves to others: the training step and loop (`generator.py`), the file formats themselves
 (`bigr.checkpoint`).
@@ -11,6 +12,8 @@ Leaves to others: the training step and loop (`generator.py`), the file formats 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +55,49 @@ def full_states(
         "ema": {k: v.cpu() for k, v in ema.state_dict().items()},
         "opt": get_optimizer_state_dict(model, opt, options=options),
     }
+
+
+def cpu_copy(obj):
+    """`obj` with every tensor copied to the CPU (dicts and lists walked): a snapshot that
+    training may go on changing the original of while it is written."""
+    if isinstance(obj, Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return obj
+
+
+class BackgroundWriter:
+    """Writes checkpoints on a thread, one at a time, so that training (and the other ranks,
+    which only wait at the step's barrier) goes on while the disk works. A new write first
+    waits for the one before; an error of a write is raised by the next `submit` or `wait`."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, write: Callable[[], None]) -> None:
+        self.wait()
+
+        def run() -> None:
+            try:
+                write()
+            except BaseException as err:  # raised in the training thread by wait()
+                self._error = err
+
+        self._thread = threading.Thread(target=run, name="bigr-checkpoint", daemon=False)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk; raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
 
 def parameter_names(model: nn.Module, opt: torch.optim.Optimizer) -> list[str]:
@@ -103,7 +149,7 @@ def export_ema(config: BiGRConfig, states: dict[str, dict], device: torch.device
     return export.eval()
 
 
-def save_run(
+def run_writes(
     out: Path,
     config: BiGRConfig,
     states: dict,
@@ -111,24 +157,24 @@ def save_run(
     train: TrainConfig,
     log,
     classes: list[str] | tuple[str, ...] = (),
-) -> None:
-    """`state.pt` (resume), `model/` (the EMA export at `step`, with the class names of the
-    codes it was trained on, when they have names) and `loss.png` from `log`."""
+) -> Callable[[], None]:
+    """A checkpoint: `state.pt` (resume), `model/` (the EMA export at `step`, with the class
+    names of the codes it was trained on, when they have names) and `loss.png` from `log`,
+    prepared in the calling thread (the export model is built,
+    which draws from the global random generator, and the loss curve drawn) and returned as a
+    function that only writes files: safe to run on another thread while training goes on."""
     state = {
         "step": step,
         **states,
         "train": json.loads(json.dumps(train.__dict__)),
         "config": config_to_json(config),
     }
-    save_state(out / "state.pt", state)
-    export_ema(config, states, torch.device("cpu")).save_pretrained(
-        out / "model",
-        extra={
-            "trained_steps": step,
-            "trained_by": "bigr train",
-            **({"classes": list(classes)} if classes and not config.text_dim else {}),
-        },
-    )
+    export = export_ema(config, states, torch.device("cpu"))
+    extra = {
+        "trained_steps": step,
+        "trained_by": "bigr train",
+        **({"classes": list(classes)} if classes and not config.text_dim else {}),
+    }
     if log:
         from ..plots import plot_curves
 
@@ -139,6 +185,12 @@ def save_run(
             title="masked-modelling loss (masked bits, weighted BCE)",
             ylabel="loss",
         )
+
+    def write() -> None:
+        save_state(out / "state.pt", state)
+        export.save_pretrained(out / "model", extra=extra)
+
+    return write
 
 
 def read_log(path: Path, upto: int) -> list[dict]:
