@@ -120,3 +120,38 @@ def test_a_batch_over_the_free_memory_is_refused_before_training(codes, tmp_path
     line = _fails_with(_train(codes, tmp_path / "run"), "--grad-accum", capsys)
     assert "a micro-batch of 16 needs at least" in line
     assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+def test_a_step_that_is_not_finite_is_skipped_on_the_device_and_named_later():
+    from bigr.checkpoint import EMA
+    from bigr.train.guards import DivergenceWatch, TrainingError
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, fused=True)
+    ema = EMA(model, 0.5)
+    watch = DivergenceWatch(torch.device("cpu"))
+
+    def step(number: int, inputs: torch.Tensor) -> None:
+        loss = model(inputs).square().sum()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        finite = watch.observe(number, loss.detach(), norm)
+        opt.found_inf = (~finite).float()
+        opt.step()
+        ema.update(model, finite)
+        opt.zero_grad(set_to_none=True)
+
+    step(1, torch.ones(1, 3))
+    watch.check(lambda s: 0.1)  # all finite so far
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = {k: v.clone() for k, v in opt.state[model.weight].items()}
+    average = {k: v.clone() for k, v in ema.shadow.items()}
+    step(2, torch.full((1, 3), float("nan")))
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(moments[k], v) for k, v in opt.state[model.weight].items())
+    assert all(torch.equal(average[k], v) for k, v in ema.shadow.items())
+    step(3, torch.ones(1, 3))  # a finite step after it applies as usual
+    assert not torch.equal(weights["weight"], model.weight)
+    with pytest.raises(TrainingError, match=r"step 2: loss nan and gradient norm nan: the run"):
+        watch.check(lambda s: 0.1)

@@ -267,9 +267,14 @@ class EMA:
         self.shadow = {n: p.detach().float().clone() for n, p in model.named_parameters()}
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self, model: torch.nn.Module, apply: torch.Tensor | None = None) -> None:
+        """Move the average toward the weights; with `apply` (a 0-dim bool tensor on the
+        weights' device), only where it is true, decided on the device (no host read)."""
+        weight = 1.0 - self.decay
+        if apply is not None:
+            weight = apply.float() * weight
         for name, param in model.named_parameters():
-            self.shadow[name].lerp_(param.detach().float(), 1.0 - self.decay)
+            self.shadow[name].lerp_(param.detach().float(), weight)
 
     @torch.no_grad()
     def copy_to(self, model: torch.nn.Module) -> None:

@@ -51,7 +51,13 @@ from .generator_run import (
     run_writes,
     save_preview,
 )
-from .guards import check_finite, check_moved, check_resume_config, weights_sum
+from .guards import (
+    DivergenceWatch,
+    check_finite,
+    check_moved,
+    check_resume_config,
+    weights_sum,
+)
 from .step_draws import draw_step
 from .stop import StopRequest
 
@@ -238,8 +244,15 @@ def train_step(
     data: CodeShards,
     ctx: distributed.Context,
     train: TrainConfig,
-) -> dict[str, float]:
-    """One optimizer step on the global batch of `step`; returns the global loss and stats."""
+    watch: DivergenceWatch | None = None,
+) -> dict[str, float | torch.Tensor]:
+    """One optimizer step on the global batch of `step`; returns the global loss and stats.
+
+    With a `watch` (and an optimizer that can skip a step on the device: `_skips_on_device`)
+    nothing is read back to the host: a step that is not finite is skipped by the optimizer and
+    the EMA and recorded in the watch, and the loss, accuracy and gradient norm are returned as
+    device tensors (`_on_host` reads them). Without one, a step that is not finite stops the run
+    at once (one host read per step)."""
     config = model.config
     draws = draw_step(step, config, train, data)
     normalizer = float(draws.mask.sum()) * config.code_bits / ctx.world_size
@@ -274,26 +287,61 @@ def train_step(
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
         grad_norm = grad_norm.full_tensor()
-    # the global gradient norm is the same on every rank: all stop together
-    check_finite(
-        step + 1,
-        lr,
-        ", and keep --grad-clip on",
-        loss=float(totals[0]),
-        gradient_norm=float(grad_norm),
-    )
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    ema.update(model)
+    # the global loss and gradient norm are the same on every rank: all skip or stop together
     distributed.all_reduce_sum(ctx, totals)
+    if watch is not None:
+        finite = watch.observe(step + 1, totals[0], grad_norm)
+        opt.found_inf = (~finite).float()  # fused AdamW leaves everything as it was
+        opt.step()
+        ema.update(model, finite)
+    else:
+        check_finite(
+            step + 1,
+            lr,
+            DIVERGENCE_HINT,
+            loss=float(totals[0]),
+            gradient_norm=float(grad_norm),
+        )
+        opt.step()
+        ema.update(model)
+    opt.zero_grad(set_to_none=True)
     masked_bits_global = float(draws.mask.sum()) * config.code_bits
     return {
         "step": step + 1,
-        "loss": totals[0].item() / ctx.world_size,
-        "acc": totals[1].item() / masked_bits_global,
+        "loss": totals[0] / ctx.world_size,
+        "acc": totals[1] / masked_bits_global,
         "lr": lr,
-        "grad_norm": float(grad_norm),
+        "grad_norm": grad_norm.detach(),
     }
+
+
+DIVERGENCE_HINT = ", and keep --grad-clip on"
+STOP_CHECK_EVERY = 10  # distributed runs agree on a stop signal every this many steps
+
+
+def _on_host(stats: dict) -> dict[str, float]:
+    """The step's stats as Python numbers (one host read for all of them)."""
+    keys = [k for k, v in stats.items() if isinstance(v, torch.Tensor)]
+    values = torch.stack([stats[k].float().reshape(()) for k in keys]).tolist() if keys else []
+    return {**stats, **dict(zip(keys, values, strict=True))}
+
+
+def _skips_on_device(opt: torch.optim.Optimizer) -> bool:
+    """Whether the optimizer skips a step from a device flag (fused AdamW's `found_inf`)."""
+    return all(group.get("fused") for group in opt.param_groups)
+
+
+def _optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with the release's weight-decay groups; the fused kernel where torch has one for
+    these parameters (CPU and CUDA floats: the same updates, and a step skipped on the device),
+    else the default one."""
+    groups = param_groups(model, train.weight_decay)
+    try:
+        return torch.optim.AdamW(groups, lr=train.lr, betas=train.betas, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.AdamW(
+            param_groups(model, train.weight_decay), lr=train.lr, betas=train.betas
+        )
 
 
 def train_generator(
@@ -330,10 +378,14 @@ def train_generator(
     wrapped = _wrap(model, ctx, train)  # FSDP replaces the parameters: optimizer after this
     if train.fsdp:
         ema.shard_like(model)
-    opt = torch.optim.AdamW(param_groups(model, train.weight_decay), lr=train.lr, betas=train.betas)
+    opt = _optimizer(model, train)
+    fused = _skips_on_device(opt)
     if opt_state is not None:
         _load_optimizer(model, opt, opt_state, train)
         opt_state = None  # the optimizer holds its own copy now
+        for group in opt.param_groups:  # a state saved by the default kernel says fused=None
+            group["fused"] = fused or group.get("fused")
+    watch = DivergenceWatch(ctx.device) if fused else None
     want_tokenizer = tokenizer is not None and bool(train.sample_classes)
     preview_condition = torch.tensor(train.sample_classes, dtype=torch.long)
     if config.text_dim and want_tokenizer:  # sample classes name caption ids
@@ -355,15 +407,21 @@ def train_generator(
     try:  # the bar ends its line before any error is printed
         with StopRequest() as stop:
             for step in range(start, train.end):
-                stats = train_step(step, wrapped, model, opt, ema, data, ctx, train)
+                stats = train_step(step, wrapped, model, opt, ema, data, ctx, train, watch)
                 done = step + 1
-                if ctx.is_main:
-                    _log_step(out, stats, log, done, train, t0, bar, board)
-                stopping = stop.requested(ctx)  # the signal number, 0 to go on
+                logged = done % train.log_every == 0 or done == train.steps
+                agree = not ctx.distributed or done % STOP_CHECK_EVERY == 0 or logged
+                stopping = stop.requested(ctx) if agree or done == train.end else 0
                 preview = want_tokenizer and (
                     (train.sample_every and done % train.sample_every == 0) or done == train.steps
                 )
                 checkpoint = done % train.checkpoint_every == 0 or done == train.end or stopping
+                if logged or checkpoint or preview:  # the only host reads of the loop
+                    if watch is not None:
+                        watch.check(lambda s: warm_lr(s, train), DIVERGENCE_HINT)
+                    stats = _on_host(stats)
+                if ctx.is_main:
+                    _log_step(out, stats, log, done, logged, t0, bar, board)
                 if checkpoint:  # never write a run whose weights did not move (on any rank)
                     check_moved(_moved(model, initial, ctx), done - start, stats["lr"])
                 if preview or checkpoint:
@@ -517,14 +575,14 @@ def _log_step(
     stats: dict,
     log: list[dict],
     done: int,
-    train: TrainConfig,
+    logged: bool,
     t0: float,
     bar,
     writer=None,
 ) -> None:
-    """Append every `log_every`-th step (and the last) to `log.jsonl` (and TensorBoard);
-    advance the bar."""
-    if done % train.log_every == 0 or done == train.steps:
+    """Append a `logged` step to `log.jsonl` (and TensorBoard); advance the bar (its loss is
+    shown as of the last step read back)."""
+    if logged:
         stats["seconds"] = time.perf_counter() - t0
         log.append(stats)
         with open(out / "log.jsonl", "a") as f:
@@ -535,4 +593,5 @@ def _log_step(
             writer.flush()
     if bar is not None:
         bar.update(1)
-        bar.set_postfix(loss=f"{stats['loss']:.4f}")
+        if isinstance(stats["loss"], float):
+            bar.set_postfix(loss=f"{stats['loss']:.4f}")
