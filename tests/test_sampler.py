@@ -25,6 +25,9 @@ def test_known_tokens_never_change(random_bigr):
         (FAST, RELEASE_INPAINTING),
         (FAST, RELEASE_WORK),
         (dataclasses.replace(FAST, reveal_certain=0.2), BIGR),
+        (dataclasses.replace(FAST, revise=5, revise_after=0.0), BIGR),
+        (dataclasses.replace(FAST, revise=5, revise_after=0.5), BIGR),
+        (dataclasses.replace(FAST, kv_refresh=2, head_steps_certain=2), BIGR),
     ):
         out = sample_codes(
             random_bigr,

@@ -149,22 +149,6 @@ def test_certain_tokens_get_fewer_head_steps_after_the_first_step(random_bigr):
 # -- revision --------------------------------------------------------------------------------
 
 
-def test_revision_never_touches_tokens_given_as_known(random_bigr):
-    known, keep = _inpainting(seed=3)
-    for after in (0.0, 0.5):
-        config = dataclasses.replace(FAST, revise=5, revise_after=after)
-        out = sample_codes(
-            random_bigr,
-            torch.tensor([1, 2, 3]),
-            config,
-            known_codes=known,
-            known_mask=keep,
-            generator=_gen(1),
-        )
-        assert torch.equal(out[keep], known[keep])
-        assert set(out.unique().tolist()) <= {0.0, 1.0}
-
-
 def test_revision_remasks_committed_tokens_in_late_steps_only(random_bigr):
     rows = []
     original = random_bigr.head.sample

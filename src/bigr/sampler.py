@@ -55,7 +55,15 @@ from torch import Tensor
 from .draws import Draws, TorchDraws
 from .memory import check_sampling_fits
 from .model import BiGR
-from .sampler_plan import MAX_STEPS, ORDERS, SamplerConfig, Step, head_steps_at, plan_steps
+from .sampler_plan import (
+    MAX_STEPS,
+    ORDERS,
+    SamplerConfig,
+    Step,
+    head_steps_at,
+    plan_steps,
+    revises_at,
+)
 from .transformer import KeyValueCache
 from .validation import check_generator, check_sampler
 
@@ -341,25 +349,18 @@ class CertainFirst:
 
 @dataclass
 class Revision:
-    """`revise`: late steps re-mask the committed tokens that were least certain when their bits
-    were drawn (never tokens given as known), so that the step draws them again with the
-    context revealed since."""
+    """`revise`: the steps `revises_at` names re-mask the committed tokens that were least
+    certain when their bits were drawn (never tokens given as known), so that the step draws
+    them again with the context revealed since."""
 
     count: int
-    after: float
-    steps: int
     given: Tensor  # (B, L) tokens given as known
     drawn_certainty: Tensor  # (B, L) certainty of each token when its bits were drawn
 
     @classmethod
     def of(cls, config: SamplerConfig, unknown: Tensor) -> Revision:
-        tokens = unknown.shape[1]
         ones = torch.ones(unknown.shape, device=unknown.device)
-        return cls(min(config.revise, tokens), config.revise_after, config.steps, ~unknown, ones)
-
-    def applies(self, i: int) -> bool:
-        """Whether step `i` revises (never the fill step after the schedule)."""
-        return i < self.steps and (i + 1) / self.steps > self.after
+        return cls(min(config.revise, unknown.shape[1]), ~unknown, ones)
 
     def remask(self, unknown: Tensor) -> Tensor:
         """Re-mask up to `count` committed tokens per row, the least certain when drawn (in
@@ -509,7 +510,7 @@ def sample_codes(
         progress(0, len(plan))  # a bar starts now, so its rate includes the first step
     for i, step in enumerate(plan):
         counts, most, max_unknown = counts_of[i], max(step.counts), max(step.unknown_before)
-        if revision is not None and revision.applies(i):
+        if revision is not None and revises_at(config, i):
             counts = counts + revision.remask(unknown)
             most = min(most + revision.count, l)
             max_unknown = min(max_unknown + revision.count, l)

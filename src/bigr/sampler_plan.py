@@ -167,6 +167,16 @@ def head_steps_at(config: SamplerConfig, step: int) -> int:
     return round(config.head_steps + r * (config.head_steps_last - config.head_steps))
 
 
+def revises_at(config: SamplerConfig, step: int) -> bool:
+    """Whether unmasking step `step` (0-based) re-masks committed tokens (`revise`): a step of
+    the schedule (never the fill step after it) whose progress is above `revise_after`."""
+    return (
+        bool(config.revise)
+        and step < config.steps
+        and (step + 1) / config.steps > config.revise_after
+    )
+
+
 def plan_steps(unknown: list[int], num_tokens: int, config: SamplerConfig) -> list[Step]:
     """Per-step reveal counts, guidance and Gumbel temperature, on the host: each row's unknown
     tokens (`unknown`) revealed over `config.steps` by the schedule. (`num_tokens`, the grid's

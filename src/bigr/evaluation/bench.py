@@ -27,7 +27,7 @@ from ..model import BiGR, compile_backbone
 from ..official.release_sampler import release_sample_codes
 from ..official.strategies import RELEASE_WORK
 from ..sampler import sample_codes
-from ..sampler_plan import SamplerConfig, plan_steps
+from ..sampler_plan import SamplerConfig, plan_steps, revises_at
 
 
 def matmul_gflops(
@@ -128,7 +128,7 @@ def sampling_flops(
     for i, step in enumerate(plan):
         copies = 1 if step.guidance in (0.0, 1.0) else 2
         unknown = max(step.unknown_before)
-        if sampler.revise and i < sampler.steps and (i + 1) / sampler.steps > sampler.revise_after:
+        if revises_at(sampler, i):
             unknown = min(unknown + sampler.revise, n)
         tokens = n if head_all else unknown
         backbone, branches = (

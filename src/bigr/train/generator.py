@@ -291,7 +291,7 @@ def train_step(
     distributed.all_reduce_sum(ctx, totals)
     if watch is not None:
         finite = watch.observe(step + 1, totals[0], grad_norm)
-        opt.found_inf = (~finite).float()  # fused AdamW leaves everything as it was
+        opt.found_inf = watch.skip  # fused AdamW leaves everything as it was when it is 1
         opt.step()
         ema.update(model, finite)
     else:
@@ -335,13 +335,12 @@ def _optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with the release's weight-decay groups; the fused kernel where torch has one for
     these parameters (CPU and CUDA floats: the same updates, and a step skipped on the device),
     else the default one."""
-    groups = param_groups(model, train.weight_decay)
     try:
+        groups = param_groups(model, train.weight_decay)
         return torch.optim.AdamW(groups, lr=train.lr, betas=train.betas, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.AdamW(
-            param_groups(model, train.weight_decay), lr=train.lr, betas=train.betas
-        )
+    except (RuntimeError, ValueError, TypeError):  # fresh groups: the refused ones say fused
+        groups = param_groups(model, train.weight_decay)
+        return torch.optim.AdamW(groups, lr=train.lr, betas=train.betas)
 
 
 def train_generator(
@@ -379,13 +378,10 @@ def train_generator(
     if train.fsdp:
         ema.shard_like(model)
     opt = _optimizer(model, train)
-    fused = _skips_on_device(opt)
     if opt_state is not None:
         _load_optimizer(model, opt, opt_state, train)
         opt_state = None  # the optimizer holds its own copy now
-        for group in opt.param_groups:  # a state saved by the default kernel says fused=None
-            group["fused"] = fused or group.get("fused")
-    watch = DivergenceWatch(ctx.device) if fused else None
+    watch = DivergenceWatch(ctx.device) if _skips_on_device(opt) else None
     want_tokenizer = tokenizer is not None and bool(train.sample_classes)
     preview_condition = torch.tensor(train.sample_classes, dtype=torch.long)
     if config.text_dim and want_tokenizer:  # sample classes name caption ids
@@ -410,8 +406,9 @@ def train_generator(
                 stats = train_step(step, wrapped, model, opt, ema, data, ctx, train, watch)
                 done = step + 1
                 logged = done % train.log_every == 0 or done == train.steps
-                agree = not ctx.distributed or done % STOP_CHECK_EVERY == 0 or logged
-                stopping = stop.requested(ctx) if agree or done == train.end else 0
+                # distributed ranks agree on a stop signal now and then, not every step
+                agree = done % STOP_CHECK_EVERY == 0 or logged or done == train.end
+                stopping = stop.requested(ctx) if agree or not ctx.distributed else 0
                 preview = want_tokenizer and (
                     (train.sample_every and done % train.sample_every == 0) or done == train.steps
                 )
@@ -548,15 +545,20 @@ def _load_optimizer(
     """Load a saved optimizer state, whichever way the run that saved it was launched (one
     process, DDP or FSDP; states from before names were stored are keyed by position)."""
     named = named_optimizer_state(state, parameter_names(model, opt))
+    kernels = [group.get("fused") for group in opt.param_groups]
     if not train.fsdp:
         opt.load_state_dict(positional_optimizer_state(named, parameter_names(model, opt)))
-        return
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        set_optimizer_state_dict,
-    )
+    else:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
 
-    set_optimizer_state_dict(model, opt, named, options=StateDictOptions(full_state_dict=True))
+        options = StateDictOptions(full_state_dict=True)
+        set_optimizer_state_dict(model, opt, named, options=options)
+    # a saved state carries the kernel of the run that saved it: keep this run's
+    for group, fused in zip(opt.param_groups, kernels, strict=True):
+        group["fused"] = fused
 
 
 def _tensorboard(folder: str):

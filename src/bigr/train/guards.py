@@ -29,37 +29,34 @@ def check_finite(step: int, lr: float, hint: str = "", **values: float) -> None:
 
 
 class DivergenceWatch:
-    """Non-finite steps caught on the device, without a host read per step. The optimizer is
-    told to skip them (fused AdamW's `found_inf`: no weight, moment or step count changes) and
-    so is the EMA; `check()`, called where the loop reads the device anyway (log, checkpoint and
-    last steps), stops the run naming the first such step."""
+    """Non-finite steps caught on the device, without a host read per step. `skip` is the
+    optimizer's `found_inf` flag (fused AdamW leaves weights, moments and step count as they
+    were when it is 1), set in place each step; the EMA skips too. `check()`, called where the
+    loop reads the device anyway (log, checkpoint and preview steps), stops the run naming the
+    first such step."""
 
     def __init__(self, device: torch.device) -> None:
         self.first = torch.zeros((), dtype=torch.long, device=device)  # 0: none yet
         self.values = torch.zeros(2, device=device)  # loss, gradient norm of the first
+        self.skip = torch.zeros((), device=device)
 
     def observe(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
-        """Record step `step` (1-based); whether it is finite (a 0-dim bool tensor)."""
+        """Record step `step` (1-based) and set `skip`; whether it is finite (0-dim bool)."""
         values = torch.stack([loss.float(), grad_norm.float()])
         finite = torch.isfinite(values).all()
         new = (self.first == 0) & ~finite
         self.first = torch.where(new, step, self.first)
         self.values = torch.where(new, values, self.values)
+        self.skip.copy_(~finite)
         return finite
 
     def check(self, lr_at, hint: str = "") -> None:
         """Stop the run if a step was not finite (one host read); `lr_at(step)` gives the
-        learning rate of that step."""
+        learning rate of that 0-based step."""
         first = int(self.first)
         if first:
             loss, norm = self.values.tolist()
-            bad = [f"{n} {v}" for n, v in (("loss", loss), ("gradient norm", norm))]
-            bad = [b for b, v in zip(bad, (loss, norm), strict=True) if not math.isfinite(v)]
-            raise TrainingError(
-                f"step {first}: {' and '.join(bad)}: the run diverged (learning rate "
-                f"{lr_at(first - 1):.3g}); no step that was not finite was applied and the run "
-                f"folder keeps its last checkpoint. Lower --lr or lengthen --warmup{hint}"
-            )
+            check_finite(first, lr_at(first - 1), hint, loss=loss, gradient_norm=norm)
 
 
 def weights_sum(model: nn.Module) -> float:
