@@ -197,12 +197,20 @@ def test_a_compiled_backbone_samples_what_the_eager_one_does_and_keeps_its_weigh
     from bigr.model import compile_backbone
     from bigr.sampler import SamplerConfig, sample_codes
 
-    config = SamplerConfig(steps=3, head_steps=4, guidance=2.0, gumbel=0.2)
+    configs = [  # the plain passes, and the kept-keys passes between refreshes
+        SamplerConfig(steps=3, head_steps=4, guidance=2.0, gumbel=0.2),
+        SamplerConfig(steps=4, head_steps=4, guidance=2.0, gumbel=0.2, kv_refresh=2),
+    ]
     labels = torch.tensor([0, 1])
-    eager = sample_codes(random_bigr, labels, config, generator=torch.Generator().manual_seed(0))
+
+    def run(config):
+        return sample_codes(random_bigr, labels, config, generator=torch.Generator().manual_seed(0))
+
+    eager = [run(config) for config in configs]
     keys = list(random_bigr.state_dict())
     compile_backbone(random_bigr, backend="eager")  # dynamo's tracing, without code generation
-    compiled = sample_codes(random_bigr, labels, config, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(eager, compiled)
+    for config, expected in zip(configs, eager, strict=True):
+        assert torch.equal(run(config), expected)
     assert list(random_bigr.state_dict()) == keys  # no `_orig_mod.` prefix: caches stay keyed
-    assert "forward" in vars(random_bigr.transformer)  # the instance runs the compiled one
+    for name in ("forward", "forward_keep", "reuse_blocks"):  # the instance runs compiled ones
+        assert name in vars(random_bigr.transformer)

@@ -32,13 +32,18 @@ from bigr.sampler_plan import SamplerConfig
 
 # What the screen compares by default: the shipped recipes, each new option alone and combined
 DEFAULT = (
+    "release=release",
     "fast=fast",
-    "fast-kv2=fast,kv_refresh=2",
     "fast-kv3=fast,kv_refresh=3",
+    "fast-kv4=fast,kv_refresh=4",
     "fast-certain2=fast,head_steps_certain=2",
     "fast-kv3-certain2=fast,kv_refresh=3,head_steps_certain=2",
+    "fast8=fast,steps=8",
+    "fast8-kv3=fast,steps=8,kv_refresh=3",
     "fast8-kv3-certain2=fast,steps=8,kv_refresh=3,head_steps_certain=2",
     "fast-revise2=fast,revise=2",
+    "fast-kv3-revise2=fast,kv_refresh=3,revise=2",
+    "fast-kv3-certain2-revise2=fast,kv_refresh=3,head_steps_certain=2,revise=2",
     "recommended=recommended",
     "recommended-revise2=recommended,revise=2",
     "recommended-revise4=recommended,revise=4",
@@ -125,6 +130,57 @@ def measure_speed(candidates: list[Candidate], args: argparse.Namespace) -> dict
     return best
 
 
+# The recipes the screen names, each by a rule fixed before the screen ran (validation data):
+TURBO_RULE = (
+    "fewest seconds per image among candidates with an FID no worse than the release recipe's"
+)
+REFINED_RULE = "lowest FID among candidates sampling no slower than the recommended recipe"
+
+
+def choose(rows: list[dict]) -> dict[str, dict]:
+    """The rows `turbo` and `refined` name (rules above; a name no candidate qualifies for is
+    left out): the release's and the recommended recipe as screened (candidates `release` and
+    `recommended`) are the yardsticks."""
+    by_name = {r["name"]: r for r in rows}
+    missing = [n for n in ("release", "recommended") if n not in by_name]
+    if missing:
+        raise ValueError(f"naming recipes needs the candidates {' and '.join(missing)}")
+    others = [r for r in rows if r["name"] not in ("release", "recommended")]
+    turbo = [r for r in others if r["fid"] <= by_name["release"]["fid"]]
+    limit = by_name["recommended"]["seconds_per_image"]
+    refined = [r for r in others if r["seconds_per_image"] <= limit]
+    chosen = {}
+    if turbo:
+        chosen["turbo"] = min(turbo, key=lambda r: r["seconds_per_image"])
+    if refined:
+        chosen["refined"] = min(refined, key=lambda r: r["fid"])
+    return chosen
+
+
+def write_recipes(model_dir: str, chosen: dict[str, dict], args: argparse.Namespace) -> Path:
+    """Add the chosen candidates to the model folder's recipe.json, each with its evidence."""
+    from bigr.recipes import model_recipes, model_selections, save_recipes
+
+    recipes, selections = model_recipes(model_dir), model_selections(model_dir)
+    for name, row in chosen.items():
+        candidate = Candidate(row["name"], row["recipe"], row["changes"])
+        recipes[name] = candidate.sampler(model_dir)
+        selections[name] = {
+            "method": f"sampler screen: {TURBO_RULE if name == 'turbo' else REFINED_RULE}",
+            "candidate": row["name"],
+            "reference": args.ref,
+            "samples_per_point": args.num,
+            "seed": args.seed,
+            "points": args.points,
+            "fid": row["fid"],
+            "precision": row.get("precision"),
+            "recall": row.get("recall"),
+            "seconds_per_image": row["seconds_per_image"],
+            "table": args.table or str(Path(args.out) / "screen.md"),
+        }
+    return save_recipes(model_dir, recipes, selections)
+
+
 def markdown(rows: list[dict], release: float, args: argparse.Namespace) -> str:
     lines = [
         "# Sampler options on validation images",
@@ -168,6 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing-batch", type=int, default=100)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--only-fid",
+        action="store_true",
+        help="measure the FIDs and stop; time the candidates in a later run on a quiet machine",
+    )
+    p.add_argument(
+        "--write",
+        metavar="MODEL_DIR",
+        help="name two recipes in MODEL_DIR/recipe.json: turbo (" + TURBO_RULE + ") and "
+        "refined (" + REFINED_RULE + "); needs the candidates release and recommended",
+    )
+    p.add_argument("--table", help="where the committed table will be (recorded with --write)")
     p.add_argument("candidates", nargs="*", metavar="NAME=RECIPE[,FIELD=VALUE...]")
     args = p.parse_args(argv)
     if re.search(r":test\b", args.ref):
@@ -178,9 +246,15 @@ def main(argv: list[str] | None = None) -> int:
             c.sampler(args.model)  # every candidate checked before any work
     except ValueError as err:
         p.error(str(err))
+    names = {c.name for c in candidates}
+    if args.write and not {"release", "recommended"} <= names:
+        p.error("--write names recipes against the candidates release and recommended: add them")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fids = {c.name: measure_fid(c, args, out) for c in candidates}
+    if args.only_fid:
+        print(f"FIDs kept in {out}; no timings taken (--only-fid)")
+        return 0
     speed = measure_speed(candidates, args)
     rows = [
         {
@@ -193,7 +267,20 @@ def main(argv: list[str] | None = None) -> int:
         for c in candidates
     ]
     release = speed["release algorithm"]
-    atomic_write_text(out / "screen.md", markdown(rows, release, args))
+    text = markdown(rows, release, args)
+    if args.write:
+        args.points = len(rows)
+        chosen = choose(rows)
+        rules = {"turbo": TURBO_RULE, "refined": REFINED_RULE}
+        text += "\n" + "".join(
+            f"- `{name}` = {chosen[name]['name']}: {rule}\n"
+            if name in chosen
+            else f"- `{name}`: no candidate qualifies ({rule}); not written\n"
+            for name, rule in rules.items()
+        )
+        if chosen:
+            print(f"wrote {write_recipes(args.write, chosen, args)}")
+    atomic_write_text(out / "screen.md", text)
     record = {"release_algorithm_seconds_per_image": release, "num": args.num, "ref": args.ref}
     atomic_write_text(out / "screen.json", json.dumps({**record, "rows": rows}, indent=1) + "\n")
     plot_curves(

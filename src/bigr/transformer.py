@@ -287,23 +287,39 @@ class BiGRTransformer(nn.Module):
         queries attend to their own fresh keys and values and to the kept ones of every other
         position; the other tokens' z is the cache's. Equal to `forward` when nothing changed
         since the cache's pass; an approximation (ReCAP-style) otherwise. One host read."""
-        c = self.config.class_tokens
         active = mask | ~cache.known  # (B, L)
         most = int(active.sum(1).max())
         tokens = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :most]  # (B, A)
         valid = active.gather(1, tokens)  # (B, A): False on padding rows
         class_emb = self.embed_classes(condition, condition_weights)
+        return self.reuse_blocks(
+            codes, class_emb, mask, tokens, valid, cache.keys, cache.values, cache.z
+        )
+
+    def reuse_blocks(
+        self,
+        codes: Tensor,
+        class_emb: Tensor,
+        mask: Tensor,
+        tokens: Tensor,
+        valid: Tensor,
+        keys: list[Tensor],
+        values: list[Tensor],
+        kept_z: Tensor,
+    ) -> Tensor:
+        """`forward_reuse` after its host read: the blocks on the chosen `tokens` (B, A) with
+        the kept keys and values (no host reads: `compile_backbone` compiles it)."""
         h, adaln = self._inputs(codes, class_emb, mask)
-        positions = tokens + c  # sequence positions (B, A)
+        positions = tokens + self.config.class_tokens  # sequence positions (B, A)
         d = h.shape[-1]
         h = h.gather(1, positions.unsqueeze(-1).expand(-1, -1, d))
         rope = self.rope[positions]  # (B, A, Dh/2, 2)
-        for layer, k, v in zip(self.layers, cache.keys, cache.values, strict=True):
+        for layer, k, v in zip(self.layers, keys, values, strict=True):
             h, _ = layer.forward_kv(h, rope, adaln, KeptKV(k, v, positions, valid))
         z = self.norm(h) + self.pos_embed[0][tokens]
         index = tokens.unsqueeze(-1).expand(-1, -1, d)
-        z = torch.where(valid.unsqueeze(-1), z, cache.z.gather(1, index))
-        return cache.z.scatter(1, index, z)
+        z = torch.where(valid.unsqueeze(-1), z, kept_z.gather(1, index))
+        return kept_z.scatter(1, index, z)
 
     def features(self, codes: Tensor, layer: int, condition: Tensor | None = None) -> Tensor:
         """Representation: hidden state (B, L, D) after block `layer` (0-based; negative counts

@@ -56,11 +56,16 @@ def test_speed_section_times_recipes_against_the_release_algorithm(
 ):
     data = _dataset(tmp_path / "data")
     config = _speed_config(data)
+    recommended = SamplerConfig(steps=3, head_steps=3, guidance=2.0, gumbel=0.0)
+    config = _speed_config(
+        data, speed_recipes=(("recommended", recommended), *config.speed_recipes)
+    )
     out = tmp_path / "report"
     path = _run_speed(random_bigr, tiny_tokenizer, out, config)
     result = json.loads((out / "results" / "speed.json").read_text())
     rows = result["recipes"]
-    assert list(rows) == ["release", "fast"]  # the release's recipe is always the baseline
+    # the release's recipe is always the baseline
+    assert list(rows) == ["release", "recommended", "fast"]
     release = rows["release"]["recipe"]
     assert (release["steps"], release["head_steps"], release["guidance"]) == (20, 100, 3.0)
     assert len(result["release_algorithm_seconds_all"]) == 2
@@ -70,11 +75,25 @@ def test_speed_section_times_recipes_against_the_release_algorithm(
         assert row["speedup_vs_release_algorithm"] == pytest.approx(
             result["release_algorithm_seconds_per_image"] / row["seconds_per_image"]
         )
+        # the work done per second, as a share of the matmul rate of the same run
+        assert row["matmul_share"] == pytest.approx(
+            row["gflop_per_image"] / row["seconds_per_image"] / result["matmul_gflops"]
+        )
+    # fewer steps, less work: 2 x 2 against 3 x 3 against 20 x 100
+    work = [rows[name]["gflop_per_image"] for name in ("fast", "recommended", "release")]
+    assert work == sorted(work) and work[0] > 0
     f = rows["fast"]
-    assert f["fid_minus_release"] == pytest.approx(f["fid"] - rows["release"]["fid"])
-    assert f["fid_minus_release_low"] <= f["fid_minus_release"] <= f["fid_minus_release_high"]
+    for other in ("release", "recommended"):
+        assert f[f"fid_minus_{other}"] == pytest.approx(f["fid"] - rows[other]["fid"])
+        low, high = f[f"fid_minus_{other}_low"], f[f"fid_minus_{other}_high"]
+        assert low <= f[f"fid_minus_{other}"] <= high
+    assert "fid_minus_recommended" not in rows["recommended"]
     assert f["meets_goal"] == (
-        f["speedup_vs_release_algorithm"] >= 10 and f["fid_minus_release_low"] <= 0
+        f["speedup_vs_release_algorithm"] >= 40 and f["fid_minus_release_low"] <= 0
+    )
+    assert f["beats_recommended"] == (
+        f["fid_minus_recommended_high"] < 0
+        and f["seconds_per_image"] <= rows["recommended"]["seconds_per_image"]
     )
     # 2 x 2 steps against 20 x 100: the fast recipe is on the front
     assert f["pareto"] and f["speedup_vs_release_recipe"] > 1

@@ -48,3 +48,58 @@ def test_screen_refuses_the_test_split_and_unknown_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         sampler_screen.main(["--out", str(tmp_path), "bad=release,spiral=1"])
     assert "'spiral' is not a sampler option" in capsys.readouterr().err
+
+
+def test_the_screen_names_turbo_and_refined_by_their_rules():
+    def row(name, seconds, fid):
+        return {"name": name, "seconds_per_image": seconds, "fid": fid}
+
+    rows = [
+        row("release", 1.0, 40.0),
+        row("recommended", 0.5, 35.0),
+        row("fastest", 0.05, 41.0),  # faster, but worse than the release's recipe
+        row("quick", 0.08, 39.0),
+        row("slow-best", 0.6, 30.0),  # best, but slower than recommended
+        row("good", 0.3, 33.0),
+    ]
+    chosen = sampler_screen.choose(rows)
+    assert chosen["turbo"]["name"] == "quick" and chosen["refined"]["name"] == "good"
+    with pytest.raises(ValueError, match="release"):
+        sampler_screen.choose(rows[1:])
+    slow_and_worse = [*rows[:2], row("slow-worse", 0.9, 50.0)]
+    assert sampler_screen.choose(slow_and_worse) == {}  # nothing qualifies: nothing named
+
+
+def test_the_screen_writes_the_named_recipes_with_their_evidence(random_bigr, tmp_path):
+    from bigr.recipes import model_selections, recipe
+
+    model = random_bigr.save_pretrained(tmp_path / "model")
+    tokenizer = save_tokenizer(BinaryAutoencoder(PRESETS["bae-tiny"]), tmp_path / "tok")
+    ref = class_image_folder(tmp_path / "ref", per_class=4, classes=2, size=16)
+    argv = [
+        "--out", str(tmp_path / "screen"), "--model", str(model), "--tokenizer",
+        str(tokenizer), "--ref", str(ref), "--num", "8", "--batch-size", "4",
+        "--timing-batch", "2", "--repeats", "1", "--features", "pixels", "--write", str(model),
+        "release=release,steps=3,head_steps=2",
+        "recommended=release,steps=8,head_steps=8",
+        "twin=release,steps=3,head_steps=2",  # the release's samples: its FID, so turbo
+        "quick=release,steps=2,head_steps=2,kv_refresh=2",  # far less work than recommended
+    ]  # fmt: skip
+    assert sampler_screen.main(argv) == 0
+    rows = json.loads((tmp_path / "screen" / "screen.json").read_text())["rows"]
+    chosen = sampler_screen.choose(rows)
+    assert set(chosen) == {"turbo", "refined"}
+    for name in ("turbo", "refined"):
+        row = chosen[name]
+        changes = {k: v for k, v in row["changes"].items()}
+        expected = sampler_screen.Candidate(row["name"], "release", changes).sampler(model)
+        assert recipe(name, model) == expected
+        assert model_selections(model)[name]["candidate"] == row["name"]
+        assert model_selections(model)[name]["fid"] == row["fid"]
+    assert "`turbo` =" in (tmp_path / "screen" / "screen.md").read_text()
+
+
+def test_write_needs_the_yardstick_candidates(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        sampler_screen.main(["--out", str(tmp_path), "--write", str(tmp_path), "a=fast"])
+    assert "release and recommended" in capsys.readouterr().err

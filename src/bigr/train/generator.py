@@ -58,7 +58,7 @@ from .guards import (
     check_resume_config,
     weights_sum,
 )
-from .step_draws import draw_step
+from .step_draws import DRAW_SCHEMES, draw_step
 from .stop import StopRequest
 
 
@@ -93,6 +93,7 @@ class TrainConfig:
     preview_guidance: float = 4.0
     rewarm_from: int = 0  # a warm start at this step re-warms the LR over warmup_steps
     stop_at: int = 0  # >0: checkpoint and stop after this step; the schedule still spans `steps`
+    draw_scheme: int = DRAW_SCHEMES[-1]  # how a step's draws are made (`step_draws`)
 
     def __post_init__(self) -> None:
         require_ranges(
@@ -111,6 +112,7 @@ class TrainConfig:
         require_choice(self, "precision", ("auto", "fp32", "bf16"))
         require_choice(self, "fsdp_mode", FSDP_MODES)
         require_choice(self, "fsdp_precision", ("fp32", "bf16"))
+        require_choice(self, "draw_scheme", DRAW_SCHEMES)
         if not self.fsdp and (self.fsdp_mode != "full" or self.fsdp_precision != "fp32"):
             raise ValueError(
                 "fsdp_mode and fsdp_precision (--fsdp-mode, --fsdp-precision) apply to sharded "
@@ -254,14 +256,14 @@ def train_step(
     device tensors (`_on_host` reads them). Without one, a step that is not finite stops the run
     at once (one host read per step)."""
     config = model.config
-    draws = draw_step(step, config, train, data)
-    normalizer = float(draws.mask.sum()) * config.code_bits / ctx.world_size
+    micro = list(_micro_batches(ctx, train))
+    draws = draw_step(step, config, train, data, slice(micro[0].start, micro[-1].stop))
+    normalizer = draws.masked * config.code_bits / ctx.world_size
     lr = warm_lr(step, train)
     for group in opt.param_groups:
         group["lr"] = lr
     totals = torch.zeros(2, device=ctx.device)  # loss, accuracy x masked bits
-    micro = list(_micro_batches(ctx, train))
-    for i, rows in enumerate(micro):
+    for i, rows in enumerate(draws.local(r) for r in micro):
         codes, labels = data.read(draws.indices[rows], draws.variants[rows])
         # shard labels are class ids, or caption ids whose embeddings condition a text model
         condition = data.caption_embeddings()[labels] if config.text_dim else labels
@@ -305,7 +307,7 @@ def train_step(
         opt.step()
         ema.update(model)
     opt.zero_grad(set_to_none=True)
-    masked_bits_global = float(draws.mask.sum()) * config.code_bits
+    masked_bits_global = draws.masked * config.code_bits
     return {
         "step": step + 1,
         "loss": totals[0] / ctx.world_size,
@@ -371,7 +373,7 @@ def train_generator(
     shards = ctx.world_size if train.fsdp else 1
     check_training_fits(config, micro, _parameters(config), ctx.device, shards)
     model = BiGR(config).to(ctx.device).train()
-    ema, start, opt_state = _restore(model, out, resume, warm, ctx, train)
+    ema, start, opt_state, train = _restore(model, out, resume, warm, ctx, train)
     initial = weights_sum(model)
     log = read_log(out / "log.jsonl", start)
     wrapped = _wrap(model, ctx, train)  # FSDP replaces the parameters: optimizer after this
@@ -522,21 +524,24 @@ def _restore(
     warm: BiGR | None,
     ctx: distributed.Context,
     train: TrainConfig,
-) -> tuple[EMA, int, dict | None]:
-    """The EMA, the first step and the optimizer's state to resume (None unless resuming),
-    read on the CPU and dropped as soon as it is copied in: `state.pt` of the
-    run folder when resuming, else the warm start's weights, else a fresh start."""
+) -> tuple[EMA, int, dict | None, TrainConfig]:
+    """The EMA, the first step, the optimizer's state to resume (None unless resuming) and the
+    settings, read on the CPU and dropped as soon as they are copied in: `state.pt` of the
+    run folder when resuming (the run keeps the draw scheme it started with; states written
+    before schemes were recorded drew scheme 1), else the warm start's weights, else a fresh
+    start."""
     ema = EMA(model, train.ema_decay)
     if resume and (out / "state.pt").is_file():
         state = load_state(out / "state.pt", "cpu")
         check_resume_config(str(out / "state.pt"), state.get("config"), model.config)
         model.load_state_dict(state.pop("model"))
         ema.load_state_dict(state.pop("ema"))
-        return ema, state["step"], state["opt"]
+        scheme = state.get("train", {}).get("draw_scheme", 1)
+        return ema, state["step"], state["opt"], dataclasses.replace(train, draw_scheme=scheme)
     if warm is not None:
         model.load_state_dict(warm.state_dict())
-        return EMA(model, train.ema_decay), train.rewarm_from, None
-    return ema, 0, None
+        return EMA(model, train.ema_decay), train.rewarm_from, None, train
+    return ema, 0, None, train
 
 
 def _load_optimizer(
