@@ -118,6 +118,10 @@ def measure_speed(candidates: list[Candidate], args: argparse.Namespace) -> dict
     from bigr.sampler import sample_codes
 
     model = BiGR.from_pretrained(args.model).eval()
+    if args.compile:
+        from bigr.model import compile_backbone
+
+        compile_backbone(model)
     labels = torch.arange(args.timing_batch) % model.config.num_classes
     runs = {c.name: (sample_codes, c.sampler(args.model)) for c in candidates}
     runs["release algorithm"] = (release_sample_codes, RECIPES["release"])
@@ -187,7 +191,8 @@ def markdown(rows: list[dict], release: float, args: argparse.Namespace) -> str:
         "",
         f"FID of {args.num} class-balanced samples per candidate (seed {args.seed}) against "
         f"`{args.ref}` (never the test split). Seconds per image: best of {args.repeats} "
-        f"interleaved calls of {args.timing_batch} images, one run; the release's recipe run by "
+        f"interleaved calls of {args.timing_batch} images, one run"
+        f"{', backbone under torch.compile' if args.compile else ''}; the release's recipe run by "
         f"the release's own algorithm took {release:.4f} s/image in the same run.",
         "",
         "| candidate | recipe and changes | s/image | vs release algorithm | FID | precision "
@@ -224,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing-batch", type=int, default=100)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="time every candidate with the backbone under torch.compile (as the report does)",
+    )
     p.add_argument(
         "--only-fid",
         action="store_true",

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="speed_recipe_names",
         type=comma_list(str),
         help="recipes the speed section times against the release's (default: recommended, "
-        "and the model's own 'fast' recipe if it has one)",
+        "and the model's own 'fast', 'turbo' and 'refined' recipes where it has them)",
     )
     p.add_argument(
         "--num-speed",
@@ -195,14 +195,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+SPEED_RECIPES = ("fast", "turbo", "refined")  # a model's own recipes the speed section times
+
+
 def _speed_recipes(args: argparse.Namespace, recommended) -> tuple:
     """(name, recipe) pairs of `--speed-recipes` (model recipes first, then built-in ones),
-    by default the recommended recipe and the model's own `fast` recipe if it has one."""
+    by default the recommended recipe and the model's own `fast`, `turbo` and `refined`
+    recipes where it has them."""
     from bigr.recipes import model_recipes
 
     names = args.speed_recipe_names
     if names is None:
-        names = ["recommended", *(["fast"] if "fast" in model_recipes(args.model) else [])]
+        own = model_recipes(args.model)
+        names = ["recommended", *(n for n in SPEED_RECIPES if n in own)]
     pairs = [(n, recommended if n == "recommended" else recipe(n, args.model)) for n in names]
     if len({n for n, _ in pairs}) != len(pairs):
         raise ValueError(f"--speed-recipes names a recipe twice: {','.join(names)}")

@@ -56,10 +56,12 @@ def matmul_gflops(
 def timed_sampling(sample, model: BiGR, labels: torch.Tensor, sampler: SamplerConfig, *, seed: int):
     """Seconds of one call of a sampling path (`sample_codes`, or the release's
     `release_sample_codes`) on `labels`, its generator seeded by `seed`, device synchronised.
-    An untimed two-image, two-step call of the same path comes first, so that compiling a
-    `--compile` backbone (dynamic shapes: once) is never timed."""
+    An untimed two-image call of the same path with few steps (enough for a pass on kept keys
+    and values) comes first, so that compiling a `--compile` backbone (dynamic shapes: once)
+    is never timed."""
     device = labels.device
-    warm = dataclasses.replace(sampler, steps=2, head_steps=min(sampler.head_steps, 2))
+    steps = max(2, sampler.kv_refresh + 1)
+    warm = dataclasses.replace(sampler, steps=steps, head_steps=min(sampler.head_steps, 2))
     with torch.no_grad():
         sample(model, labels[:2], warm, generator=torch.Generator(device).manual_seed(seed))
     generator = torch.Generator(device).manual_seed(seed)

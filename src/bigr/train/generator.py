@@ -7,9 +7,9 @@ decay for 1-D tensors, biases and the head), warmup and a constant or cosine sch
 gradient clipping, EMA, bf16 autocast on GPUs, optional `torch.compile`.
 
 One path from one device to many: every random draw of a step (data order, code variants,
-masks, dropped labels, diffusion times and noise) is made for the whole global batch from
-generators seeded by (seed, step), and each rank takes its rows; losses are normalised by the
-global count of masked bits. So a run gives the same result for any split of the same global
+masks, dropped labels, diffusion times and noise) is a function of (seed, step, row), and each
+rank draws only its own rows (`step_draws`); losses are normalised by the global count of
+masked bits. So a run gives the same result for any split of the same global
 batch over ranks and accumulation steps (up to float rounding), and a resumed run repeats the
 uninterrupted one exactly: the resume file holds the model, EMA, optimizer and step.
 
