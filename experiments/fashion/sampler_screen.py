@@ -134,11 +134,12 @@ def measure_speed(candidates: list[Candidate], args: argparse.Namespace) -> dict
     return best
 
 
-# The recipes the screen names, each by a rule fixed before the screen ran (validation data):
-TURBO_RULE = (
-    "fewest seconds per image among candidates with an FID no worse than the release recipe's"
-)
-REFINED_RULE = "lowest FID among candidates sampling no slower than the recommended recipe"
+# The recipes the screen names, each by a fixed rule on the validation FIDs and timings:
+RULES = {
+    "turbo": "fewest seconds per image among candidates with an FID no worse than the release "
+    "recipe's",
+    "refined": "lowest FID among candidates sampling no slower than the recommended recipe",
+}
 
 
 def choose(rows: list[dict]) -> dict[str, dict]:
@@ -161,8 +162,11 @@ def choose(rows: list[dict]) -> dict[str, dict]:
     return chosen
 
 
-def write_recipes(model_dir: str, chosen: dict[str, dict], args: argparse.Namespace) -> Path:
-    """Add the chosen candidates to the model folder's recipe.json, each with its evidence."""
+def write_recipes(
+    model_dir: str, chosen: dict[str, dict], args: argparse.Namespace, points: int
+) -> Path:
+    """Add the chosen candidates to the model folder's recipe.json, each with its evidence
+    (`points`: how many candidates the screen compared)."""
     from bigr.recipes import model_recipes, model_selections, save_recipes
 
     recipes, selections = model_recipes(model_dir), model_selections(model_dir)
@@ -170,12 +174,12 @@ def write_recipes(model_dir: str, chosen: dict[str, dict], args: argparse.Namesp
         candidate = Candidate(row["name"], row["recipe"], row["changes"])
         recipes[name] = candidate.sampler(model_dir)
         selections[name] = {
-            "method": f"sampler screen: {TURBO_RULE if name == 'turbo' else REFINED_RULE}",
+            "method": f"sampler screen: {RULES[name]}",
             "candidate": row["name"],
             "reference": args.ref,
             "samples_per_point": args.num,
             "seed": args.seed,
-            "points": args.points,
+            "points": points,
             "fid": row["fid"],
             "precision": row.get("precision"),
             "recall": row.get("recall"),
@@ -242,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--write",
         metavar="MODEL_DIR",
-        help="name two recipes in MODEL_DIR/recipe.json: turbo (" + TURBO_RULE + ") and "
-        "refined (" + REFINED_RULE + "); needs the candidates release and recommended",
+        help="name two recipes in MODEL_DIR/recipe.json: "
+        + " and ".join(f"{name} ({rule})" for name, rule in RULES.items())
+        + "; needs the candidates release and recommended",
     )
     p.add_argument("--table", help="where the committed table will be (recorded with --write)")
     p.add_argument("candidates", nargs="*", metavar="NAME=RECIPE[,FIELD=VALUE...]")
@@ -279,17 +284,15 @@ def main(argv: list[str] | None = None) -> int:
     release = speed["release algorithm"]
     text = markdown(rows, release, args)
     if args.write:
-        args.points = len(rows)
         chosen = choose(rows)
-        rules = {"turbo": TURBO_RULE, "refined": REFINED_RULE}
         text += "\n" + "".join(
             f"- `{name}` = {chosen[name]['name']}: {rule}\n"
             if name in chosen
             else f"- `{name}`: no candidate qualifies ({rule}); not written\n"
-            for name, rule in rules.items()
+            for name, rule in RULES.items()
         )
         if chosen:
-            print(f"wrote {write_recipes(args.write, chosen, args)}")
+            print(f"wrote {write_recipes(args.write, chosen, args, len(rows))}")
     atomic_write_text(out / "screen.md", text)
     record = {"release_algorithm_seconds_per_image": release, "num": args.num, "ref": args.ref}
     atomic_write_text(out / "screen.json", json.dumps({**record, "rows": rows}, indent=1) + "\n")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from bigr.sampler_plan import SamplerConfig, sampler_record
+
 from .config import COMMON_SETTINGS, ReportConfig
 from .sections import SECTION_SETTINGS
 
@@ -46,7 +48,8 @@ def section_key(name: str, config: ReportConfig, model_name: str, weights: str =
     stale results), or its name when no fingerprint is given; with weights, the name is only
     the report's title. Variant models are keyed by their label and the fingerprint of their
     folder's files."""
-    settings = {**dataclasses.asdict(config), "orders_count": config.orders_count}
+    settings = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    settings["orders_count"] = config.orders_count
     fields = (*COMMON_SETTINGS, *SECTION_SETTINGS[name])
     chosen = {f: settings[f] for f in fields}
     if "variants" in chosen:  # by label and files, not folder: a moved model keeps its results
@@ -55,6 +58,18 @@ def section_key(name: str, config: ReportConfig, model_name: str, weights: str =
     if not weights:
         key["model"] = model_name
     return json.dumps(key, sort_keys=True)
+
+
+def _plain(value):
+    """A setting as JSON-ready data; sampler settings as their record (`sampler_record`), so a
+    new sampler option left at its default never changes a section's key."""
+    if isinstance(value, SamplerConfig):
+        return sampler_record(value)
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return value
 
 
 def weights_fingerprint(*modules: torch.nn.Module) -> str:

@@ -455,6 +455,18 @@ def test_section_cache_key_depends_only_on_that_sections_settings():
     assert section_key("fid", base, "m", "w1") == section_key("fid", base, "title", "w1")
     assert section_key("fid", base, "m", "w1") != section_key("fid", base, "m", "w2")
     assert section_key("fid", base, "m") != section_key("orders", base, "m")
+    # sampler settings enter as their record: options at their defaults leave keys as they were
+    # before the options existed (committed results stay valid); a set option changes them
+    from bigr.sampler_plan import sampler_record
+
+    record = json.loads(section_key("fid", base, "m"))["config"]["recipe"]
+    assert record == json.loads(json.dumps(sampler_record(base.recipe)))
+    assert "kv_refresh" not in record and record["head_tokens"] == "unknown"
+    kept = dataclasses.replace(base, recipe=dataclasses.replace(base.recipe, kv_refresh=2))
+    assert json.loads(section_key("fid", kept, "m"))["config"]["recipe"]["kv_refresh"] == 2
+    speed = dataclasses.replace(base, speed_recipes=(("a", base.recipe), ("b", kept.recipe)))
+    pairs = json.loads(section_key("speed", speed, "m"))["config"]["speed_recipes"]
+    assert pairs == [["a", record], ["b", json.loads(json.dumps(sampler_record(kept.recipe)))]]
 
 
 def test_report_flags_reach_the_report_config(monkeypatch, tmp_path):

@@ -91,11 +91,11 @@ def test_the_screen_writes_the_named_recipes_with_their_evidence(random_bigr, tm
     assert set(chosen) == {"turbo", "refined"}
     for name in ("turbo", "refined"):
         row = chosen[name]
-        changes = {k: v for k, v in row["changes"].items()}
-        expected = sampler_screen.Candidate(row["name"], "release", changes).sampler(model)
+        expected = sampler_screen.Candidate(row["name"], "release", row["changes"]).sampler(model)
         assert recipe(name, model) == expected
         assert model_selections(model)[name]["candidate"] == row["name"]
         assert model_selections(model)[name]["fid"] == row["fid"]
+        assert model_selections(model)[name]["points"] == len(rows)
     assert "`turbo` =" in (tmp_path / "screen" / "screen.md").read_text()
 
 
