@@ -10,7 +10,10 @@ recipe run by the release's own algorithm.
 Each candidate's samples and FID stay in DIR/NAME/ and DIR/NAME-fid.json, so an interrupted
 screen resumes where it stopped (sampling resumes per shard); the reference statistics are
 computed once (DIR/reference.npz). Writes DIR/screen.md, screen.json and screen.png (FID against
-seconds per image). The timings are taken again on every run: they must come from one run.
+seconds per image). The timings are taken again on every run: they must come from one run. With
+`--timings-from` they are read instead from an earlier screen's screen.json (every candidate
+there under its name with the same recipe and changes), so a screen at a larger `--num` can
+reuse timings taken once on a quiet machine.
 """
 
 from __future__ import annotations
@@ -135,31 +138,49 @@ def measure_speed(candidates: list[Candidate], args: argparse.Namespace) -> dict
     return best
 
 
-# The recipes the screen names, each by a fixed rule on the validation FIDs and timings:
+# The recipes the screen names, each by a fixed rule on the validation FIDs and timings, and the
+# candidate each rule measures against:
 RULES = {
     "turbo": "fewest seconds per image among candidates with an FID no worse than the release "
     "recipe's",
     "refined": "lowest FID among candidates sampling no slower than the recommended recipe",
 }
+YARDSTICK = {"turbo": "release", "refined": "recommended"}
 
 
-def choose(rows: list[dict]) -> dict[str, dict]:
-    """The rows `turbo` and `refined` name (rules above; a name no candidate qualifies for is
+def read_timings(path: str, candidates: list[Candidate]) -> dict[str, float]:
+    """Seconds per image of `candidates` and of the release's algorithm from an earlier
+    screen's screen.json; every candidate must be there with the same recipe and changes."""
+    record = json.loads(Path(path).read_text())
+    rows = {r["name"]: r for r in record["rows"]}
+    out = {"release algorithm": float(record["release_algorithm_seconds_per_image"])}
+    for c in candidates:
+        row = rows.get(c.name)
+        if row is None or row["recipe"] != c.recipe or row["changes"] != c.changes:
+            raise ValueError(f"{path} has no timing of candidate {c.name} as defined here")
+        out[c.name] = float(row["seconds_per_image"])
+    return out
+
+
+def choose(rows: list[dict], rules: tuple[str, ...] = tuple(RULES)) -> dict[str, dict]:
+    """The rows the names in `rules` pick (rules above; a name no candidate qualifies for is
     left out): the release's and the recommended recipe as screened (candidates `release` and
-    `recommended`) are the yardsticks."""
+    `recommended`, `YARDSTICK`) are the yardsticks, each needed only by its rule."""
     by_name = {r["name"]: r for r in rows}
-    missing = [n for n in ("release", "recommended") if n not in by_name]
+    missing = [YARDSTICK[n] for n in rules if YARDSTICK[n] not in by_name]
     if missing:
         raise ValueError(f"naming recipes needs the candidates {' and '.join(missing)}")
-    others = [r for r in rows if r["name"] not in ("release", "recommended")]
-    turbo = [r for r in others if r["fid"] <= by_name["release"]["fid"]]
-    limit = by_name["recommended"]["seconds_per_image"]
-    refined = [r for r in others if r["seconds_per_image"] <= limit]
+    others = [r for r in rows if r["name"] not in YARDSTICK.values()]
     chosen = {}
-    if turbo:
-        chosen["turbo"] = min(turbo, key=lambda r: r["seconds_per_image"])
-    if refined:
-        chosen["refined"] = min(refined, key=lambda r: r["fid"])
+    if "turbo" in rules:
+        turbo = [r for r in others if r["fid"] <= by_name["release"]["fid"]]
+        if turbo:
+            chosen["turbo"] = min(turbo, key=lambda r: r["seconds_per_image"])
+    if "refined" in rules:
+        limit = by_name["recommended"]["seconds_per_image"]
+        refined = [r for r in others if r["seconds_per_image"] <= limit]
+        if refined:
+            chosen["refined"] = min(refined, key=lambda r: r["fid"])
     return chosen
 
 
@@ -185,6 +206,7 @@ def write_recipes(
             "precision": row.get("precision"),
             "recall": row.get("recall"),
             "seconds_per_image": row["seconds_per_image"],
+            "timings": args.timings_from or "this screen",
             "table": args.table or str(Path(args.out) / "screen.md"),
         }
     return save_recipes(model_dir, recipes, selections)
@@ -195,10 +217,17 @@ def markdown(rows: list[dict], release: float, args: argparse.Namespace) -> str:
         "# Sampler options on validation images",
         "",
         f"FID of {args.num} class-balanced samples per candidate (seed {args.seed}) against "
-        f"`{args.ref}` (never the test split). Seconds per image: best of {args.repeats} "
-        f"interleaved calls of {args.timing_batch} images, one run"
-        f"{', backbone under torch.compile' if args.compile else ''}; the release's recipe run by "
-        f"the release's own algorithm took {release:.4f} s/image in the same run.",
+        f"`{args.ref}` (never the test split). "
+        + (
+            f"Seconds per image: read from the earlier screen `{args.timings_from}` (its "
+            f"timings, one run); the release's recipe run by the release's own algorithm took "
+            f"{release:.4f} s/image in that run."
+            if args.timings_from
+            else f"Seconds per image: best of {args.repeats} interleaved calls of "
+            f"{args.timing_batch} images, one run"
+            f"{', backbone under torch.compile' if args.compile else ''}; the release's recipe "
+            f"run by the release's own algorithm took {release:.4f} s/image in the same run."
+        ),
         "",
         "| candidate | recipe and changes | s/image | vs release algorithm | FID | precision "
         "| recall |",
@@ -246,11 +275,22 @@ def main(argv: list[str] | None = None) -> int:
         help="measure the FIDs and stop; time the candidates in a later run on a quiet machine",
     )
     p.add_argument(
+        "--timings-from",
+        metavar="SCREEN_JSON",
+        help="take every candidate's seconds per image from an earlier screen's screen.json "
+        "instead of timing them (same candidate names and definitions)",
+    )
+    p.add_argument(
         "--write",
         metavar="MODEL_DIR",
-        help="name two recipes in MODEL_DIR/recipe.json: "
+        help="name recipes in MODEL_DIR/recipe.json by fixed rules: "
         + " and ".join(f"{name} ({rule})" for name, rule in RULES.items())
-        + "; needs the candidates release and recommended",
+        + "; needs the candidates release (turbo) and recommended (refined)",
+    )
+    p.add_argument(
+        "--rules",
+        default=",".join(RULES),
+        help=f"with --write: which names to choose, comma-separated (default: {','.join(RULES)})",
     )
     p.add_argument("--table", help="where the committed table will be (recorded with --write)")
     p.add_argument("candidates", nargs="*", metavar="NAME=RECIPE[,FIELD=VALUE...]")
@@ -263,16 +303,28 @@ def main(argv: list[str] | None = None) -> int:
             c.sampler(args.model)  # every candidate checked before any work
     except ValueError as err:
         p.error(str(err))
-    names = {c.name for c in candidates}
-    if args.write and not {"release", "recommended"} <= names:
-        p.error("--write names recipes against the candidates release and recommended: add them")
+    rules = tuple(r.strip() for r in args.rules.split(",") if r.strip())
+    unknown = [r for r in rules if r not in RULES]
+    if unknown or not rules:
+        p.error(f"--rules: unknown {unknown or 'empty'}; known: {', '.join(RULES)}")
+    missing = [YARDSTICK[r] for r in rules if YARDSTICK[r] not in {c.name for c in candidates}]
+    if args.write and missing:
+        p.error(
+            f"--write names recipes against the candidates {' and '.join(missing)}: add them "
+            "(or choose --rules)"
+        )
+    if args.timings_from:
+        try:
+            timings = read_timings(args.timings_from, candidates)
+        except (OSError, ValueError, KeyError) as err:
+            p.error(f"--timings-from: {err}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fids = {c.name: measure_fid(c, args, out) for c in candidates}
     if args.only_fid:
         print(f"FIDs kept in {out}; no timings taken (--only-fid)")
         return 0
-    speed = measure_speed(candidates, args)
+    speed = timings if args.timings_from else measure_speed(candidates, args)
     rows = [
         {
             "name": c.name,
@@ -286,17 +338,23 @@ def main(argv: list[str] | None = None) -> int:
     release = speed["release algorithm"]
     text = markdown(rows, release, args)
     if args.write:
-        chosen = choose(rows)
+        chosen = choose(rows, rules)
         text += "\n" + "".join(
-            f"- `{name}` = {chosen[name]['name']}: {rule}\n"
+            f"- `{name}` = {chosen[name]['name']}: {RULES[name]}\n"
             if name in chosen
-            else f"- `{name}`: no candidate qualifies ({rule}); not written\n"
-            for name, rule in RULES.items()
+            else f"- `{name}`: no candidate qualifies ({RULES[name]}); not written\n"
+            for name in rules
         )
         if chosen:
             print(f"wrote {write_recipes(args.write, chosen, args, len(rows))}")
     atomic_write_text(out / "screen.md", text)
-    record = {"release_algorithm_seconds_per_image": release, "num": args.num, "ref": args.ref}
+    record = {
+        "release_algorithm_seconds_per_image": release,
+        "num": args.num,
+        "ref": args.ref,
+        "seed": args.seed,
+        "timings_from": args.timings_from,
+    }
     atomic_write_text(out / "screen.json", json.dumps({**record, "rows": rows}, indent=1) + "\n")
     plot_curves(
         out / "screen.png",

@@ -103,3 +103,47 @@ def test_write_needs_the_yardstick_candidates(tmp_path, capsys):
     with pytest.raises(SystemExit):
         sampler_screen.main(["--out", str(tmp_path), "--write", str(tmp_path), "a=fast"])
     assert "release and recommended" in capsys.readouterr().err
+
+
+def test_a_larger_screen_reuses_timings_and_names_only_the_chosen_rule(random_bigr, tmp_path):
+    from bigr.recipes import model_selections, recipe
+
+    model = random_bigr.save_pretrained(tmp_path / "model")
+    tokenizer = save_tokenizer(BinaryAutoencoder(PRESETS["bae-tiny"]), tmp_path / "tok")
+    ref = class_image_folder(tmp_path / "ref", per_class=4, classes=2, size=16)
+    common = [
+        "--model", str(model), "--tokenizer", str(tokenizer), "--ref", str(ref),
+        "--batch-size", "4", "--features", "pixels",
+    ]  # fmt: skip
+    candidates = ["release=release,steps=3,head_steps=2", "twin=release,steps=3,head_steps=2"]
+    timed = tmp_path / "timed"
+    first = [*common, "--out", str(timed), "--num", "4", "--timing-batch", "2", "--repeats", "1"]
+    assert sampler_screen.main([*first, *candidates]) == 0
+    earlier = json.loads((timed / "screen.json").read_text())
+    larger = tmp_path / "larger"
+    argv = [
+        *common,
+        "--out",
+        str(larger),
+        "--num",
+        "8",
+        "--timings-from",
+        str(timed / "screen.json"),
+    ]
+    argv += ["--write", str(model), "--rules", "turbo", "--seed", "1"]
+    assert sampler_screen.main([*argv, *candidates]) == 0
+    result = json.loads((larger / "screen.json").read_text())
+    # the timings are the earlier screen's, the FIDs this screen's own
+    assert [r["seconds_per_image"] for r in result["rows"]] == [
+        r["seconds_per_image"] for r in earlier["rows"]
+    ]
+    assert result["timings_from"] == str(timed / "screen.json") and result["num"] == 8
+    assert "read from the earlier screen" in (larger / "screen.md").read_text()
+    # only turbo was asked for: refined is neither required (no `recommended`) nor written
+    selections = model_selections(model)
+    assert selections["turbo"]["candidate"] == "twin" and "refined" not in selections
+    assert selections["turbo"]["samples_per_point"] == 8
+    assert recipe("turbo", model).steps == 3
+    # a candidate the earlier screen did not time is refused before any work
+    with pytest.raises(SystemExit):
+        sampler_screen.main([*argv, *candidates, "new=release,steps=2,head_steps=2"])
