@@ -16,7 +16,7 @@
 # environment: PYTHON (default python)
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n 8,16p "$0" >&2
+    sed -n '/^# usage/,/^# environment/p' "$0" >&2
     exit 2
 fi
 before=$1 codes=$2 out=$3

@@ -90,10 +90,22 @@ class Candidate:
 
 
 def measure_fid(candidate: Candidate, args: argparse.Namespace, out: Path) -> dict:
-    """Sample the candidate's set (resumable) and its FID against the reference (cached)."""
+    """Sample the candidate's set (resumable) and its FID against the reference, cached with
+    the settings it was measured at: a kept FID of other settings (another `--num`, seed,
+    reference or feature) is never reused."""
     result = out / f"{candidate.name}-fid.json"
+    settings = {
+        "num": args.num,
+        "seed": args.seed,
+        "ref": args.ref,
+        "features": args.features,
+        "recipe": candidate.recipe,
+        "changes": candidate.changes,
+    }
     if result.is_file():
-        return json.loads(result.read_text())
+        kept = json.loads(result.read_text())
+        if kept.get("settings") == settings:
+            return kept
     bigr = [sys.executable, "-m", "bigr"]
     samples = out / candidate.name
     tokenizer = ["--tokenizer", args.tokenizer] if args.tokenizer else []
@@ -109,7 +121,9 @@ def measure_fid(candidate: Candidate, args: argparse.Namespace, out: Path) -> di
          str(out / "reference.npz"), "--out", str(result), "--features", args.features],
         check=True,
     )  # fmt: skip
-    return json.loads(result.read_text())
+    entry = {**json.loads(result.read_text()), "settings": settings}
+    atomic_write_text(result, json.dumps(entry, indent=2) + "\n")
+    return entry
 
 
 def measure_speed(candidates: list[Candidate], args: argparse.Namespace) -> dict[str, float]:
@@ -148,6 +162,11 @@ RULES = {
 YARDSTICK = {"turbo": "release", "refined": "recommended"}
 
 
+def missing_yardsticks(rules: tuple[str, ...], names: set[str]) -> list[str]:
+    """The yardstick candidates `rules` need that `names` lacks, in rule order."""
+    return [YARDSTICK[r] for r in rules if YARDSTICK[r] not in names]
+
+
 def read_timings(path: str, candidates: list[Candidate]) -> dict[str, float]:
     """Seconds per image of `candidates` and of the release's algorithm from an earlier
     screen's screen.json; every candidate must be there with the same recipe and changes."""
@@ -167,7 +186,7 @@ def choose(rows: list[dict], rules: tuple[str, ...] = tuple(RULES)) -> dict[str,
     left out): the release's and the recommended recipe as screened (candidates `release` and
     `recommended`, `YARDSTICK`) are the yardsticks, each needed only by its rule."""
     by_name = {r["name"]: r for r in rows}
-    missing = [YARDSTICK[n] for n in rules if YARDSTICK[n] not in by_name]
+    missing = missing_yardsticks(rules, set(by_name))
     if missing:
         raise ValueError(f"naming recipes needs the candidates {' and '.join(missing)}")
     others = [r for r in rows if r["name"] not in YARDSTICK.values()]
@@ -307,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in rules if r not in RULES]
     if unknown or not rules:
         p.error(f"--rules: unknown {unknown or 'empty'}; known: {', '.join(RULES)}")
-    missing = [YARDSTICK[r] for r in rules if YARDSTICK[r] not in {c.name for c in candidates}]
+    missing = missing_yardsticks(rules, {c.name for c in candidates})
     if args.write and missing:
         p.error(
             f"--write names recipes against the candidates {' and '.join(missing)}: add them "

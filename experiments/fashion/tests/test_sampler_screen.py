@@ -40,6 +40,15 @@ def test_screen_measures_every_candidate_and_resumes(random_bigr, tmp_path, monk
     monkeypatch.setattr(sampler_screen.subprocess, "run", lambda *a, **k: runs.append(a))
     assert sampler_screen.main(argv) == 0 and runs == []
 
+    # a kept FID of another sample count is not reused: that candidate is measured again
+    def measured(*a, **k):
+        raise RuntimeError("measured again")
+
+    monkeypatch.setattr(sampler_screen.subprocess, "run", measured)
+    larger = [*argv[: argv.index("--num") + 1], "16", *argv[argv.index("--num") + 2 :]]
+    with pytest.raises(RuntimeError, match="measured again"):
+        sampler_screen.main(larger)
+
 
 def test_screen_refuses_the_test_split_and_unknown_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
