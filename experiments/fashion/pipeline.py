@@ -10,7 +10,9 @@ Stages, in order (`--list` prints them with their commands):
     codes      tokenize fashion-mnist:fit (+ horizontal flips) with the frozen encoder
     pilot      the first 2,000 steps of each candidate generator size, their FID-1k on
                fashion-mnist:val and a table (experiments/fashion/training/pilot.md)
-    generator  train the generator on those codes; export its EMA weights (fp16)
+    generator  train the generator on those codes; export its EMA weights (fp16); with
+               --history clean, FID-2k on fashion-mnist:val every 2,500 steps from step 5,000
+               beside the shipped generator's, and a table (RUN/tables/generator_curve.md)
     variants   the equal-budget training variants (x0 prediction, plain BCE, unconditional)
     export     the pair: the generator and the chosen tokenizer, side by side
     tune       choose the recommended and the fast sampling recipes on fashion-mnist:val

@@ -65,6 +65,10 @@ class Budget:
     )
     checkpoint_every: int = 250
     sample_every: int = 2000
+    # a clean run's generator stage measures FID on validation images every `curve_every`
+    # steps after the variants' stop (and at the end), with the pilot's recipe; 0: never
+    curve_every: int = 2500
+    curve_num: int = 2000
     compile: bool = True
     tune_num: int = 1000
     tune_batch: int = 250
@@ -112,6 +116,8 @@ SMOKE = Budget(
     pilot_recipe="--recipe release --steps 2 --head-steps 2",
     checkpoint_every=2,
     sample_every=0,
+    curve_every=4,
+    curve_num=8,
     compile=False,
     tune_num=4,
     tune_batch=4,
@@ -334,9 +340,60 @@ def _generator(run: Run) -> list[Command]:
             _train(run, again, f"--init {shlex.quote(str(warm))}"),
             _export(run, again / "model", run.path("generator-fp16")),
         ]
-    else:
-        steps += [_train(run, first), _export(run, first / "model", run.path("generator-fp16"))]
+    else:  # measured on validation images as it goes, the shipped generator beside it
+        final = run.path("generator-fp16")
+        steps = _curve_point(run, SHIPPED / "model", "shipped") + steps
+        for stop in curve_points(run.budget):
+            model = run.path("curve", f"step{stop}-model")
+            steps += [
+                _train(run, first, f"--stop-at {stop}"),
+                _export(run, first / "model", model),
+                *_curve_point(run, model, f"step{stop}"),
+                _curve_table(run),  # the table so far, after every point
+            ]
+        steps += [_train(run, first), _export(run, first / "model", final)]
+        if run.budget.curve_every:
+            steps += [*_curve_point(run, final, f"step{run.budget.generator_steps}"),
+                      _curve_table(run)]  # fmt: skip
     return steps
+
+
+def _curve_table(run: Run) -> Command:
+    table = (
+        "python -m experiments.fashion.curve_table --run-dir {run} --log {log} "
+        "--out {tables}/generator_curve.md"
+    )
+    return command(table, run, log=run.generator_dir() / "log.jsonl", tables=run.tables_dir)
+
+
+def curve_points(budget: Budget) -> list[int]:
+    """The steps before the end at which a clean run's generator is measured: multiples of
+    `curve_every` after the variants' stop."""
+    if not budget.curve_every:
+        return []
+    every, end = budget.curve_every, budget.generator_steps
+    return [s for s in range(every, end, every) if s > budget.variant_steps]
+
+
+def _curve_point(run: Run, model: Path, name: str) -> list[Command]:
+    """Sample `curve_num` images from `model` with the pilot's recipe (the run's tokenizer)
+    and score them against the validation images: RUN/curve/NAME-fid.json."""
+    if not run.budget.curve_every:
+        return []
+    samples = run.path("curve", f"{name}-samples")
+    return [
+        command(
+            "bigr sample-fid --model {model} --tokenizer {run}/tokenizer-fp16 "
+            "--num-samples {curve_num} --batch-size {fid_batch} --out {samples} "
+            "{pilot_recipe} {compile} --device {device}",
+            run, model=model, samples=samples,
+        ),
+        command(
+            "bigr fid {samples} --ref {val} --out {run}/curve/{name}-fid.json "
+            "--device {device} --features {features}",
+            run, samples=samples, name=name,
+        ),
+    ]  # fmt: skip
 
 
 def _variants(run: Run) -> list[Command]:

@@ -141,3 +141,24 @@ def test_the_shipped_history_restarts_where_the_shipped_runs_did(tmp_path):
     assert "--init" in generator[2]
     clean = Run(dir=tmp_path, budget=FULL, history="clean")
     assert not any("--init" in c for c in shipped["generator"].commands(clean))
+
+
+def test_a_clean_generator_run_is_measured_on_validation_as_it_goes(tmp_path):
+    stage = {s.name: s for s in STAGES}["generator"]
+    clean = Run(dir=tmp_path, budget=FULL, history="clean")
+    commands = stage.commands(clean)
+    trains = [c for c in commands if c[1] == "train"]
+    stops = [c[c.index("--stop-at") + 1] if "--stop-at" in c else "end" for c in trains]
+    assert stops == ["3500", "5000", "7500", "10000", "12500", "end"]
+    fids = [c[c.index("--out") + 1] for c in commands if c[1] == "fid"]
+    names = [p.rsplit("/", 1)[1] for p in fids]
+    steps = (5000, 7500, 10000, 12500, 15000)
+    assert names == ["shipped-fid.json"] + [f"step{s}-fid.json" for s in steps]
+    # each point samples the model exported at its own step, scored on validation images
+    samples = [c for c in commands if c[1] == "sample-fid"]
+    assert samples[1][samples[1].index("--model") + 1].endswith("curve/step5000-model")
+    assert all(c[c.index("--ref") + 1] == FULL.val for c in commands if c[1] == "fid")
+    assert commands[-1][:3] == ("python", "-m", "experiments.fashion.curve_table")
+    # the shipped history keeps the commands that made the shipped pair: no curve
+    shipped = stage.commands(Run(dir=tmp_path, budget=FULL))
+    assert not any(c[1] in ("fid", "sample-fid") for c in shipped)
