@@ -327,3 +327,27 @@ def test_tensorboard_receives_the_logged_scalars(codes, tmp_path):
     logged = [json.loads(line)["loss"] for line in (tmp_path / "run" / "log.jsonl").open()]
     assert losses == pytest.approx(logged, rel=1e-6)
     assert {"train/acc", "train/lr", "train/grad_norm"} <= set(events.Tags()["scalars"])
+
+
+def test_export_of_the_raw_weights_takes_the_runs_state_not_its_average(codes, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train_here("--codes", str(codes), *ARGS, "--steps", "3", "--out", str(run))
+    state = _state(run)
+    assert main(["export", str(run / "model"), "--out", str(tmp_path / "raw"),
+                 "--weights", "raw", "--dtype", "float32"]) == 0  # fmt: skip
+    assert main(["export", str(run / "model"), "--out", str(tmp_path / "ema"),
+                 "--dtype", "float32"]) == 0  # fmt: skip
+    raw, ema = BiGR.from_pretrained(tmp_path / "raw"), BiGR.from_pretrained(tmp_path / "ema")
+    for name, value in raw.state_dict().items():
+        assert torch.equal(value, state["model"][name])
+    moved = [n for n, _ in raw.named_parameters()
+             if not torch.equal(raw.state_dict()[n], ema.state_dict()[n])]  # fmt: skip
+    assert moved  # the average lags the weights after 3 steps
+    meta = json.loads((tmp_path / "raw" / "config.json").read_text())["extra"]
+    assert meta["weights"] == "raw" and meta["trained_steps"] == 3
+    # a model folder with no training state beside it: a clear refusal, nothing written
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "ema"), "--out", str(tmp_path / "x"),
+                 "--weights", "raw"]) != 0  # fmt: skip
+    assert "needs a training run's state.pt" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

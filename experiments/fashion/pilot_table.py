@@ -56,6 +56,8 @@ def summarise(run_dir: Path, sizes: dict[str, str], steps: int) -> list[dict]:
         log = read_log(run_dir / folder / "log.jsonl", steps)
         tail = log[-max(1, len(log) // 5) :]
         fid = json.loads((run_dir / "pilot" / f"{name}-fid.json").read_text())
+        raw_path = run_dir / "pilot" / f"{name}-raw-fid.json"
+        raw = json.loads(raw_path.read_text()) if raw_path.is_file() else {}
         rows.append(
             {
                 "size": name,
@@ -64,6 +66,9 @@ def summarise(run_dir: Path, sizes: dict[str, str], steps: int) -> list[dict]:
                 "seconds_per_step": seconds_per_step(log),
                 "loss": statistics.fmean(r["loss"] for r in tail) if tail else float("nan"),
                 "fid": fid["fid"],
+                "raw_fid": raw.get("fid"),
+                "raw_precision": raw.get("precision"),
+                "raw_recall": raw.get("recall"),
                 "num_samples": fid.get("num_samples"),
                 "num_reference": fid.get("num_reference"),
                 "curve": [(r["step"], r["loss"]) for r in log],
@@ -77,18 +82,25 @@ def markdown(rows: list[dict], steps: int, hours_for: int) -> str:
     lines = [
         f"# Generator size pilot: {steps} steps of each size on the same codes",
         "",
-        f"FID of the EMA weights, {n} samples against the validation images; loss = mean "
+        f"FID of {n} samples against the validation images, one seed, of the moving average "
+        "(EMA, decay 0.999: after so few steps it still holds part of the initial weights) "
+        "and of the training weights (raw); loss = mean "
         "training loss over the last fifth of the logged steps; time per step measured in the "
         f"run (this machine); hours = projected for {hours_for:,} steps.",
         "",
-        "| size | parameters | s/step | hours | loss | FID |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| size | parameters | s/step | hours | loss | FID, EMA | FID, raw | precision / "
+        "recall, raw |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         hours = r["seconds_per_step"] * hours_for / 3600
+        raw = "n/a" if r.get("raw_fid") is None else f"{r['raw_fid']:.2f}"
+        pr = "n/a"
+        if r.get("raw_precision") is not None:
+            pr = f"{r['raw_precision']:.3f} / {r['raw_recall']:.3f}"
         lines.append(
             f"| {r['size']} | {r['parameters'] / 1e6:.2f}M | {r['seconds_per_step']:.2f} | "
-            f"{hours:.1f} | {r['loss']:.4f} | {r['fid']:.2f} |"
+            f"{hours:.1f} | {r['loss']:.4f} | {r['fid']:.2f} | {raw} | {pr} |"
         )
     return "\n".join(lines) + "\n"
 

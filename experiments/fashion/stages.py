@@ -317,6 +317,26 @@ def _pilot(run: Run) -> list[Command]:
                 run, samples=samples, size=size,
             ),
         ]  # fmt: skip
+    # an average with decay 0.999 still holds 0.999^2000 = 13.5 % of the initial weights at
+    # step 2,000: each size's training weights are measured too (once every size has trained)
+    for size in run.budget.pilot_sizes:
+        model = run.path("pilot", f"{size}-raw-model")
+        samples = run.path("pilot", f"{size}-raw-samples")
+        commands += [
+            command(EXPORT + " --weights raw", run, source=run.generator_dir(size) / "model",
+                    out=model),
+            command(
+                "bigr sample-fid --model {model} --tokenizer {run}/tokenizer-fp16 "
+                "--num-samples {pilot_fid_num} --batch-size {fid_batch} --out {samples} "
+                "{pilot_recipe} {compile} --device {device}",
+                run, model=model, samples=samples,
+            ),
+            command(
+                "bigr fid {samples} --ref {val} --out {run}/pilot/{size}-raw-fid.json "
+                "--device {device} --features {features}",
+                run, samples=samples, size=size,
+            ),
+        ]  # fmt: skip
     table = (
         "python -m experiments.fashion.pilot_table --run-dir {run} --steps {pilot_steps} "
         "--out {tables}/pilot.md {sizes}"

@@ -95,12 +95,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     src = resolve(args.src)  # a folder, or an embedded name (checkpoint.EMBEDDED)
     config, state = load_directory(src)
     meta = json.loads((src / "config.json").read_text())
-    state = {k: v.to(dtype[args.dtype]) if v.is_floating_point() else v for k, v in state.items()}
     extra = {**meta.get("extra", {}), "stored_dtype": args.dtype}
+    if args.weights == "raw":
+        state, step = raw_weights(src, state)
+        extra.update(weights="raw", trained_steps=step)
+    state = {k: v.to(dtype[args.dtype]) if v.is_floating_point() else v for k, v in state.items()}
     out = save_directory(args.out, config, state, extra, force=args.force)
     size = (out / "model.safetensors").stat().st_size
     print(f"wrote {out} ({size / 1e6:.1f} MB, {args.dtype}; loading computes in float32)")
     return 0
+
+
+def raw_weights(src, exported: dict) -> tuple[dict, int]:
+    """The training weights (not their moving average) of the run whose export is `src`: read
+    from the run's `state.pt` (beside `src`, or inside it when `src` is the run folder), checked
+    to hold the same tensors as the export. Returns them and the state's step."""
+    from ..checkpoint import CheckpointError, load_state
+
+    candidates = [src / "state.pt", src.parent / "state.pt"]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        raise CheckpointError(
+            f"{src}: --weights raw needs a training run's state.pt beside the model (found "
+            f"neither {candidates[0]} nor {candidates[1]}); only the exported average is here"
+        )
+    state = load_state(path, "cpu")
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path}: holds no training weights ('model' entry)")
+    weights = {k.removeprefix("_orig_mod."): v for k, v in weights.items()}
+    if set(weights) != set(exported) or any(
+        weights[k].shape != exported[k].shape for k in exported
+    ):
+        raise CheckpointError(
+            f"{path}: its weights do not match the model in {src} (another run's state?)"
+        )
+    return weights, int(state["step"])
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -158,6 +188,13 @@ def add_model_file_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("src", help="model or tokenizer directory")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    p.add_argument(
+        "--weights",
+        default="ema",
+        choices=["ema", "raw"],
+        help="ema: the weights in SRC (a training run exports its moving average); raw: the "
+        "training weights from the run's state.pt beside SRC, at the same step (default: ema)",
+    )
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_export)
 
