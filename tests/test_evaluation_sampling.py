@@ -1,3 +1,4 @@
+import copy
 import json
 
 import numpy as np
@@ -6,7 +7,7 @@ import torch
 
 from bigr.config import PRESETS
 from bigr.evaluation.probe import LARS, ProbeConfig, layer_features, train_probe
-from bigr.evaluation.sample_fid import merge, sample_fid, shard_path
+from bigr.evaluation.sample_fid import merge, sample_fid, shard_path, weights_fingerprint
 from bigr.recipes import recipe
 from bigr.sampler import SamplerConfig
 from bigr.tokenizer import BinaryAutoencoder
@@ -70,6 +71,36 @@ def test_an_interrupted_set_resumes_identically_and_settings_are_checked(
             progress=False,
         )
     assert json.loads((tmp_path / "s" / "meta.json").read_text())["num_images"] == 10
+
+
+def test_a_set_drawn_from_other_weights_is_refused_and_an_older_set_still_resumes(
+    random_bigr, tokenizer, tmp_path
+):
+    _run(random_bigr, tokenizer, tmp_path / "s")
+    shard_path(tmp_path / "s", 2).unlink()
+    (tmp_path / "s" / "samples.npz").unlink()
+    retrained = copy.deepcopy(random_bigr)
+    with torch.no_grad():
+        next(retrained.parameters()).add_(1e-3)  # the same settings, other weights
+    with pytest.raises(ValueError, match="other weights"):
+        _run(retrained, tokenizer, tmp_path / "s")
+    other_tokenizer = copy.deepcopy(tokenizer)
+    with torch.no_grad():
+        next(other_tokenizer.parameters()).mul_(0.5)
+    with pytest.raises(ValueError, match="other weights"):
+        _run(random_bigr, other_tokenizer, tmp_path / "s")
+    assert not shard_path(tmp_path / "s", 2).exists()  # nothing sampled into it
+    # a set begun before fingerprints were recorded resumes as before
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    del meta["weights"]
+    (tmp_path / "s" / "meta.json").write_text(json.dumps(meta))
+    assert _run(random_bigr, tokenizer, tmp_path / "s")["complete"]
+
+
+def test_the_fingerprint_follows_the_values_not_the_object(random_bigr):
+    assert weights_fingerprint(random_bigr) == weights_fingerprint(copy.deepcopy(random_bigr))
+    half = copy.deepcopy(random_bigr).half()
+    assert weights_fingerprint(half) != weights_fingerprint(random_bigr)
 
 
 def test_named_recipes():

@@ -12,6 +12,7 @@ Recipes (the sampling settings by name) live in `bigr.recipes`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -37,11 +38,30 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """A short hash of a module's parameters and buffers (names, shapes, dtypes and values):
+    two loads of the same weights agree; a retrained or re-exported model does not."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _check_meta(out: Path, meta: dict) -> None:
     file = out / "meta.json"
     if file.is_file():
         old = json.loads(file.read_text())
+        if "weights" not in old:  # a set begun before fingerprints were recorded
+            meta = {k: v for k, v in meta.items() if k != "weights"}
         diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+        if diff == ["weights"]:
+            raise ValueError(
+                f"{out} holds samples drawn from other weights (the model or the tokenizer "
+                "changed since they were drawn); use a new folder, or delete this one to "
+                "sample again"
+            )
         if diff:
             raise ValueError(
                 f"{out} holds samples made with other settings ({', '.join(diff)}); "
@@ -79,6 +99,10 @@ def sample_fid(
         "num_classes": num_classes,
         "sampler": sampler_record(sampler),
         "model": model_info or {},
+        "weights": {
+            "model": weights_fingerprint(model),
+            "tokenizer": weights_fingerprint(tokenizer),
+        },
         "format_version": 1,
     }
     _check_meta(out, meta)
