@@ -301,41 +301,22 @@ def _pilot(run: Run) -> list[Command]:
     generator stage goes on from there), its EMA's FID on validation images, then the table."""
     commands = []
     for size in run.budget.pilot_sizes:
-        model, samples = run.path("pilot", f"{size}-model"), run.path("pilot", f"{size}-samples")
+        model = run.path("pilot", f"{size}-model")
         commands += [
             _train(run, run.generator_dir(size), "--stop-at {pilot_steps}", size=size),
             _export(run, run.generator_dir(size) / "model", model),
-            command(
-                "bigr sample-fid --model {model} --tokenizer {run}/tokenizer-fp16 "
-                "--num-samples {pilot_fid_num} --batch-size {fid_batch} --out {samples} "
-                "{pilot_recipe} {compile} --device {device}",
-                run, model=model, samples=samples,
-            ),
-            command(
-                "bigr fid {samples} --ref {val} --out {run}/pilot/{size}-fid.json "
-                "--device {device} --features {features}",
-                run, samples=samples, size=size,
-            ),
+            *_val_fid(run, model, run.path("pilot", f"{size}-samples"),
+                      run.path("pilot", f"{size}-fid.json")),
         ]  # fmt: skip
     # an average with decay 0.999 still holds 0.999^2000 = 13.5 % of the initial weights at
     # step 2,000: each size's training weights are measured too (once every size has trained)
     for size in run.budget.pilot_sizes:
         model = run.path("pilot", f"{size}-raw-model")
-        samples = run.path("pilot", f"{size}-raw-samples")
+        source = run.generator_dir(size) / "model"
         commands += [
-            command(EXPORT + " --weights raw", run, source=run.generator_dir(size) / "model",
-                    out=model),
-            command(
-                "bigr sample-fid --model {model} --tokenizer {run}/tokenizer-fp16 "
-                "--num-samples {pilot_fid_num} --batch-size {fid_batch} --out {samples} "
-                "{pilot_recipe} {compile} --device {device}",
-                run, model=model, samples=samples,
-            ),
-            command(
-                "bigr fid {samples} --ref {val} --out {run}/pilot/{size}-raw-fid.json "
-                "--device {device} --features {features}",
-                run, samples=samples, size=size,
-            ),
+            command(EXPORT + " --weights raw", run, source=source, out=model),
+            *_val_fid(run, model, run.path("pilot", f"{size}-raw-samples"),
+                      run.path("pilot", f"{size}-raw-fid.json")),
         ]  # fmt: skip
     table = (
         "python -m experiments.fashion.pilot_table --run-dir {run} --steps {pilot_steps} "
@@ -343,6 +324,26 @@ def _pilot(run: Run) -> list[Command]:
     )
     sizes = [f"{s}={run.generator_dir(s).name}" for s in run.budget.pilot_sizes]
     return [*commands, command(table, run, tables=run.tables_dir, sizes=sizes)]
+
+
+def _val_fid(
+    run: Run, model: Path, samples: Path, result: Path, num: str = "pilot_fid_num"
+) -> list[Command]:
+    """Sample `model` with the pilot's recipe (the run's tokenizer; the budget field `num`
+    images) and score the samples against the validation images, into `result`."""
+    return [
+        command(
+            "bigr sample-fid --model {model} --tokenizer {run}/tokenizer-fp16 "
+            f"--num-samples {{{num}}} --batch-size {{fid_batch}} --out {{samples}} "
+            "{pilot_recipe} {compile} --device {device}",
+            run, model=model, samples=samples,
+        ),
+        command(
+            "bigr fid {samples} --ref {val} --out {result} --device {device} "
+            "--features {features}",
+            run, samples=samples, result=result,
+        ),
+    ]  # fmt: skip
 
 
 def _generator(run: Run) -> list[Command]:
@@ -396,24 +397,11 @@ def curve_points(budget: Budget) -> list[int]:
 
 
 def _curve_point(run: Run, model: Path, name: str) -> list[Command]:
-    """Sample `curve_num` images from `model` with the pilot's recipe (the run's tokenizer)
-    and score them against the validation images: RUN/curve/NAME-fid.json."""
+    """FID of `curve_num` samples of `model` on validation images: RUN/curve/NAME-fid.json."""
     if not run.budget.curve_every:
         return []
-    samples = run.path("curve", f"{name}-samples")
-    return [
-        command(
-            "bigr sample-fid --model {model} --tokenizer {run}/tokenizer-fp16 "
-            "--num-samples {curve_num} --batch-size {fid_batch} --out {samples} "
-            "{pilot_recipe} {compile} --device {device}",
-            run, model=model, samples=samples,
-        ),
-        command(
-            "bigr fid {samples} --ref {val} --out {run}/curve/{name}-fid.json "
-            "--device {device} --features {features}",
-            run, samples=samples, name=name,
-        ),
-    ]  # fmt: skip
+    samples, result = run.path("curve", f"{name}-samples"), run.path("curve", f"{name}-fid.json")
+    return _val_fid(run, model, samples, result, num="curve_num")
 
 
 def _variants(run: Run) -> list[Command]:
