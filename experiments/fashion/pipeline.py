@@ -191,9 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="base",
         help="generator size the generator stage trains (the pilot stage compares them)",
     )
+    p.add_argument(
+        "--generator-steps",
+        type=int,
+        help="length of the generator stage's schedule (default 15,000, the shipped run's; "
+        "the pilot runs keep theirs and the generator stage goes on from the chosen one)",
+    )
     p.add_argument("--nice", type=int, default=10, help="niceness of the training stages")
     p.add_argument("--list", action="store_true", help="print the stages, their state and commands")
     return p
+
+
+def _budget(args: argparse.Namespace):
+    budget = dataclasses.replace(SMOKE if args.smoke else FULL, size=args.size)
+    if args.generator_steps is not None:
+        if args.generator_steps < budget.pilot_steps:
+            raise ValueError(
+                f"--generator-steps ({args.generator_steps}) must be at least the pilot's "
+                f"{budget.pilot_steps} steps"
+            )
+        budget = dataclasses.replace(budget, generator_steps=args.generator_steps)
+    return budget
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,9 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.run_dir:
         print("pipeline: error: give --run-dir DIR (or set BIGR_RUN_DIR)", file=sys.stderr)
         return 2
+    try:
+        budget = _budget(args)
+    except ValueError as err:
+        print(f"pipeline: error: {err}", file=sys.stderr)
+        return 2
     run = Run(
         dir=Path(args.run_dir).resolve(),
-        budget=dataclasses.replace(SMOKE if args.smoke else FULL, size=args.size),
+        budget=budget,
         device=args.device,
         history=args.history,
         pair=args.pair,

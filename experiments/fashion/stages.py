@@ -58,6 +58,7 @@ class Budget:
     # run would not fit the hours available; w192 (12.3 h) is the larger candidate
     pilot_sizes: tuple[str, ...] = ("w192", "base")
     pilot_steps: int = 2000  # each candidate's first steps on the full schedule
+    pilot_schedule: int = 15000  # the schedule the pilot runs start (`generator_steps` may differ)
     pilot_fid_num: int = 1000
     # the shipped pair's recommended recipe, spelled out (pilot models have no recipe.json)
     pilot_recipe: str = (
@@ -112,6 +113,7 @@ SMOKE = Budget(
     variant_steps=2,
     pilot_sizes=("base", "w192"),
     pilot_steps=2,
+    pilot_schedule=6,
     pilot_fid_num=8,
     pilot_recipe="--recipe release --steps 2 --head-steps 2",
     checkpoint_every=2,
@@ -288,8 +290,15 @@ def _codes(run: Run) -> list[Command]:
     ]
 
 
-def _train(run: Run, out: Path, extra: str = "", size: str | None = None) -> Command:
-    return command(f"{GENERATOR} {extra}", run, out=out, size_flags=SIZES[size or run.budget.size])
+def _train(
+    run: Run, out: Path, extra: str = "", size: str | None = None, steps: int | None = None
+) -> Command:
+    """The generator's training command for `out` (`steps`: the schedule's length, default the
+    budget's `generator_steps`)."""
+    return command(
+        f"{GENERATOR} {extra}", run, out=out, size_flags=SIZES[size or run.budget.size],
+        generator_steps=steps or run.budget.generator_steps,
+    )  # fmt: skip
 
 
 def _export(run: Run, source: Path, out: Path) -> Command:
@@ -303,7 +312,8 @@ def _pilot(run: Run) -> list[Command]:
     for size in run.budget.pilot_sizes:
         model = run.path("pilot", f"{size}-model")
         commands += [
-            _train(run, run.generator_dir(size), "--stop-at {pilot_steps}", size=size),
+            _train(run, run.generator_dir(size), "--stop-at {pilot_steps}", size=size,
+                   steps=run.budget.pilot_schedule),
             _export(run, run.generator_dir(size) / "model", model),
             *_val_fid(run, model, run.path("pilot", f"{size}-samples"),
                       run.path("pilot", f"{size}-fid.json")),

@@ -162,3 +162,19 @@ def test_a_clean_generator_run_is_measured_on_validation_as_it_goes(tmp_path):
     # the shipped history keeps the commands that made the shipped pair: no curve
     shipped = stage.commands(Run(dir=tmp_path, budget=FULL))
     assert not any(c[1] in ("fid", "sample-fid") for c in shipped)
+
+
+def test_a_longer_generator_schedule_leaves_the_pilot_runs_as_they_were(tmp_path, capsys):
+    args = ["--run-dir", str(tmp_path), "--history", "clean", "--list"]
+    assert pipeline.main([*args, "pilot", "generator"]) == 0
+    default = capsys.readouterr().out
+    assert pipeline.main([*args, "--generator-steps", "22500", "pilot", "generator"]) == 0
+    longer = capsys.readouterr().out
+    pilot_default = default.split("\ngenerator ")[0]
+    pilot = [line for line in pilot_default.splitlines() if "bigr train" in line]
+    assert pilot and all(line in longer for line in pilot)  # the pilot's commands unchanged
+    generator = longer.split("\ngenerator ")[1]
+    assert "--steps 22500" in generator and "--steps 15000" not in generator
+    assert "step22500-fid.json" in generator and "step20000-fid.json" in generator
+    assert pipeline.main([*args, "--generator-steps", "100"]) == 2
+    assert "must be at least the pilot's 2000 steps" in capsys.readouterr().err
