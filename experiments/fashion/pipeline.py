@@ -33,7 +33,7 @@ restarted at step 4,210 from its exported EMA weights (fresh optimizer, learning
 re-warmed). `--history clean` runs both uninterrupted. `--size` picks the generator size the
 generator stage trains (default: the shipped one); it goes on from that size's pilot run. On
 the project's 2-core CPU the full budget takes about 30 hours (generator ~13 h, variants ~5 h,
-report ~9 h, and the pilot ~7 h); `--smoke` runs every stage on a tiny budget in a few minutes,
+report ~9 h, and the pilot ~3 h); `--smoke` runs every stage on a tiny budget in a few minutes,
 to check the pipeline, not to measure anything.
 
 `--pair shipped` points the stages after training (tune, fid, report) at the pair shipped in
