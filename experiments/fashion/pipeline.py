@@ -31,7 +31,8 @@ two interruptions (`--history shipped`, the default): the tokenizer restarted at
 with the perceptual term on 8 images per step instead of the whole batch, and the generator
 restarted at step 4,210 from its exported EMA weights (fresh optimizer, learning rate
 re-warmed). `--history clean` runs both uninterrupted. `--size` picks the generator size the
-generator stage trains (default: the shipped one); it goes on from that size's pilot run. On
+generator stage trains (default: the shipped one); it goes on from that size's pilot run, on a
+schedule of `--generator-steps` (default 15,000; the pilot runs keep theirs). On
 the project's 2-core CPU the full budget takes about 30 hours (generator ~13 h, variants ~5 h,
 report ~9 h, and the pilot ~3 h); `--smoke` runs every stage on a tiny budget in a few minutes,
 to check the pipeline, not to measure anything.
