@@ -204,6 +204,7 @@ def test_fid_of_2000_images_of_256_px_streams_in_bounded_memory(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     peak = int(done.stdout.split("peak")[-1])
     assert '"num_samples": 2000' in done.stdout
+    assert '"features": "pixels"' in done.stdout  # the record says its numbers are not FIDs
     assert peak < 0.6 * 1024**3, f"peak RSS {peak / 1024**3:.2f} GiB"
 
 

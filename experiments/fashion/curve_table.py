@@ -51,6 +51,7 @@ def points(run_dir: Path, log: list[dict]) -> list[dict]:
                 "recall": fid.get("recall"),
                 "num_samples": fid.get("num_samples"),
                 "num_reference": fid.get("num_reference"),
+                "features": fid.get("features", "inception"),
             }
         )
     return sorted(rows, key=lambda r: r["step"])
@@ -60,12 +61,19 @@ def _num(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def measure(record: dict | None) -> str:
+    """What the distances are: FIDs, unless `bigr fid` ran on other features (a quick check)."""
+    features = (record or {}).get("features", "inception")
+    return "FID" if features == "inception" else f"Fréchet distance on {features} (not an FID)"
+
+
 def markdown(rows: list[dict], yardstick: dict | None, rate: float) -> str:
     n = rows[0]["num_samples"] if rows else (yardstick or {}).get("num_samples")
+    what = measure(rows[0] if rows else yardstick)
     lines = [
         "# Generator validation curve",
         "",
-        f"FID of the EMA weights, {n} samples against the validation images, one seed, the "
+        f"{what} of the EMA weights, {n} samples against the validation images, one seed, the "
         "pilot's recipe; loss = mean training loss over the 250 steps up to the point; hours = "
         f"steps x the run's median {rate:.2f} s/step (this machine).",
         "",

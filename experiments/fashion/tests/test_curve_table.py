@@ -42,3 +42,14 @@ def test_a_run_with_nothing_measured_is_refused(tmp_path, capsys):
     code = curve_table.main(["--run-dir", str(tmp_path), "--log", str(log),
                              "--out", str(tmp_path / "c.md")])  # fmt: skip
     assert code == 2 and "no measured points" in capsys.readouterr().err
+
+
+def test_distances_on_other_features_are_not_called_fids(tmp_path):
+    log = _write_run(tmp_path, {5000: 3.0})
+    record = json.loads((tmp_path / "curve" / "step5000-fid.json").read_text())
+    (tmp_path / "curve" / "step5000-fid.json").write_text(
+        json.dumps(record | {"features": "pixels"})
+    )
+    out = tmp_path / "c.md"
+    assert curve_table.main(["--run-dir", str(tmp_path), "--log", str(log), "--out", str(out)]) == 0
+    assert "Fréchet distance on pixels (not an FID)" in out.read_text()

@@ -196,6 +196,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     )
     result = compare_statistics(samples, reference)
     result |= {"num_samples": samples.num_images, "num_reference": reference.num_images}
+    result["features"] = args.features  # "pixels": distances that are not FIDs
     text = json.dumps(result, indent=2)
     if args.out:
         atomic_write_text(args.out, text + "\n")
