@@ -21,7 +21,7 @@ from pathlib import Path
 from bigr.outputs import atomic_write_text
 from bigr.plots import plot_curves
 
-from .pilot_table import read_log, seconds_per_step
+from .pilot_table import measure, read_log, seconds_per_step
 
 POINT = re.compile(r"step(\d+)-fid\.json")
 
@@ -59,12 +59,6 @@ def points(run_dir: Path, log: list[dict]) -> list[dict]:
 
 def _num(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def measure(record: dict | None) -> str:
-    """What the distances are: FIDs, unless `bigr fid` ran on other features (a quick check)."""
-    features = (record or {}).get("features", "inception")
-    return "FID" if features == "inception" else f"Fréchet distance on {features} (not an FID)"
 
 
 def markdown(rows: list[dict], yardstick: dict | None, rate: float) -> str:

@@ -71,18 +71,26 @@ def summarise(run_dir: Path, sizes: dict[str, str], steps: int) -> list[dict]:
                 "raw_recall": raw.get("recall"),
                 "num_samples": fid.get("num_samples"),
                 "num_reference": fid.get("num_reference"),
+                "features": fid.get("features", "inception"),
                 "curve": [(r["step"], r["loss"]) for r in log],
             }
         )
     return rows
 
 
+def measure(record: dict | None) -> str:
+    """What the distances are: FIDs, unless `bigr fid` ran on other features (a quick check)."""
+    features = (record or {}).get("features", "inception")
+    return "FID" if features == "inception" else f"Fréchet distance on {features} (not an FID)"
+
+
 def markdown(rows: list[dict], steps: int, hours_for: int) -> str:
     n = rows[0]["num_samples"] if rows else 0
+    what = measure(rows[0] if rows else None)
     lines = [
         f"# Generator size pilot: {steps} steps of each size on the same codes",
         "",
-        f"FID of {n} samples against the validation images, one seed, of the moving average "
+        f"{what} of {n} samples against the validation images, one seed, of the moving average "
         "(EMA, decay 0.999: after so few steps it still holds part of the initial weights) "
         "and of the training weights (raw); loss = mean "
         "training loss over the last fifth of the logged steps; time per step measured in the "
