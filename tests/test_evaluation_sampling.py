@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from bigr.checkpoint import weights_fingerprint
 from bigr.config import PRESETS
 from bigr.evaluation.probe import LARS, ProbeConfig, layer_features, train_probe
-from bigr.evaluation.sample_fid import merge, sample_fid, shard_path, weights_fingerprint
+from bigr.evaluation.sample_fid import merge, sample_fid, shard_path
 from bigr.recipes import recipe
 from bigr.sampler import SamplerConfig
 from bigr.tokenizer import BinaryAutoencoder

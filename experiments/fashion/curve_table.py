@@ -32,11 +32,10 @@ def loss_near(log: list[dict], step: int, window: int = 250) -> float:
     return statistics.fmean(near) if near else float("nan")
 
 
-def points(run_dir: Path, log: list[dict]) -> list[dict]:
-    """One row per measured step, in step order."""
-    rate = seconds_per_step(log)
+def points(run_dir: Path, log: list[dict], rate: float) -> list[dict]:
+    """One row per measured step, in step order (`rate`: the run's seconds per step)."""
     rows = []
-    for path in sorted((run_dir / "curve").glob("step*-fid.json")):
+    for path in (run_dir / "curve").glob("step*-fid.json"):
         match = POINT.fullmatch(path.name)
         if not match:
             continue
@@ -97,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     run_dir, out = Path(args.run_dir), Path(args.out)
     log = read_log(Path(args.log), steps=10**9)
-    rows = points(run_dir, log)
+    rate = seconds_per_step(log)
+    rows = points(run_dir, log, rate)
     shipped = run_dir / "curve" / "shipped-fid.json"
     yardstick = json.loads(shipped.read_text()) if shipped.is_file() else None
     if not rows and yardstick is None:
         print(f"curve_table: error: no measured points in {run_dir / 'curve'}", file=sys.stderr)
         return 2
-    rate = seconds_per_step(log)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, markdown(rows, yardstick, rate))
     record = {"points": rows, "shipped": yardstick, "seconds_per_step": rate}

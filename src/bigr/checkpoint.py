@@ -8,6 +8,7 @@ a local directory is looked up on the Hugging Face hub when `huggingface_hub` is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -307,3 +308,14 @@ class EMA:
 def _full(tensor: torch.Tensor) -> torch.Tensor:
     full_tensor = getattr(tensor, "full_tensor", None)  # a DTensor shard: gather it
     return full_tensor() if full_tensor is not None else tensor
+
+
+def weights_fingerprint(*modules: torch.nn.Module) -> str:
+    """A short hash of the modules' weights as they compute (float32), so a float16 export and
+    the same export loaded again agree, and any changed weight does not."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

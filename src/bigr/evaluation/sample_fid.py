@@ -12,7 +12,6 @@ Recipes (the sampling settings by name) live in `bigr.recipes`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import distributed
+from ..checkpoint import weights_fingerprint
 from ..data.images import save_image
 from ..model import BiGR
 from ..outputs import atomic_write, atomic_write_text
@@ -36,17 +36,6 @@ def shard_path(out: Path, shard: int) -> Path:
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def weights_fingerprint(module: torch.nn.Module) -> str:
-    """A short hash of a module's parameters and buffers (names, shapes, dtypes and values):
-    two loads of the same weights agree; a retrained or re-exported model does not."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _check_meta(out: Path, meta: dict) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import weights_fingerprint
 from ..data import HELD_OUT_SPEC
 from ..model import BiGR
 from ..outputs import atomic_write_text
@@ -213,17 +214,6 @@ class PointCache:
 
 def point_key(sampler: SamplerConfig, cfg: TuneConfig) -> str:
     return json.dumps([sampler_record(sampler), cfg.num, cfg.seed, cfg.reference])
-
-
-def weights_fingerprint(*modules: torch.nn.Module) -> str:
-    """A short hash of the modules' weights as they compute (float32), so a float16 export and
-    the same export loaded again agree, and any changed weight does not."""
-    digest = hashlib.sha256()
-    for module in modules:
-        for name, tensor in sorted(module.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def claim_folder(out: Path, fingerprint: str) -> None:
