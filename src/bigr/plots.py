@@ -16,8 +16,9 @@ def plot_curves(
     logy: bool = False,
     logx: bool = False,
     markers: bool = False,
+    dashed: Sequence[str] = (),
 ) -> Path:
-    """One line per named (x, y) series."""
+    """One line per named (x, y) series; those named in `dashed` drawn dashed, unmarked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +26,10 @@ def plot_curves(
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name, (x, y) in series.items():
-        ax.plot(list(x), list(y), label=name, linewidth=1.2, marker="o" if markers else None)
+        if name in dashed:
+            ax.plot(list(x), list(y), label=name, linewidth=1.0, linestyle="--")
+        else:
+            ax.plot(list(x), list(y), label=name, linewidth=1.2, marker="o" if markers else None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

@@ -53,3 +53,37 @@ def test_distances_on_other_features_are_not_called_fids(tmp_path):
     out = tmp_path / "c.md"
     assert curve_table.main(["--run-dir", str(tmp_path), "--log", str(log), "--out", str(out)]) == 0
     assert "Fréchet distance on pixels (not an FID)" in out.read_text()
+
+
+def test_the_fit_recovers_a_power_law_and_projects_steps_to_a_value():
+    steps = [5000, 7500, 10000, 12500, 15000]
+    fids = [12.0 + 40.0 * (s / 1000) ** -0.5 for s in steps]
+    fit = curve_table.fit_curve(steps, fids)
+    assert abs(fit.floor - 12.0) < 1e-6 and abs(fit.scale - 40.0) < 1e-6
+    assert fit.power == 0.5
+    target = 12.0 + 40.0 * 40.0**-0.5  # the law's value at step 40,000
+    assert abs(fit.steps_to(target) - 40000) < 1e-3
+    assert fit.steps_to(11.0) is None  # below the floor: never
+
+
+def test_no_fit_from_three_points_or_from_a_rising_curve():
+    assert curve_table.fit_curve([5000, 7500, 10000], [30.0, 28.0, 27.0]) is None
+    assert curve_table.fit_curve([5000, 7500, 10000, 12500], [20.0, 21.0, 22.5, 24.0]) is None
+
+
+def test_the_table_says_where_the_curve_flattens_and_when_it_reaches_the_goal(tmp_path):
+    steps = [5000, 7500, 10000, 12500, 15000]
+    law = {s: 15.0 + 60.0 * (s / 1000) ** -1.0 for s in steps}
+    log = _write_run(tmp_path, law, shipped=law[10000])
+    out = tmp_path / "curve.md"
+    args = ["--run-dir", str(tmp_path), "--log", str(log), "--out", str(out), "--goal", "17"]
+    assert curve_table.main(args) == 0
+    fit = json.loads(out.with_suffix(".json").read_text())["fit"]
+    assert abs(fit["floor"] - 15.0) < 1e-6
+    assert all(abs(f - 15.0) < 1e-6 for f in fit["floor_leave_one_out"])
+    assert abs(fit["steps_to_shipped"] - 10000) < 1e-3
+    assert abs(fit["steps_to_goal"] - 30000) < 1e-3  # 15 + 60 / 30 = 17
+    text = out.read_text()
+    assert "## Where it flattens" in text and "floor this run is heading for at 15.00" in text
+    assert "about step 30,000 (17 hours of this machine)" in text  # 2 s/step in the log
+    assert "by step 10,000 (within the measured range)" in text
