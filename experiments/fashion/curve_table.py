@@ -86,10 +86,10 @@ def fit_curve(steps: list[int], fids: list[float]) -> Fit | None:
     each); None with fewer than four points or when no decreasing law fits."""
     if len(steps) < 4:
         return None
-    best = None
+    best, my = None, statistics.fmean(fids)
     for power in POWERS:
         x = [(s / 1000) ** -power for s in steps]
-        mx, my = statistics.fmean(x), statistics.fmean(fids)
+        mx = statistics.fmean(x)
         var = sum((v - mx) ** 2 for v in x)
         scale = sum((v - mx) * (y - my) for v, y in zip(x, fids, strict=True)) / var
         if scale <= 0:
@@ -101,13 +101,10 @@ def fit_curve(steps: list[int], fids: list[float]) -> Fit | None:
     return best
 
 
-def projection(rows: list[dict], yardstick: dict | None, goal: float | None) -> dict | None:
-    """The fit over the measured points, its floor's leave-one-out range (from five points)
+def projection(fit: Fit, rows: list[dict], yardstick: dict | None, goal: float | None) -> dict:
+    """`fit` (over `rows`) as a record, with its floor's leave-one-out range (from five points)
     and the steps at which it reaches the shipped generator's FID and the goal."""
     steps, fids = [r["step"] for r in rows], [r["fid"] for r in rows]
-    fit = fit_curve(steps, fids)
-    if fit is None:
-        return None
     floors = []
     if len(rows) >= 5:
         for i in range(len(rows)):
@@ -141,18 +138,20 @@ def projection_text(fit: dict, last: int, rate: float, what: str) -> list[str]:
     if fit["floor_leave_one_out"]:
         low, high = fit["floor_leave_one_out"]
         text += f" Leaving out one point at a time moves it between {low:.2f} and {high:.2f}."
-    lines = ["", "## Where it flattens", "", text, ""]
-    lines.append("Past the last measured step these are extrapolations, not measurements:")
+    lines = ["", "## Where it flattens", "", text]
+    bullets = []
     if fit["shipped_fid"] is not None:
-        lines.append(
+        bullets.append(
             f"- the shipped generator's {fit['shipped_fid']:.2f}: "
             f"{_steps_text(fit['steps_to_shipped'], last, rate)};"
         )
     if fit["goal"] is not None:
-        lines.append(
+        bullets.append(
             f"- the goal, {fit['goal']:.2f}: {_steps_text(fit['steps_to_goal'], last, rate)}."
         )
-    return lines
+    if bullets:
+        lines += ["", "Past the last measured step these are extrapolations, not measurements:"]
+    return lines + bullets
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -207,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"curve_table: error: no measured points in {run_dir / 'curve'}", file=sys.stderr)
         return 2
     out.parent.mkdir(parents=True, exist_ok=True)
-    fit = projection(rows, yardstick, args.goal)
+    law = fit_curve([r["step"] for r in rows], [r["fid"] for r in rows])
+    fit = None if law is None else projection(law, rows, yardstick, args.goal)
     atomic_write_text(out, markdown(rows, yardstick, rate, fit))
     record = {"points": rows, "shipped": yardstick, "seconds_per_step": rate, "fit": fit}
     atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
@@ -215,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     if yardstick is not None and rows:
         ends = [rows[0]["step"], rows[-1]["step"]]
         series["shipped generator"] = (ends, [yardstick["fid"]] * 2)
-    if fit is not None:  # drawn to twice the last measured step
-        law = Fit(fit["floor"], fit["scale"], fit["power"], fit["sse"])
+    if law is not None:  # drawn to twice the last measured step
         last = rows[-1]["step"]
         xs = [rows[0]["step"] + (2 * last - rows[0]["step"]) * i / 50 for i in range(51)]
         series["power-law fit"] = (xs, [law.at(x) for x in xs])

@@ -87,3 +87,15 @@ def test_the_table_says_where_the_curve_flattens_and_when_it_reaches_the_goal(tm
     assert "## Where it flattens" in text and "floor this run is heading for at 15.00" in text
     assert "about step 30,000 (17 hours of this machine)" in text  # 2 s/step in the log
     assert "by step 10,000 (within the measured range)" in text
+
+
+def test_the_floor_range_comes_from_fits_that_each_leave_one_point_out():
+    steps = [5000, 7500, 10000, 12500, 15000]
+    fids = [15.0 + 60.0 * (s / 1000) ** -1.0 for s in steps]
+    fids[2] += 0.5  # one noisy point: the fit without it is the exact law again
+    rows = [{"step": s, "fid": f} for s, f in zip(steps, fids, strict=True)]
+    law = curve_table.fit_curve(steps, fids)
+    record = curve_table.projection(law, rows, None, None)
+    low, high = record["floor_leave_one_out"]
+    assert low < high
+    assert min(abs(low - 15.0), abs(high - 15.0)) < 1e-6
