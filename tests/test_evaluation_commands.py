@@ -62,6 +62,47 @@ def test_fid_command_orders_sets_by_distance(stand_in, tmp_path):
     assert results["near"]["num_samples"] == 60
 
 
+def test_kept_reference_statistics_are_reused_only_where_they_fit(stand_in, tmp_path, capsys):
+    """`--ref-stats` keeps the reference's statistics for the next call: the same comparison
+    gives the same numbers from them; one over another number of reference images, or other
+    features, is refused instead of measured against the wrong reference."""
+    ref = _folder(tmp_path / "ref", 40, 0.0, 0)
+    samples = _folder(tmp_path / "samples", 30, 0.1, 1)
+    kept = tmp_path / "kept" / "ref.npz"
+
+    def fid(*extra: str) -> dict:
+        out = tmp_path / "out.json"
+        argv = ["fid", str(samples), "--ref", str(ref), "--out", str(out), *extra]
+        assert main(argv) == 0, capsys.readouterr().err
+        return json.loads(out.read_text())
+
+    fresh = fid()
+    first = fid("--ref-stats", str(kept))
+    assert kept.is_file() and first["num_reference"] == 30
+    again = fid("--ref-stats", str(kept))  # read from the file, not recomputed
+    assert again == first == fresh
+
+    argv = ["fid", str(samples), "--ref", str(ref), "--num", "20", "--ref-stats", str(kept)]
+    assert main(argv) == 1
+    assert "30 reference images, this comparison uses 20" in capsys.readouterr().err
+
+    # all of a smaller reference: a later call asking for more still means all of it
+    whole = tmp_path / "whole.npz"
+    assert fid("--ref-num", "40", "--ref-stats", str(whole))["num_reference"] == 40
+    assert fid("--ref-num", "60", "--ref-stats", str(whole))["num_reference"] == 40
+    argv[-1] = str(whole)
+    assert main([*argv, "--ref-num", "30"]) == 1
+    assert "40 reference images" in capsys.readouterr().err
+
+    other = tmp_path / "other"  # 4x4 images through pixel features: 48 dimensions, not 12
+    other.mkdir()
+    for i in range(30):
+        Image.new("RGB", (4, 4), (i, 2 * i, 3 * i)).save(other / f"{i}.png")
+    argv = ["fid", str(other), "--ref", str(ref), "--features", "pixels", "--ref-stats", str(kept)]
+    assert main(argv) == 1
+    assert "another --features" in capsys.readouterr().err
+
+
 def test_probe_command_runs_with_baselines(random_bigr, tmp_path):
     g = torch.Generator().manual_seed(0)
     for split, n in (("train", 40), ("test", 20)):

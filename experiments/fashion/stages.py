@@ -348,9 +348,10 @@ def _val_fid(
             "{pilot_recipe} {compile} --device {device}",
             run, model=model, samples=samples,
         ),
+        # the validation images' features are the same for every model: computed once per n
         command(
             "bigr fid {samples} --ref {val} --out {result} --device {device} "
-            "--features {features}",
+            f"--features {{features}} --ref-stats {{run}}/refs/val-{{{num}}}.npz",
             run, samples=samples, result=result,
         ),
     ]  # fmt: skip

@@ -172,6 +172,42 @@ def _check_reference(spec: str, cache: Path | None) -> None:
         open_dataset(spec, 32)  # a dataset name: unknown ones are refused here
 
 
+def _check_cached_reference(
+    cache: Path, reference, samples, ref_limit: int | None, spec: str, image_size: int
+) -> None:
+    """Refuse reference statistics kept by an earlier call that do not fit this one (other
+    features, or another number of reference images): they would give a wrong FID silently."""
+    if reference.pool.mu.shape != samples.pool.mu.shape:
+        raise ValueError(
+            f"--ref-stats {cache} holds statistics of {reference.pool.mu.shape[0]}-dimensional "
+            f"features, these samples have {samples.pool.mu.shape[0]} (another --features?); "
+            "delete it or give another path"
+        )
+    kept = reference.num_images
+    if ref_limit is None or not kept or kept == ref_limit:
+        return
+    if kept < ref_limit and kept == _reference_count(spec, image_size):
+        return  # the reference has fewer images than asked for: all of them were used
+    raise ValueError(
+        f"--ref-stats {cache} holds statistics of {kept} reference images, this comparison "
+        f"uses {ref_limit}; delete it, give another path, or pass --ref-num {kept}"
+    )
+
+
+def _reference_count(spec: str, image_size: int) -> int | None:
+    """How many images a reference holds (None for a file of statistics)."""
+    from ..data import open_dataset
+    from ..evaluation.reference import NpzImages, find_images
+
+    path = Path(spec)
+    if not path.exists():
+        return len(open_dataset(spec, image_size))
+    source = _sample_source(path) if not _is_stats_file(path) else None
+    if isinstance(source, NpzImages):
+        return len(source)
+    return len(find_images(source)) if source is not None else None
+
+
 def cmd_fid(args: argparse.Namespace) -> int:
     from ..evaluation.inception import feature_extractor
     from ..evaluation.reference import NpzImages, compare_statistics
@@ -186,14 +222,11 @@ def cmd_fid(args: argparse.Namespace) -> int:
     limit = args.num
     samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
     ref_limit = args.ref_num if args.ref_num is not None else samples.num_images or None
-    reference = _stats_of(
-        args.ref,
-        extractor,
-        size,
-        ref_limit,
-        args.batch_size,
-        Path(args.ref_stats) if args.ref_stats else None,
-    )
+    cache = Path(args.ref_stats) if args.ref_stats else None
+    reused = cache is not None and cache.is_file()
+    reference = _stats_of(args.ref, extractor, size, ref_limit, args.batch_size, cache)
+    if reused:
+        _check_cached_reference(cache, reference, samples, ref_limit, args.ref, size)
     result = compare_statistics(samples, reference)
     result |= {"num_samples": samples.num_images, "num_reference": reference.num_images}
     result["features"] = args.features  # "pixels": distances that are not FIDs
