@@ -79,8 +79,10 @@ def test_kept_reference_statistics_are_reused_only_where_they_fit(stand_in, tmp_
     fresh = fid()
     first = fid("--ref-stats", str(kept))
     assert kept.is_file() and first["num_reference"] == 30
-    again = fid("--ref-stats", str(kept))  # read from the file, not recomputed
+    ref.rename(tmp_path / "moved")  # the kept file alone must now serve as the reference
+    again = fid("--ref-stats", str(kept))
     assert again == first == fresh
+    (tmp_path / "moved").rename(ref)
 
     argv = ["fid", str(samples), "--ref", str(ref), "--num", "20", "--ref-stats", str(kept)]
     assert main(argv) == 1
