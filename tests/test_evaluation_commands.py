@@ -62,7 +62,9 @@ def test_fid_command_orders_sets_by_distance(stand_in, tmp_path):
     assert results["near"]["num_samples"] == 60
 
 
-def test_kept_reference_statistics_are_reused_only_where_they_fit(stand_in, tmp_path, capsys):
+def test_kept_reference_statistics_are_reused_only_where_they_fit(
+    stand_in, tmp_path, capsys, monkeypatch
+):
     """`--ref-stats` keeps the reference's statistics for the next call: the same comparison
     gives the same numbers from them; one over another number of reference images, or other
     features, is refused instead of measured against the wrong reference."""
@@ -93,7 +95,13 @@ def test_kept_reference_statistics_are_reused_only_where_they_fit(stand_in, tmp_
     assert fid("--ref-num", "40", "--ref-stats", str(whole))["num_reference"] == 40
     assert fid("--ref-num", "60", "--ref-stats", str(whole))["num_reference"] == 40
     argv[-1] = str(whole)
-    assert main([*argv, "--ref-num", "30"]) == 1
+    with monkeypatch.context() as patch:  # a known count is refused before the slow measuring
+
+        def measured(*args, **kwargs):
+            raise RuntimeError("the samples were measured before the refusal")
+
+        patch.setattr("bigr.evaluation.reference.statistics_from_folder", measured)
+        assert main([*argv, "--ref-num", "30"]) == 1
     assert "40 reference images" in capsys.readouterr().err
 
     other = tmp_path / "other"  # 4x4 images through pixel features: 48 dimensions, not 12

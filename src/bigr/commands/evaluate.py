@@ -9,6 +9,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +24,9 @@ from .common import (
     parse_ints,
     sampler_from_args,
 )
+
+if TYPE_CHECKING:
+    from ..evaluation.reference import ImageStatistics
 
 
 def cmd_sample_fid(args: argparse.Namespace) -> int:
@@ -161,15 +165,22 @@ def _is_stats_file(path: Path) -> bool:
         return False
 
 
-def _check_reference(spec: str, cache: Path | None) -> None:
-    """Fail on an unusable reference before any sample is measured (Inception is slow)."""
+def _check_reference(
+    spec: str, cache: Path | None, image_size: int, expected: int | None
+) -> ImageStatistics | None:
+    """Fail on an unusable reference before any sample is measured (Inception is slow).
+    Returns the statistics kept in `cache` when there are some, refused now if they were made
+    from another number of reference images than `expected` (when that is known already)."""
     from ..data import open_dataset
     from ..evaluation.reference import load_statistics
 
     if cache is not None and cache.is_file():
-        load_statistics(cache)
-    elif not Path(spec).exists():
+        kept = load_statistics(cache)
+        _check_kept_count(cache, kept.num_images, expected, spec, image_size)
+        return kept
+    if not Path(spec).exists():
         open_dataset(spec, 32)  # a dataset name: unknown ones are refused here
+    return None
 
 
 def _check_cached_reference(
@@ -183,7 +194,12 @@ def _check_cached_reference(
             f"features, these samples have {samples.pool.mu.shape[0]} (another --features?); "
             "delete it or give another path"
         )
-    kept = reference.num_images
+    _check_kept_count(cache, reference.num_images, ref_limit, spec, image_size)
+
+
+def _check_kept_count(
+    cache: Path, kept: int, ref_limit: int | None, spec: str, image_size: int
+) -> None:
     if ref_limit is None or not kept or kept == ref_limit:
         return
     if kept < ref_limit and kept == _reference_count(spec, image_size):
@@ -208,6 +224,19 @@ def _reference_count(spec: str, image_size: int) -> int | None:
     return len(find_images(source)) if source is not None else None
 
 
+def _expected_ref_count(args: argparse.Namespace, source) -> int | None:
+    """How many reference images the comparison will use, where known before measuring:
+    `--ref-num`, or the count of an .npz of samples (a folder's unreadable images are skipped,
+    so its count is known only once measured)."""
+    from ..evaluation.reference import NpzImages
+
+    if args.ref_num is not None:
+        return args.ref_num
+    if isinstance(source, NpzImages):
+        return len(source) if args.num is None else min(args.num, len(source))
+    return None
+
+
 def cmd_fid(args: argparse.Namespace) -> int:
     from ..evaluation.inception import feature_extractor
     from ..evaluation.reference import NpzImages, compare_statistics
@@ -216,16 +245,17 @@ def cmd_fid(args: argparse.Namespace) -> int:
     check_output_file(args.out)  # before the work: a device or a folder is refused now
     sample_path = Path(args.samples)
     source = _sample_source(sample_path)
-    _check_reference(args.ref, Path(args.ref_stats) if args.ref_stats else None)
-    extractor = feature_extractor(args.features).to(device)
     size = source.shape[1] if isinstance(source, NpzImages) else _folder_image_size(source)
     limit = args.num
+    cache = Path(args.ref_stats) if args.ref_stats else None
+    kept = _check_reference(args.ref, cache, size, _expected_ref_count(args, source))
+    extractor = feature_extractor(args.features).to(device)
     samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
     ref_limit = args.ref_num if args.ref_num is not None else samples.num_images or None
-    cache = Path(args.ref_stats) if args.ref_stats else None
-    reused = cache is not None and cache.is_file()
-    reference = _stats_of(args.ref, extractor, size, ref_limit, args.batch_size, cache)
-    if reused:
+    if kept is None:
+        reference = _stats_of(args.ref, extractor, size, ref_limit, args.batch_size, cache)
+    else:
+        reference = kept
         _check_cached_reference(cache, reference, samples, ref_limit, args.ref, size)
     result = compare_statistics(samples, reference)
     result |= {"num_samples": samples.num_images, "num_reference": reference.num_images}
