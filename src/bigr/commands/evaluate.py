@@ -116,7 +116,8 @@ def _stats_of(
     spec: str, extractor, image_size: int, limit: int | None, batch_size: int, cache: Path | None
 ):
     """Statistics of samples or a reference, read one batch at a time: an .npz or sample-fid
-    folder, an image folder (centre-cropped to `image_size`) or a dataset spec."""
+    folder, an image folder (centre-cropped to `image_size`) or a dataset spec; kept in
+    `cache` when given (`--ref-stats`: reading kept statistics is `_check_reference`'s)."""
     from ..data import open_dataset
     from ..evaluation.reference import (
         NpzImages,
@@ -127,8 +128,6 @@ def _stats_of(
         uint8_batches,
     )
 
-    if cache is not None and cache.is_file():
-        return load_statistics(cache)
     path = Path(spec)
     source = _sample_source(path) if path.exists() and not _is_stats_file(path) else None
     if path.exists() and source is None:
