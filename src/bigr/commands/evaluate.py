@@ -525,7 +525,11 @@ def _add_fid(sub: argparse._SubParsersAction) -> None:
         type=int_in(2, 10_000_000),
         help="reference images (default: as many as samples)",
     )
-    p.add_argument("--ref-stats", help="cache the reference statistics in this .npz")
+    p.add_argument(
+        "--ref-stats",
+        help="keep the reference statistics in this .npz and reuse them on later calls (refused "
+        "when they were made from another number of reference images or other --features)",
+    )
     p.add_argument("--batch-size", type=int_in(1, 4096), default=50)
     p.add_argument("--device", type=device_arg)
     p.add_argument("--out", help="also write the result JSON here")
