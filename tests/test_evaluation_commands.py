@@ -101,8 +101,13 @@ def test_kept_reference_statistics_are_reused_only_where_they_fit(
             raise RuntimeError("the samples were measured before the refusal")
 
         patch.setattr("bigr.evaluation.reference.statistics_from_folder", measured)
+        patch.setattr("bigr.evaluation.reference.compute_statistics", measured)
         assert main([*argv, "--ref-num", "30"]) == 1
-    assert "40 reference images" in capsys.readouterr().err
+        assert "40 reference images" in capsys.readouterr().err
+        packed = tmp_path / "samples.npz"  # an .npz of samples: its 30 images are counted now
+        np.savez(packed, arr_0=np.zeros((30, 16, 16, 3), np.uint8))
+        assert main(["fid", str(packed), "--ref", str(ref), "--ref-stats", str(whole)]) == 1
+        assert "40 reference images, this comparison uses 30" in capsys.readouterr().err
 
     other = tmp_path / "other"  # 4x4 images through pixel features: 48 dimensions, not 12
     other.mkdir()
