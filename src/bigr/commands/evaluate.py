@@ -116,8 +116,8 @@ def _stats_of(
     spec: str, extractor, image_size: int, limit: int | None, batch_size: int, cache: Path | None
 ):
     """Statistics of samples or a reference, read one batch at a time: an .npz or sample-fid
-    folder, an image folder (centre-cropped to `image_size`) or a dataset spec; kept in
-    `cache` when given (`--ref-stats`: reading kept statistics is `_check_reference`'s)."""
+    folder, an image folder (centre-cropped to `image_size`) or a dataset spec; written to
+    `cache` when given (`--ref-stats`; `_check_reference` is what reads kept statistics)."""
     from ..data import open_dataset
     from ..evaluation.reference import (
         NpzImages,
@@ -247,7 +247,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
     size = source.shape[1] if isinstance(source, NpzImages) else _folder_image_size(source)
     limit = args.num
     cache = Path(args.ref_stats) if args.ref_stats else None
-    kept = _check_reference(args.ref, cache, size, _expected_ref_count(args, source))
+    expected = _expected_ref_count(args, source)
+    kept = _check_reference(args.ref, cache, size, expected)
     extractor = feature_extractor(args.features).to(device)
     samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
     ref_limit = args.ref_num if args.ref_num is not None else samples.num_images or None
@@ -255,7 +256,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
         reference = _stats_of(args.ref, extractor, size, ref_limit, args.batch_size, cache)
     else:
         reference = kept
-        _check_cached_reference(cache, reference, samples, ref_limit, args.ref, size)
+        uncounted = ref_limit if expected is None else None  # a known count was checked above
+        _check_cached_reference(cache, reference, samples, uncounted, args.ref, size)
     result = compare_statistics(samples, reference)
     result |= {"num_samples": samples.num_images, "num_reference": reference.num_images}
     result["features"] = args.features  # "pixels": distances that are not FIDs
