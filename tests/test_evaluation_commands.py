@@ -108,14 +108,10 @@ def test_kept_reference_statistics_are_reused_only_where_they_fit(
         np.savez(packed, arr_0=np.zeros((30, 16, 16, 3), np.uint8))
         assert main(["fid", str(packed), "--ref", str(ref), "--ref-stats", str(whole)]) == 1
         assert "40 reference images, this comparison uses 30" in capsys.readouterr().err
-
-    other = tmp_path / "other"  # 4x4 images through pixel features: 48 dimensions, not 12
-    other.mkdir()
-    for i in range(30):
-        Image.new("RGB", (4, 4), (i, 2 * i, 3 * i)).save(other / f"{i}.png")
-    argv = ["fid", str(other), "--ref", str(ref), "--features", "pixels", "--ref-stats", str(kept)]
-    assert main(argv) == 1
-    assert "another --features" in capsys.readouterr().err
+        # other features (pixel means on an 8x8 grid: 192 dimensions, not 12): refused too
+        argv = ["fid", str(samples), "--ref", str(ref), "--features", "pixels"]
+        assert main([*argv, "--ref-stats", str(kept)]) == 1
+        assert "12-dimensional features, these samples give 192" in capsys.readouterr().err
 
 
 def test_probe_command_runs_with_baselines(random_bigr, tmp_path):

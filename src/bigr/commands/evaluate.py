@@ -182,18 +182,16 @@ def _check_reference(
     return None
 
 
-def _check_cached_reference(
-    cache: Path, reference, samples, ref_limit: int | None, spec: str, image_size: int
-) -> None:
-    """Refuse reference statistics kept by an earlier call that do not fit this one (other
-    features, or another number of reference images): they would give a wrong FID silently."""
-    if reference.pool.mu.shape != samples.pool.mu.shape:
+def _check_kept_features(cache: Path, kept: ImageStatistics, extractor, image_size: int) -> None:
+    """Refuse kept reference statistics of other features (another `--features`) before the
+    samples are measured: one blank image through the extractor tells its feature width."""
+    width = extractor(torch.zeros(1, 3, image_size, image_size)).pool.shape[1]  # inputs follow it
+    if kept.pool.mu.shape[0] != width:
         raise ValueError(
-            f"--ref-stats {cache} holds statistics of {reference.pool.mu.shape[0]}-dimensional "
-            f"features, these samples have {samples.pool.mu.shape[0]} (another --features?); "
+            f"--ref-stats {cache} holds statistics of {kept.pool.mu.shape[0]}-dimensional "
+            f"features, these samples give {width} (another --features?); "
             "delete it or give another path"
         )
-    _check_kept_count(cache, reference.num_images, ref_limit, spec, image_size)
 
 
 def _check_kept_count(
@@ -250,14 +248,16 @@ def cmd_fid(args: argparse.Namespace) -> int:
     expected = _expected_ref_count(args, source)
     kept = _check_reference(args.ref, cache, size, expected)
     extractor = feature_extractor(args.features).to(device)
+    if kept is not None:
+        _check_kept_features(cache, kept, extractor, size)
     samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
     ref_limit = args.ref_num if args.ref_num is not None else samples.num_images or None
     if kept is None:
         reference = _stats_of(args.ref, extractor, size, ref_limit, args.batch_size, cache)
     else:
         reference = kept
-        uncounted = ref_limit if expected is None else None  # a known count was checked above
-        _check_cached_reference(cache, reference, samples, uncounted, args.ref, size)
+        if expected is None:  # a folder's count is known only now; a known one was checked
+            _check_kept_count(cache, kept.num_images, ref_limit, args.ref, size)
     result = compare_statistics(samples, reference)
     result |= {"num_samples": samples.num_images, "num_reference": reference.num_images}
     result["features"] = args.features  # "pixels": distances that are not FIDs
