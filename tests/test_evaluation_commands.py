@@ -111,7 +111,7 @@ def test_kept_reference_statistics_are_reused_only_where_they_fit(
         # other features (pixel means on an 8x8 grid: 192 dimensions, not 12): refused too
         argv = ["fid", str(samples), "--ref", str(ref), "--features", "pixels"]
         assert main([*argv, "--ref-stats", str(kept)]) == 1
-        assert "12-dimensional features, these samples give 192" in capsys.readouterr().err
+        assert "12-dimensional features, this comparison's have 192" in capsys.readouterr().err
 
 
 def test_probe_command_runs_with_baselines(random_bigr, tmp_path):

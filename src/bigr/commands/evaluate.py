@@ -189,7 +189,7 @@ def _check_kept_features(cache: Path, kept: ImageStatistics, extractor, image_si
     if kept.pool.mu.shape[0] != width:
         raise ValueError(
             f"--ref-stats {cache} holds statistics of {kept.pool.mu.shape[0]}-dimensional "
-            f"features, these samples give {width} (another --features?); "
+            f"features, this comparison's have {width} (another --features?); "
             "delete it or give another path"
         )
 
