@@ -112,6 +112,8 @@ def test_kept_reference_statistics_are_reused_only_where_they_fit(
         argv = ["fid", str(samples), "--ref", str(ref), "--features", "pixels"]
         assert main([*argv, "--ref-stats", str(kept)]) == 1
         assert "12-dimensional features, this comparison's have 192" in capsys.readouterr().err
+        assert main([*argv[:3], str(kept), "--features", "pixels"]) == 1  # statistics as --ref
+        assert f"--ref {kept} holds statistics of 12-dimensional" in capsys.readouterr().err
 
 
 def test_probe_command_runs_with_baselines(random_bigr, tmp_path):

@@ -182,15 +182,15 @@ def _check_reference(
     return None
 
 
-def _check_kept_features(cache: Path, kept: ImageStatistics, extractor, image_size: int) -> None:
-    """Refuse kept reference statistics of other features (another `--features`) before the
-    samples are measured: one blank image through the extractor tells its feature width."""
+def _check_features(stats: ImageStatistics, where: str, extractor, image_size: int) -> None:
+    """Refuse stored reference statistics (`where`: the option that gave them) of other features
+    than this comparison's (another `--features`) before the samples are measured: one blank
+    image through the extractor tells its feature width."""
     width = extractor(torch.zeros(1, 3, image_size, image_size)).pool.shape[1]  # inputs follow it
-    if kept.pool.mu.shape[0] != width:
+    if stats.pool.mu.shape[0] != width:
         raise ValueError(
-            f"--ref-stats {cache} holds statistics of {kept.pool.mu.shape[0]}-dimensional "
-            f"features, this comparison's have {width} (another --features?); "
-            "delete it or give another path"
+            f"{where} holds statistics of {stats.pool.mu.shape[0]}-dimensional "
+            f"features, this comparison's have {width}: they were made with another --features"
         )
 
 
@@ -246,18 +246,20 @@ def cmd_fid(args: argparse.Namespace) -> int:
     limit = args.num
     cache = Path(args.ref_stats) if args.ref_stats else None
     expected = _expected_ref_count(args, source)
-    kept = _check_reference(args.ref, cache, size, expected)
+    reference = _check_reference(args.ref, cache, size, expected)
+    kept = reference is not None
     extractor = feature_extractor(args.features).to(device)
-    if kept is not None:
-        _check_kept_features(cache, kept, extractor, size)
+    if not kept and _is_stats_file(Path(args.ref)):  # statistics given as --ref: used whole
+        reference = _stats_of(args.ref, extractor, size, None, args.batch_size, cache)
+    if reference is not None:
+        where = f"--ref-stats {cache}" if kept else f"--ref {args.ref}"
+        _check_features(reference, where, extractor, size)
     samples = _stats_of(str(sample_path), extractor, size, limit, args.batch_size, None)
     ref_limit = args.ref_num if args.ref_num is not None else samples.num_images or None
-    if kept is None:
+    if reference is None:
         reference = _stats_of(args.ref, extractor, size, ref_limit, args.batch_size, cache)
-    else:
-        reference = kept
-        if expected is None:  # a folder's count is known only now; a known one was checked
-            _check_kept_count(cache, kept.num_images, ref_limit, args.ref, size)
+    elif kept and expected is None:  # a folder's count is known only now; a known one was checked
+        _check_kept_count(cache, reference.num_images, ref_limit, args.ref, size)
     result = compare_statistics(samples, reference)
     result |= {"num_samples": samples.num_images, "num_reference": reference.num_images}
     result["features"] = args.features  # "pixels": distances that are not FIDs
